@@ -1,0 +1,87 @@
+"""Typed records produced by the reading stack.
+
+Boxes are in pixels of the frame they came from, ``x, y`` the top-left corner. Corners, when a
+model gives them, run clockwise from top-left: ``((x0, y0), (x1, y1), (x2, y2), (x3, y3))``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+Corners = tuple[tuple[float, float], tuple[float, float], tuple[float, float], tuple[float, float]]
+
+
+@dataclass(frozen=True)
+class Box:
+    x: float
+    y: float
+    w: float
+    h: float
+
+    @property
+    def cx(self) -> float:
+        return self.x + self.w / 2
+
+    @property
+    def cy(self) -> float:
+        return self.y + self.h / 2
+
+    def iou(self, other: Box) -> float:
+        ix = max(0.0, min(self.x + self.w, other.x + other.w) - max(self.x, other.x))
+        iy = max(0.0, min(self.y + self.h, other.y + other.h) - max(self.y, other.y))
+        inter = ix * iy
+        union = self.w * self.h + other.w * other.h - inter
+        return inter / union if union > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One object found in a frame by the detector."""
+
+    box: Box
+    score: float
+    label: str = "plate"  # "plate" or "vehicle"
+    corners: Corners | None = None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    text: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class OcrResult:
+    """What the plate reader makes of one rectified plate crop.
+
+    ``text`` may contain ``?`` for a character position the reader could not tell (a partial read).
+    ``plate_class`` is one of ``full``, ``partial``, ``paper``.
+    """
+
+    text: str
+    confidence: float
+    char_confidences: tuple[float, ...]
+    candidates: tuple[Candidate, ...]
+    region: str | None = None
+    region_confidence: float = 0.0
+    plate_class: str = "full"
+
+
+@dataclass(frozen=True, eq=False)
+class PlateObservation:
+    """A plate seen in one frame: where, what it reads, and the rectified crop it was read from."""
+
+    detection: Detection
+    ocr: OcrResult
+    crop: np.ndarray = field(repr=False)  # rectified plate crop, HxWx3 uint8 RGB
+
+
+@dataclass(frozen=True, eq=False)
+class FrameResult:
+    """Everything the engine found in one frame."""
+
+    frame_time_s: float
+    plates: tuple[PlateObservation, ...]
+    vehicles: tuple[Detection, ...] = ()
