@@ -1,0 +1,229 @@
+"""The one place configuration is validated.
+
+A TOML file becomes a frozen :class:`Settings` of typed, frozen per-section settings, or a
+:class:`ConfigError` naming the file and the key. Unknown sections and keys are rejected (typos
+must not silently fall back to defaults), types are checked strictly (``true`` is not an int),
+ranges are enforced, and cross-field rules are checked last. Nothing here touches hardware.
+
+Each section is declared once in ``SECTIONS`` with its keys; ``docs/configuration.md`` documents
+the same table and a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from firmware.errors import ConfigError
+
+EX_CONFIG = 78  # sysexits.h: configuration error
+
+DEFAULT_CONFIG_PATHS = (Path("/etc/vigil/vigil.toml"),)
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key: its type, default and allowed values."""
+
+    type: type | tuple[type, ...]
+    default: Any = None
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[Any, ...] | None = None
+    required: bool = False
+    nonempty: bool = False
+    secret: bool = False
+    nullable: bool = False
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Section:
+    target: Callable[..., Any]
+    keys: Mapping[str, Key]
+    doc: str = ""
+    check: Callable[[Any], str | None] | None = None  # cross-field rule: message or None
+
+
+def _type_name(t: type | tuple[type, ...]) -> str:
+    if isinstance(t, tuple):
+        return " or ".join(x.__name__ for x in t)
+    return {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}.get(
+        t.__name__, t.__name__
+    )
+
+
+def _coerce(section: str, name: str, key: Key, value: Any, where: str) -> Any:
+    label = f"{where}: [{section}] {name}"
+    if value is None:
+        if key.nullable:
+            return None
+        raise ConfigError(f"{label}: must not be empty", path=where, key=f"{section}.{name}")
+    want = key.type
+    ok: bool
+    if want is float or (isinstance(want, tuple) and float in want):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if ok:
+            value = float(value)
+    elif want is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif want is tuple:
+        ok = isinstance(value, list)
+        if ok:
+            value = tuple(value)
+    else:
+        ok = isinstance(value, want)
+    if not ok:
+        raise ConfigError(
+            f"{label}: expected {_type_name(want)}, got {type(value).__name__} {value!r}",
+            path=where, key=f"{section}.{name}",
+        )
+    if key.choices is not None and value not in key.choices:
+        allowed = ", ".join(repr(c) for c in key.choices)
+        raise ConfigError(
+            f"{label}: must be one of {allowed}, got {value!r}", path=where,
+            key=f"{section}.{name}",
+        )
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if (key.min is not None and value < key.min) or (key.max is not None and value > key.max):
+            raise ConfigError(
+                f"{label}: must be between {key.min} and {key.max}, got {value!r}",
+                path=where, key=f"{section}.{name}",
+            )
+    if isinstance(value, str) and key.nonempty and not value.strip():
+        raise ConfigError(f"{label}: must not be empty", path=where, key=f"{section}.{name}")
+    return value
+
+
+def _sections() -> dict[str, Section]:
+    from firmware.sections import SECTIONS
+
+    return SECTIONS
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings: one frozen object per section, plus where they came from."""
+
+    source: str
+    sections: Mapping[str, Any]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.sections[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def validate(data: Mapping[str, Any], where: str = "<config>") -> Settings:
+    """Turn parsed TOML into :class:`Settings` or raise :class:`ConfigError`."""
+    sections = _sections()
+    for name in data:
+        if name not in sections:
+            raise ConfigError(
+                f"{where}: unknown section [{name}] (known: {', '.join(sorted(sections))})",
+                path=where, key=name,
+            )
+    built: dict[str, Any] = {}
+    for sname, spec in sections.items():
+        raw = data.get(sname, {})
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{where}: [{sname}] must be a table", path=where, key=sname)
+        for kname in raw:
+            if kname not in spec.keys:
+                raise ConfigError(
+                    f"{where}: [{sname}] {kname}: unknown key (known: "
+                    f"{', '.join(sorted(spec.keys))})",
+                    path=where, key=f"{sname}.{kname}",
+                )
+        values: dict[str, Any] = {}
+        for kname, key in spec.keys.items():
+            if kname in raw:
+                values[kname] = _coerce(sname, kname, key, raw[kname], where)
+            elif key.required:
+                raise ConfigError(
+                    f"{where}: [{sname}] {kname}: required key is missing",
+                    path=where, key=f"{sname}.{kname}",
+                )
+            else:
+                values[kname] = key.default
+        try:
+            obj = spec.target(**values)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{where}: [{sname}]: {e}", path=where, key=sname) from e
+        if spec.check is not None:
+            problem = spec.check(obj)
+            if problem:
+                raise ConfigError(f"{where}: [{sname}] {problem}", path=where, key=sname)
+        built[sname] = obj
+    from firmware.sections import cross_check
+
+    problem = cross_check(built)
+    if problem:
+        raise ConfigError(f"{where}: {problem}", path=where)
+    return Settings(source=where, sections=built)
+
+
+def load(path: Path) -> Settings:
+    """Read and validate a TOML file."""
+    where = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"{where}: cannot read config: {e.strerror or e}", path=where) from e
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{where}: not UTF-8 text: {e}", path=where) from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{where}: TOML syntax error: {e}", path=where) from e
+    return validate(data, where)
+
+
+def simulation_defaults() -> Settings:
+    """The embedded simulation rig: replay camera over bundled footage, mock GPIO, no modem."""
+    return validate({}, "<built-in simulation defaults>")
+
+
+def resolve(path: Path | None) -> Settings:
+    """``--config`` if given, else ``$VIGIL_CONFIG``, else /etc/vigil/vigil.toml, else sim."""
+    if path is not None:
+        return load(path)
+    env = os.environ.get("VIGIL_CONFIG")
+    if env:
+        return load(Path(env))
+    for candidate in DEFAULT_CONFIG_PATHS:
+        if candidate.exists():
+            return load(candidate)
+    return simulation_defaults()
+
+
+def redacted(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The effective configuration as plain data with secret values replaced."""
+    out: dict[str, dict[str, Any]] = {}
+    for sname, spec in _sections().items():
+        obj = settings.sections[sname]
+        sec: dict[str, Any] = {}
+        for kname, key in spec.keys.items():
+            value = getattr(obj, kname)
+            if key.secret and value:
+                value = "<redacted>"
+            elif isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            sec[kname] = value
+        out[sname] = sec
+    return out
+
+
+def replace(settings: Settings, section: str, **changes: Any) -> Settings:
+    """A copy with some keys of one section changed (tests and CLI overrides)."""
+    sections = dict(settings.sections)
+    sections[section] = dataclasses.replace(sections[section], **changes)
+    return Settings(source=settings.source, sections=sections)

@@ -1,0 +1,49 @@
+"""Structured logging: one JSON object per line, journald-friendly.
+
+Fields passed with ``logger.info("msg", extra={...})`` land as top-level keys. Under journald the
+timestamp is added by the journal, so ``VIGIL_LOG_TIME=0`` (set by the unit) drops ours.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from typing import Any, TextIO
+
+_RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, with_time: bool = True) -> None:
+        super().__init__()
+        self.with_time = with_time
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {}
+        if self.with_time:
+            out["ts"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + (
+                f".{int(record.msecs):03d}Z"
+            )
+        out["level"] = record.levelname.lower()
+        out["logger"] = record.name
+        out["msg"] = record.getMessage()
+        for key, value in vars(record).items():
+            if key not in _RESERVED and not key.startswith("_"):
+                out[key] = value
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str, separators=(",", ":"))
+
+
+def configure(level: str = "info", stream: TextIO | None = None) -> None:
+    """Route all logging to ``stream`` (stderr by default) as JSON lines."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter(with_time=os.environ.get("VIGIL_LOG_TIME", "1") != "0"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
