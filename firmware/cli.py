@@ -1,0 +1,137 @@
+"""The `vigil` command line. The only module (with the bench/read front-ends) that prints."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from firmware import config
+from firmware.errors import ConfigError, ControlError
+
+BENCH_AREAS = ("startup", "read", "store", "uplink", "hotlist")
+
+
+def _load_settings(path: Path | None) -> config.Settings:
+    try:
+        return config.resolve(path)
+    except ConfigError as e:
+        print(f"vigil: config error: {e}", file=sys.stderr)
+        raise SystemExit(config.EX_CONFIG) from e
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from firmware import logsetup
+
+    settings = _load_settings(args.config)
+    logsetup.configure(settings.logging.level)
+    from firmware.daemon import run_daemon
+
+    return run_daemon(settings)
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    try:
+        config.load(args.path)
+    except ConfigError as e:
+        print(f"vigil: config error: {e}", file=sys.stderr)
+        return config.EX_CONFIG
+    print(f"{args.path}: ok")
+    return 0
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    settings = _load_settings(args.config)
+    out: dict[str, Any] = {"source": settings.source, **config.redacted(settings)}
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from firmware.daemon import control_socket_path
+    from firmware.control import request
+
+    path = args.socket or control_socket_path(_load_settings(args.config))
+    try:
+        result = request(path, "status")
+    except ControlError as e:
+        print(f"vigil: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    module = importlib.import_module(f"firmware.benchmarks.{args.area}")
+    result = module.run(quick=args.quick)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k}: {v}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vigil", description="Vigil ALPR camera firmware")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the daemon (simulation rig when no config is found)")
+    run.add_argument("--config", type=Path, help="TOML config (default: $VIGIL_CONFIG, "
+                     "/etc/vigil/vigil.toml, else the built-in simulation rig)")
+    run.set_defaults(func=cmd_run)
+
+    cfg = sub.add_parser("config", help="check or show configuration")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
+    check = cfg_sub.add_parser("check", help="validate a config file (exit 78 if invalid)")
+    check.add_argument("path", type=Path)
+    check.set_defaults(func=cmd_config_check)
+    show = cfg_sub.add_parser("show", help="print the effective config, secrets redacted")
+    show.add_argument("--config", type=Path)
+    show.set_defaults(func=cmd_config_show)
+
+    st = sub.add_parser("status", help="health of the running daemon as JSON")
+    st.add_argument("--config", type=Path)
+    st.add_argument("--socket", type=Path, help="control socket (default from config)")
+    st.set_defaults(func=cmd_status)
+
+    bench = sub.add_parser("bench", help="measure a hot path and print the figures")
+    bench.add_argument("area", choices=BENCH_AREAS)
+    bench.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    bench.add_argument("--quick", action="store_true", help="fewer iterations (smoke test)")
+    bench.set_defaults(func=cmd_bench)
+
+    _mount_optional(sub)
+    return p
+
+
+def _mount_optional(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Sub-commands owned by other packages' front-ends."""
+    from inference import batch_read
+
+    read = sub.add_parser("read", help="read plates in images, folders and videos to JSONL")
+    batch_read.add_arguments(read)
+    read.set_defaults(func=batch_read.run)
+
+    from firmware import cmd_storage
+
+    cmd_storage.register(sub, _open_store_for_cli)
+
+
+def _open_store_for_cli(config_path: Path | None):  # type: ignore[no-untyped-def]
+    from firmware.daemon import open_store
+
+    return open_store(_load_settings(config_path))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,253 @@
+"""`vigil run`: wiring, self-test, the systemd contract, signals, and shutdown order.
+
+Start-up order: validate config (already done by the CLI) -> open the store -> load the models ->
+open the camera and take one frame (the self-test) -> start the supervised workers -> READY=1.
+Shutdown order (SIGTERM): stop accepting frames -> the pipeline drains open tracks into the
+store -> the uplink abandons its in-flight batch unmarked (it is resent later) -> close the
+store -> STOPPING=1 -> exit 0, all within systemd's 5 s TimeoutStopSec.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from drivers.clock import Clock, SystemClock
+from firmware import config
+from firmware.errors import ConfigError, SelfTestError
+from firmware.health import Counters, Heartbeat, cpu_temperature_c, disk_usage
+from firmware.notify import Notifier, watchdog_interval_s
+from firmware.supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+
+
+def control_socket_path(settings: config.Settings) -> Path:
+    if settings.status.socket:
+        return Path(settings.status.socket)
+    return settings.unit.resolved_state_dir() / "control.sock"
+
+
+def open_store(settings: config.Settings, clock: Clock | None = None):  # type: ignore[no-untyped-def]
+    """Open the encrypted store named by the config (also used by the CLI's audit/stats)."""
+    from storage.keys import FileKeySource
+    from storage.store import Store
+
+    state = settings.unit.resolved_state_dir()
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    store_settings = settings.store
+    key_path = Path(settings.keys.kek_file) if settings.keys.kek_file else state / "kek.bin"
+    return Store.open(
+        Path(store_settings.path) if store_settings.path else state / "vigil.db",
+        FileKeySource(key_path),
+        store_settings,
+        clock or SystemClock(),
+    )
+
+
+@dataclass
+class Components:
+    """Everything the daemon runs, built in one place so tests can swap parts for fakes."""
+
+    settings: config.Settings
+    clock: Clock
+    camera: Any
+    engine: Any
+    store: Any
+    counters: Counters = field(default_factory=Counters)
+    extra_workers: dict[str, Any] = field(default_factory=dict)
+
+    def close(self) -> None:
+        for part in (self.camera, self.engine, self.store):
+            try:
+                part.close()
+            except Exception:  # noqa: BLE001 - closing must go on for the rest
+                log.exception("close failed", extra={"part": type(part).__name__})
+
+
+def build(settings: config.Settings, clock: Clock | None = None, **overrides: Any) -> Components:
+    """The wiring function: every component from config, any of them replaceable by keyword."""
+    from firmware.wiring import build_components
+
+    return build_components(settings, clock or SystemClock(), **overrides)
+
+
+class Daemon:
+    def __init__(self, components: Components, notifier: Notifier | None = None) -> None:
+        self.c = components
+        self.settings = components.settings
+        self.clock = components.clock
+        self.notifier = notifier or Notifier()
+        self.heartbeat = Heartbeat(self.clock)
+        self.supervisor = Supervisor(self.clock, self.settings.supervisor)
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._ready = False
+        self.pipeline: Any = None
+        self.control: Any = None
+
+    # ---- start-up -------------------------------------------------------------------------
+    def self_test(self) -> None:
+        """Models loaded, store open and writable, camera yields a frame: else no READY."""
+        from drivers.errors import DriverError
+
+        try:
+            self.c.store.health()
+        except Exception as e:
+            raise SelfTestError(f"store self-test failed: {e}") from e
+        try:
+            self.c.camera.start()
+            frame = self.c.camera.read(timeout_s=5.0)
+        except DriverError as e:
+            raise SelfTestError(f"camera self-test failed: {e}") from e
+        try:
+            self.c.engine.observe(frame.image, frame.monotonic_s)
+        except Exception as e:
+            raise SelfTestError(f"inference self-test failed: {e}") from e
+
+    def _register_workers(self) -> None:
+        from firmware.control import ControlServer
+        from firmware.pipeline import Pipeline
+
+        self.pipeline = Pipeline.from_components(self.c, self.heartbeat)
+        self.supervisor.add("pipeline", lambda: self.pipeline.run)
+        self.control = ControlServer(control_socket_path(self.settings), self._handlers())
+        self.control.open()
+        self.supervisor.add("control", lambda: self.control.run, essential=False)
+        for name, (factory, essential) in self.c.extra_workers.items():
+            self.supervisor.add(name, factory, essential=essential)
+
+    def _handlers(self) -> dict[str, Any]:
+        return {"status": lambda _req: self.status(), "ping": lambda _req: "pong"}
+
+    # ---- health ----------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        workers = self.supervisor.snapshot()
+        age = self.heartbeat.age_s()
+        out: dict[str, Any] = {
+            "version": VERSION,
+            "state": "degraded" if self.supervisor.degraded or self._store_degraded() else (
+                "running" if self._ready else "starting"),
+            "camera_id": self.settings.unit.camera_id,
+            "config": self.settings.source,
+            "workers": workers,
+            "frame_rate_fps": round(self.heartbeat.fps(), 2),
+            "last_frame_age_s": None if age is None else round(age, 3),
+            "watchdog_ok": self._frames_fresh(),
+            "disk": disk_usage(self.settings.unit.resolved_state_dir()),
+            "temperature_c": cpu_temperature_c(),
+            **self.c.counters.snapshot(),
+        }
+        if self.pipeline is not None:
+            out["last_read"] = self.pipeline.last_read_summary()
+        try:
+            out["queue_depth"] = self.c.store.outbox_depth()
+            out["store"] = self.c.store.health()
+        except Exception as e:  # noqa: BLE001 - status must answer even if the store is sick
+            out["store"] = {"error": str(e)}
+        for name, part in self.c.extra_workers.items():
+            obj = part[2] if len(part) > 2 else None
+            if obj is not None and hasattr(obj, "status"):
+                out[name] = obj.status()
+        return out
+
+    def _store_degraded(self) -> bool:
+        try:
+            h = self.c.store.health()
+        except Exception:  # noqa: BLE001
+            return True
+        return bool(h.get("degraded"))
+
+    def _frames_fresh(self) -> bool:
+        age = self.heartbeat.age_s()
+        return age is not None and age < self.settings.watchdog.stall_s
+
+    def summary(self) -> str:
+        s = self.status()
+        depth = s.get("queue_depth") or {}
+        return (
+            f"{s['state']}: {s['frame_rate_fps']:.1f} fps, reads {self.c.counters.get('reads')}, "
+            f"queue {sum(depth.values()) if isinstance(depth, dict) else depth}"
+        )
+
+    # ---- main loop -------------------------------------------------------------------------
+    def _install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
+        signal.signal(signal.SIGINT, lambda *_: self._stop.set())
+        signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
+
+    def run(self) -> int:
+        self._install_signals()
+        self.self_test()
+        self._register_workers()
+        self.supervisor.start()
+        self._ready = True
+        self.notifier.ready(self.summary())
+        log.info("ready", extra={"config": self.settings.source, "version": VERSION})
+        interval = watchdog_interval_s() or self.settings.watchdog.interval_s
+        next_status = 0.0
+        while not self._stop.wait(min(interval, 1.0)):
+            if self._reload.is_set():
+                self._reload.clear()
+                self.reload()
+            if self._frames_fresh():
+                self.notifier.watchdog()
+            else:
+                log.warning("frames stalled: withholding watchdog ping",
+                            extra={"last_frame_age_s": self.heartbeat.age_s()})
+            now = self.clock.monotonic()
+            if now >= next_status:
+                self.notifier.status(self.summary())
+                next_status = now + 5.0
+        return self.shutdown()
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the config; an invalid one is rejected and the old one kept."""
+        self.notifier.reloading()
+        source = self.settings.source
+        try:
+            new = config.load(Path(source)) if Path(source).is_file() else (
+                config.simulation_defaults())
+        except ConfigError as e:
+            log.error("reload rejected: keeping the running config", extra={"error": str(e)})
+            self.notifier.ready(self.summary())
+            return
+        changed = [k for k in new.sections if new.sections[k] != self.settings.sections[k]]
+        log.info("config reloaded", extra={"changed_sections": changed})
+        self.settings = new
+        self.c.settings = new
+        if self.pipeline is not None:
+            self.pipeline.apply_settings(new)
+        logging.getLogger().setLevel(new.logging.level.upper())
+        self.notifier.ready(self.summary())
+
+    def shutdown(self) -> int:
+        log.info("stopping")
+        self.notifier.stopping()
+        laggards = self.supervisor.stop()
+        if self.control is not None:
+            self.control.close()
+        self.c.close()
+        log.info("stopped", extra={"laggards": laggards})
+        return 0 if not laggards else 1
+
+
+def run_daemon(settings: config.Settings) -> int:
+    try:
+        components = build(settings)
+    except ConfigError as e:
+        log.error("config error", extra={"error": str(e)})
+        return config.EX_CONFIG
+    daemon = Daemon(components)
+    try:
+        return daemon.run()
+    except SelfTestError as e:
+        log.error("self-test failed: not ready", extra={"error": str(e)})
+        components.close()
+        return 1

@@ -1,0 +1,84 @@
+"""Config validation: every bad file is refused with a message naming the file and the key."""
+
+import subprocess
+import sys
+
+import pytest
+
+from firmware import config
+from firmware.errors import ConfigError
+
+BAD = [
+    # (toml text, expected key in message, fragment of the reason)
+    ("[unit]\ncamera_idd = 'x'\n", "camera_idd", "unknown key"),
+    ("[camra]\n", "[camra]", "unknown section"),
+    ("[inference]\nthreads = 0\n", "threads", "between 1 and 8"),
+    ("[inference]\nthreads = 99\n", "threads", "between 1 and 8"),
+    ("[inference]\nthreads = true\n", "threads", "expected integer"),
+    ("[inference]\nthreads = 1.5\n", "threads", "expected integer"),
+    ("[inference]\nthreads = '2'\n", "threads", "expected integer"),
+    ("[inference]\ncountry = 'mars'\n", "country", "must be one of"),
+    ("[inference]\nmin_read_confidence = 1.5\n", "min_read_confidence", "between"),
+    ("[inference]\nmotion_gate = 'yes'\n", "motion_gate", "expected boolean"),
+    ("[unit]\ncamera_id = ''\n", "camera_id", "must not be empty"),
+    ("[unit]\nsite_latitude = 91\nsite_longitude = 0\n", "site_latitude", "between"),
+    ("[unit]\nsite_latitude = 45.0\n", "[unit]", "given together"),
+    ("[supervisor]\nbackoff_initial_s = 10.0\nbackoff_max_s = 1.0\n", "[supervisor]",
+     "backoff_max_s"),
+    ("[logging]\nlevel = 'loud'\n", "level", "must be one of"),
+    ("unit = 3\n", "[unit]", "must be a table"),
+    ("[unit\ncamera_id = 'x'\n", "vigil.toml", "TOML syntax error"),
+    ("[unit]\ncamera_id = 'x'\ncamera_id = 'y'\n", "vigil.toml", "TOML syntax error"),
+]
+
+
+@pytest.mark.parametrize(("text", "key", "reason"), BAD)
+def test_bad_config_names_file_and_key(tmp_path, text, key, reason):
+    path = tmp_path / "vigil.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        config.load(path)
+    msg = str(err.value)
+    assert str(path) in msg
+    assert key in msg
+    assert reason in msg
+
+
+def test_not_utf8_and_missing_file(tmp_path):
+    bad = tmp_path / "bin.toml"
+    bad.write_bytes(b"\xff\xfe[unit]")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        config.load(bad)
+    with pytest.raises(ConfigError, match="cannot read config"):
+        config.load(tmp_path / "absent.toml")
+
+
+def test_good_config_is_typed_and_frozen(tmp_path):
+    path = tmp_path / "vigil.toml"
+    path.write_text("[unit]\ncamera_id = 'pole-7'\nsite_latitude = 45\nsite_longitude = -122.5\n"
+                    "[inference]\nthreads = 2\n")
+    s = config.load(path)
+    assert s.unit.camera_id == "pole-7"
+    assert s.unit.site_latitude == 45.0 and isinstance(s.unit.site_latitude, float)
+    assert s.inference.threads == 2
+    with pytest.raises(AttributeError):
+        s.unit.camera_id = "x"  # frozen
+
+
+def test_empty_config_equals_simulation_defaults():
+    assert config.validate({}, "x").sections == config.simulation_defaults().sections
+
+
+def test_redacted_show_is_plain_data():
+    out = config.redacted(config.simulation_defaults())
+    assert out["unit"]["camera_id"] == "sim-1"
+
+
+def test_cli_check_exits_78_before_starting(tmp_path):
+    path = tmp_path / "vigil.toml"
+    path.write_text("[inference]\nthreads = 0\n")
+    for argv in (["config", "check", str(path)], ["run", "--config", str(path)]):
+        proc = subprocess.run([sys.executable, "-m", "firmware.cli", *argv],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 78, proc.stderr
+        assert "threads" in proc.stderr and str(path) in proc.stderr
