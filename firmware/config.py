@@ -161,12 +161,12 @@ def validate(data: Mapping[str, Any], where: str = "<config>") -> Settings:
             if problem:
                 raise ConfigError(f"{where}: [{sname}] {problem}", path=where, key=sname)
         built[sname] = obj
-    from firmware.sections import cross_check
+    from firmware.sections import cross_check, finalize
 
     problem = cross_check(built)
     if problem:
         raise ConfigError(f"{where}: {problem}", path=where)
-    return Settings(source=where, sections=built)
+    return Settings(source=where, sections=finalize(built))
 
 
 def load(path: Path) -> Settings:
@@ -185,9 +185,12 @@ def load(path: Path) -> Settings:
     return validate(data, where)
 
 
+SIMULATION_CONFIG = Path(__file__).resolve().parent / "defaults" / "simulation.toml"
+
+
 def simulation_defaults() -> Settings:
     """The embedded simulation rig: replay camera over bundled footage, mock GPIO, no modem."""
-    return validate({}, "<built-in simulation defaults>")
+    return load(SIMULATION_CONFIG)
 
 
 def resolve(path: Path | None) -> Settings:

@@ -29,9 +29,7 @@ VERSION = "0.1.0"
 
 
 def control_socket_path(settings: config.Settings) -> Path:
-    if settings.status.socket:
-        return Path(settings.status.socket)
-    return settings.unit.resolved_state_dir() / "control.sock"
+    return Path(settings.status.socket)
 
 
 def open_store(settings: config.Settings, clock: Clock | None = None):  # type: ignore[no-untyped-def]
@@ -39,16 +37,10 @@ def open_store(settings: config.Settings, clock: Clock | None = None):  # type: 
     from storage.keys import FileKeySource
     from storage.store import Store
 
-    state = settings.unit.resolved_state_dir()
-    state.mkdir(parents=True, exist_ok=True, mode=0o700)
-    store_settings = settings.store
-    key_path = Path(settings.keys.kek_file) if settings.keys.kek_file else state / "kek.bin"
-    return Store.open(
-        Path(store_settings.path) if store_settings.path else state / "vigil.db",
-        FileKeySource(key_path),
-        store_settings,
-        clock or SystemClock(),
-    )
+    path = Path(settings.store.path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return Store.open(path, FileKeySource(Path(settings.keys.kek_file)), settings.store,
+                      clock or SystemClock())
 
 
 @dataclass
@@ -62,6 +54,7 @@ class Components:
     store: Any
     counters: Counters = field(default_factory=Counters)
     extra_workers: dict[str, Any] = field(default_factory=dict)
+    pipeline_parts: Any = None
 
     def close(self) -> None:
         for part in (self.camera, self.engine, self.store):

@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from drivers.camera import CameraSettings
 from firmware.config import Key, Section
 from firmware.supervisor import SupervisorSettings
+from inference.tracker import TrackerSettings
+from storage.settings import RETENTION_POLICY_MAX_DAYS, StoreSettings
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,11 @@ class WatchdogSettings:
 
 
 @dataclass(frozen=True)
+class KeySettings:
+    kek_file: str = ""
+
+
+@dataclass(frozen=True)
 class StatusSettings:
     socket: str = ""
 
@@ -59,7 +67,7 @@ class StatusSettings:
 @dataclass(frozen=True)
 class LoggingSettings:
     level: str = "info"
-    reads_stdout: bool = True
+    reads_stdout: bool = False
 
 
 def _site_check(u: UnitSettings) -> str | None:
@@ -141,13 +149,124 @@ SECTIONS: dict[str, Section] = {
         LoggingSettings,
         {
             "level": Key(str, "info", choices=("debug", "info", "warning", "error")),
-            "reads_stdout": Key(bool, True, doc="Print each read as a JSON line on stdout."),
+            "reads_stdout": Key(bool, False, doc="Print each read as a JSON line on stdout "
+                                "(simulation only: under systemd stdout is the journal)."),
         },
         doc="Logs and read output.",
     ),
 }
 
 
+def _camera(source: str, stall_file: str, **kw: Any) -> CameraSettings:
+    if kw["backend"] == "replay" and not source:
+        source = str(bundled_footage())
+    return CameraSettings(source=source, stall_file=stall_file or None,
+                          **kw)
+
+
+def bundled_footage() -> Path:
+    """The sample footage shipped inside the package (the simulation rig's camera)."""
+    return Path(__file__).resolve().parent / "sample" / "footage.avi"
+
+
+def _store(path: str, search_roles: tuple[str, ...], **kw: Any) -> StoreSettings:
+    # An empty path is resolved against [unit] state_dir by finalize().
+    return StoreSettings(path=Path(path), search_roles=tuple(search_roles), **kw)
+
+
+SECTIONS["camera"] = Section(
+    _camera,
+    {
+        "backend": Key(str, "picamera2", choices=("replay", "picamera2", "v4l2", "gstreamer"),
+                       doc="replay = file/folder replay (simulation); picamera2 = Raspberry Pi "
+                       "camera; v4l2 = /dev/videoN; gstreamer = a pipeline (Jetson CSI)."),
+        "source": Key(str, "", doc="File/folder (replay), device (v4l2), pipeline (gstreamer) "
+                      "or camera index (picamera2). Empty = the bundled sample footage."),
+        "width": Key(int, 1280, min=0, max=4096, doc="Frame width in pixels (0 = as delivered, "
+                     "replay only)."),
+        "height": Key(int, 720, min=0, max=3040),
+        "fps": Key(float, 10.0, min=1.0, max=120.0),
+        "loop": Key(bool, True, doc="Replay: start again at the end."),
+        "realtime": Key(bool, True, doc="Replay: pace frames at fps (false = as fast as read)."),
+        "shutter_max_us": Key(int, 2000, min=50, max=100000,
+                              doc="Longest exposure; short shutters freeze moving plates."),
+        "gain_max": Key(float, 8.0, min=1.0, max=64.0),
+        "stall_file": Key(str, "", doc="Test hook: frames stop while this file exists."),
+    },
+    doc="The camera sensor.",
+    check=lambda c: "width and height must both be set (or both 0 for replay)"
+    if (c.width == 0) != (c.height == 0) or (c.width == 0 and c.backend != "replay") else None,
+)
+
+SECTIONS["tracker"] = Section(
+    TrackerSettings,
+    {
+        "max_gap_s": Key(float, 1.0, min=0.1, max=10.0,
+                         doc="A track survives this long without a detection."),
+        "iou_min": Key(float, 0.05, min=0.0, max=1.0),
+        "max_centre_jump": Key(float, 1.5, min=0.1, max=10.0,
+                               doc="Largest jump between frames, in box diagonals."),
+        "text_weight": Key(float, 0.3, min=0.0, max=1.0),
+        "min_frames": Key(int, 2, min=1, max=50, doc="Fewer observations are noise."),
+        "dedup_window_s": Key(float, 10.0, min=0.0, max=3600.0,
+                              doc="Same text, same direction within this window = one pass."),
+        "dedup_max_edits": Key(int, 0, min=0, max=2),
+        "direction_mode": Key(str, "approach", choices=("approach", "lateral")),
+        "direction_min_change": Key(float, 0.15, min=0.01, max=2.0),
+        "no_plate_min_frames": Key(int, 5, min=1, max=100),
+        "no_plate_min_height_px": Key(float, 120.0, min=10.0, max=4000.0),
+        "candidates": Key(int, 5, min=1, max=10),
+        "max_active_tracks": Key(int, 64, min=1, max=1024),
+    },
+    doc="Tracking plates across frames and voting one read per pass.",
+)
+
+SECTIONS["store"] = Section(
+    _store,
+    {
+        "path": Key(str, "", doc="SQLite file; empty = <state_dir>/vigil.db."),
+        "retention_days": Key(int, 30, min=1, max=RETENTION_POLICY_MAX_DAYS,
+                              doc="Reads and images older than this are crypto-shredded."),
+        "max_db_mb": Key(float, 4096.0, min=1.0, max=1048576.0,
+                         doc="Size budget of the database plus WAL."),
+        "purge_interval_s": Key(float, 3600.0, min=60.0, max=86400.0),
+        "checkpoint_every": Key(int, 1000, min=1, max=100000,
+                                doc="Audit entries between signed checkpoints."),
+        "integrity_check": Key(str, "quick", choices=("quick", "full", "off"),
+                               doc="SQLite integrity check at start."),
+        "budget_low_water": Key(float, 0.9, min=0.5, max=0.99),
+        "drop_unsent_reads_when_full": Key(bool, True),
+        "search_roles": Key(tuple, ("operator", "investigator", "technician"),
+                            doc="Roles allowed to search reads."),
+        "counters_keep_days": Key(int, 400, min=1, max=3660),
+        "group_commit_max": Key(int, 512, min=1, max=10000),
+        "page_size": Key(int, 8192, choices=(4096, 8192, 16384, 32768, 65536)),
+    },
+    doc="The encrypted local store.",
+)
+
+SECTIONS["keys"] = Section(
+    KeySettings,
+    {"kek_file": Key(str, "", doc="Key-encryption key file (0600); empty = "
+                     "<state_dir>/kek.bin. Never put it beside a copy of the database.")},
+    doc="Device keys.",
+)
+
+
 def cross_check(built: dict[str, Any]) -> str | None:
     """Rules that span sections."""
     return None
+
+
+def finalize(built: dict[str, Any]) -> dict[str, Any]:
+    """Resolve defaults that depend on other sections (paths under the state directory)."""
+    import dataclasses
+
+    state = built["unit"].resolved_state_dir()
+    if str(built["store"].path) in ("", "."):
+        built["store"] = dataclasses.replace(built["store"], path=state / "vigil.db")
+    if not built["keys"].kek_file:
+        built["keys"] = dataclasses.replace(built["keys"], kek_file=str(state / "kek.bin"))
+    if not built["status"].socket:
+        built["status"] = dataclasses.replace(built["status"], socket=str(state / "control.sock"))
+    return built

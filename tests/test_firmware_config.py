@@ -65,8 +65,13 @@ def test_good_config_is_typed_and_frozen(tmp_path):
         s.unit.camera_id = "x"  # frozen
 
 
-def test_empty_config_equals_simulation_defaults():
-    assert config.validate({}, "x").sections == config.simulation_defaults().sections
+def test_simulation_defaults_replay_bundled_footage_and_print_reads():
+    sim = config.simulation_defaults()
+    assert sim.camera.backend == "replay"
+    assert sim.camera.source.endswith("footage.avi")
+    assert sim.logging.reads_stdout
+    # A deployed unit's file that says nothing about reads never prints plates to the journal.
+    assert not config.validate({}, "x").logging.reads_stdout
 
 
 def test_redacted_show_is_plain_data():
