@@ -87,3 +87,12 @@ def test_cli_check_exits_78_before_starting(tmp_path):
                               capture_output=True, text=True, timeout=60)
         assert proc.returncode == 78, proc.stderr
         assert "threads" in proc.stderr and str(path) in proc.stderr
+
+
+def test_configuration_doc_is_generated_from_the_schema():
+    from pathlib import Path
+
+    from firmware.config_docs import render
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
+    assert doc.read_text() == render(), "run: python -m firmware.config_docs > docs/configuration.md"

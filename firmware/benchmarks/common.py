@@ -1,0 +1,39 @@
+"""What every benchmark reports besides its figures: the machine and the version."""
+
+from __future__ import annotations
+
+import os
+import platform
+from datetime import UTC, datetime
+from typing import Any
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith(("model name", "Model")):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gib = None
+    try:
+        mem_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError):
+        pass
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "mem_gib": mem_gib,
+        "python": platform.python_version(),
+    }
+
+
+def envelope(area: str, figures: dict[str, Any]) -> dict[str, Any]:
+    from firmware.daemon import VERSION
+
+    return {"area": area, **figures, "machine": machine(), "version": VERSION,
+            "date": datetime.now(UTC).date().isoformat()}
