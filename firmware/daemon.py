@@ -10,6 +10,7 @@ store -> STOPPING=1 -> exit 0, all within systemd's 5 s TimeoutStopSec.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from dataclasses import dataclass, field
@@ -26,6 +27,9 @@ from firmware.supervisor import Supervisor
 log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
+
+#: Sections a SIGHUP applies at once; the others are applied at the next start.
+LIVE_SECTIONS = frozenset({"logging", "inference", "watchdog"})
 
 
 def control_socket_path(settings: config.Settings) -> Path:
@@ -117,7 +121,18 @@ class Daemon:
             self.supervisor.add(name, factory, essential=essential)
 
     def _handlers(self) -> dict[str, Any]:
-        return {"status": lambda _req: self.status(), "ping": lambda _req: "pong"}
+        handlers: dict[str, Any] = {"status": lambda _req: self.status(),
+                                    "ping": lambda _req: "pong"}
+        if os.environ.get("VIGIL_FAULT_INJECTION") == "1":
+            # Only for the HIL suite: lets a test crash the pipeline worker from outside.
+            def inject(req: dict[str, Any]) -> str:
+                if req.get("worker") != "pipeline" or self.pipeline is None:
+                    raise ValueError("only the pipeline worker takes injected faults")
+                self.pipeline.inject_fault()
+                return "injected"
+
+            handlers["inject_fault"] = inject
+        return handlers
 
     # ---- health ----------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -212,7 +227,13 @@ class Daemon:
             self.notifier.ready(self.summary())
             return
         changed = [k for k in new.sections if new.sections[k] != self.settings.sections[k]]
+        needs_restart = [k for k in changed if k not in LIVE_SECTIONS]
         log.info("config reloaded", extra={"changed_sections": changed})
+        if needs_restart:
+            # Camera, store, keys and links hold open devices and files; reopening them under a
+            # running pipeline risks losing a pass, so those changes wait for a restart.
+            log.warning("some changes take effect at the next restart",
+                        extra={"sections": needs_restart})
         self.settings = new
         self.c.settings = new
         if self.pipeline is not None:

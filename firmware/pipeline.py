@@ -75,6 +75,11 @@ class Pipeline:
         self._last_read: dict[str, Any] | None = None
         self._lock = threading.Lock()
         self._gate = self._make_gate(settings)
+        self._fault = threading.Event()
+
+    def inject_fault(self) -> None:
+        """Test hook (enabled by VIGIL_FAULT_INJECTION=1): the next frame raises."""
+        self._fault.set()
 
     @staticmethod
     def _make_gate(settings: Any) -> MotionGate | None:
@@ -118,6 +123,9 @@ class Pipeline:
                           extra={"pending": len(self._pending)})
 
     def process(self, frame: Any, tracker: Any, voter: Any) -> None:
+        if self._fault.is_set():
+            self._fault.clear()
+            raise RuntimeError("injected fault")
         self.counters.inc("frames")
         if self.p.on_frame is not None:
             self.p.on_frame(frame)
