@@ -1,0 +1,61 @@
+"""Encrypted store-and-forward: reads, images, alerts, outbox, audit chain, counters.
+
+Public names are re-exported here; the modules behind them are implementation detail.
+"""
+
+from storage.audit import verify_chain
+from storage.errors import (
+    AccessDenied,
+    CorruptStore,
+    InsecureKeyFile,
+    InvalidSettings,
+    KeyDestroyed,
+    KeySourceError,
+    SchemaTooNew,
+    StoreClosed,
+    StoreError,
+    StoreFull,
+    TamperDetected,
+)
+from storage.keys import FileKeySource, KeySource, MemoryKeySource
+from storage.records import (
+    AlertRecord,
+    AuditCheckpoint,
+    AuditEntry,
+    BudgetResult,
+    OutboxItem,
+    PurgeResult,
+    ReadRecord,
+    VerifyReport,
+)
+from storage.settings import RETENTION_POLICY_MAX_DAYS, StoreSettings
+from storage.store import Store
+
+__all__ = [
+    "AccessDenied",
+    "AlertRecord",
+    "AuditCheckpoint",
+    "AuditEntry",
+    "BudgetResult",
+    "CorruptStore",
+    "FileKeySource",
+    "InsecureKeyFile",
+    "InvalidSettings",
+    "KeyDestroyed",
+    "KeySource",
+    "KeySourceError",
+    "MemoryKeySource",
+    "OutboxItem",
+    "PurgeResult",
+    "RETENTION_POLICY_MAX_DAYS",
+    "ReadRecord",
+    "SchemaTooNew",
+    "Store",
+    "StoreClosed",
+    "StoreError",
+    "StoreFull",
+    "StoreSettings",
+    "TamperDetected",
+    "VerifyReport",
+    "verify_chain",
+]
