@@ -84,7 +84,9 @@ class Pipeline:
     @staticmethod
     def _make_gate(settings: Any) -> MotionGate | None:
         inf = settings.inference
-        return MotionGate(inf.motion_threshold, inf.idle_detect_every_s) if inf.motion_gate else None
+        if not inf.motion_gate:
+            return None
+        return MotionGate(inf.motion_threshold, inf.idle_detect_every_s)
 
     @classmethod
     def from_components(cls, c: Any, heartbeat: Any) -> Pipeline:

@@ -15,7 +15,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from drivers.clock import Clock
 
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 RunFn = Callable[[threading.Event], None]
 
 
-class WorkerState(str, Enum):
+class WorkerState(StrEnum):
     STARTING = "starting"
     RUNNING = "running"
     BACKOFF = "backoff"

@@ -95,4 +95,4 @@ def test_configuration_doc_is_generated_from_the_schema():
     from firmware.config_docs import render
 
     doc = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
-    assert doc.read_text() == render(), "run: python -m firmware.config_docs > docs/configuration.md"
+    assert doc.read_text() == render(), "regenerate: python -m firmware.config_docs > " + str(doc)
