@@ -1,0 +1,812 @@
+"""Cellular modem: AT command channel, response parsers, recovery ladder, and a simulator.
+
+Vigil does not run the data session: ModemManager/NetworkManager (or the modem's own
+ECM/RNDIS mode) bring up the IP link, see docs/uplink.md. Vigil uses the modem's AT port only to
+*observe* (SIM, registration, operator, signal, ICCID/IMEI) and to *recover* when the data link
+stays down: re-register, switch the radio off and on, and finally cut power through a GPIO
+line. On a Pi with ModemManager running, use a second AT port (most modems expose several,
+e.g. ``/dev/ttyUSB2`` for AT and ``/dev/ttyUSB3`` for ModemManager) or ModemManager's
+``--debug`` AT passthrough; two programs on one AT port corrupt each other's replies.
+
+Layers, bottom up:
+
+* :class:`AtChannel` -- framing and command/response over any pyserial-like port. Echo is
+  dropped, unsolicited result codes (``RING``, ``+CREG: 1``, ...) go to :attr:`AtChannel.urcs`,
+  line noise is dropped and counted, a silent modem raises :class:`DeviceTimeout`.
+* parsers (pure): :func:`parse_csq`, :func:`parse_creg`, :func:`parse_cpin`, :func:`parse_cops`,
+  :func:`parse_iccid`, :func:`parse_imei`.
+* :class:`Modem` -- the queries and the recovery commands.
+* :class:`RecoveryLadder` (pure) -- which recovery step is due after how long down.
+* :class:`ModemSupervisor` -- the worker: polls the modem, feeds the link state, climbs the ladder.
+* :class:`FakeModem` -- a scripted modem that speaks AT on a pseudo-terminal, for tests and
+  the simulation rig.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+import select
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from enum import IntEnum, StrEnum
+from typing import Any, Protocol
+
+from drivers.clock import Clock
+from drivers.errors import DeviceTimeout, DriverError
+
+log = logging.getLogger(__name__)
+
+
+class ModemError(DriverError):
+    """Root of the modem driver's errors."""
+
+
+class ModemCommandError(ModemError):
+    """The modem answered ``ERROR`` / ``+CME ERROR: n`` to a command."""
+
+    def __init__(self, command: str, final: str) -> None:
+        self.command = command
+        self.final = final
+        super().__init__(f"{command!r} -> {final}")
+
+
+class ModemTimeout(ModemError, DeviceTimeout):
+    """No final result code within the deadline (modem busy, hung or unplugged)."""
+
+
+# -- framing ---------------------------------------------------------------------------------
+
+
+class SerialPort(Protocol):
+    """What :class:`AtChannel` needs of a port; ``serial.Serial`` provides it."""
+
+    def read(self, size: int = 1) -> bytes: ...
+    def write(self, data: bytes) -> int | None: ...
+    def close(self) -> None: ...
+
+
+def open_serial(port: str, baud: int = 115200) -> SerialPort:
+    """Open a real port (or a pyserial URL such as ``loop://``); short read timeout so the
+    channel keeps its own deadlines."""
+    import serial
+
+    try:
+        return serial.serial_for_url(port, baudrate=baud, timeout=0.05, write_timeout=2)
+    except (serial.SerialException, OSError, ValueError) as e:
+        raise ModemError(f"cannot open modem port {port}: {e}") from e
+
+
+FINAL_OK = "OK"
+_FINAL_ERRORS = ("ERROR", "NO CARRIER", "BUSY", "NO ANSWER", "NO DIALTONE")
+_FINAL_ERROR_PREFIXES = ("+CME ERROR:", "+CMS ERROR:")
+#: Unsolicited result codes: reported asynchronously, never part of a command's answer (unless
+#: the command asked for that prefix).
+URC_PREFIXES = (
+    "RING", "+CREG:", "+CEREG:", "+CGREG:", "+CMTI:", "+CLIP:", "+CUSD:", "+CPIN:", "RDY",
+    "+QIND:", "^SYSSTART", "+PACSP", "NO CARRIER", "+CGEV:", "POWERED DOWN", "+QUSIM:",
+    "SMS DONE", "PB DONE", "+CFUN:",
+)
+_PRINTABLE = re.compile(r"^[\x20-\x7e]+$")
+
+
+@dataclass(frozen=True)
+class AtResponse:
+    command: str
+    lines: tuple[str, ...]  # information lines, echo, URCs and noise removed
+    final: str
+
+
+class AtChannel:
+    """Command/response over a serial port, one command at a time (thread-safe)."""
+
+    def __init__(self, port: SerialPort, clock: Clock, timeout_s: float = 2.0) -> None:
+        self._port = port
+        self._clock = clock
+        self.timeout_s = timeout_s
+        self._buf = bytearray()
+        self._lock = threading.Lock()
+        self.urcs: deque[str] = deque(maxlen=100)
+        self.noise_lines = 0
+
+    def close(self) -> None:
+        self._port.close()
+
+    def __enter__(self) -> AtChannel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _next_line(self, deadline: float) -> str | None:
+        while True:
+            # split at the first CR or LF, whichever comes first
+            cut = [i for i in (self._buf.find(b"\r"), self._buf.find(b"\n")) if i >= 0]
+            if cut:
+                i = min(cut)
+                raw = bytes(self._buf[:i])
+                del self._buf[: i + 1]
+                if not raw:
+                    continue
+                line = raw.decode("ascii", errors="replace").strip()
+                if not line:
+                    continue
+                if not _PRINTABLE.match(line):
+                    self.noise_lines += 1
+                    log.debug("modem line noise dropped", extra={"bytes": len(raw)})
+                    continue
+                return line
+            if self._clock.monotonic() >= deadline:
+                return None
+            # One byte blocks until data or the port's short timeout; then take what is there.
+            chunk = self._port.read(1)
+            waiting = getattr(self._port, "in_waiting", 0)
+            if chunk and waiting:
+                chunk += self._port.read(waiting)
+            if chunk:
+                self._buf += chunk
+
+    def _drain_pending(self) -> None:
+        """Collect URCs that arrived while idle, so they are not taken for an answer."""
+        deadline = self._clock.monotonic()  # no waiting: only what is already buffered
+        while (line := self._next_line(deadline)) is not None:
+            self._urc_or_noise(line)
+
+    def _urc_or_noise(self, line: str) -> None:
+        if line.startswith(URC_PREFIXES):
+            self.urcs.append(line)
+            log.debug("modem URC", extra={"urc": line})
+        else:
+            self.noise_lines += 1
+
+    def command(
+        self, cmd: str, *, expect: str | None = None, timeout_s: float | None = None
+    ) -> AtResponse:
+        """Send ``cmd`` and wait for its final result code.
+
+        ``expect`` is the prefix of the information line this command answers with (e.g.
+        ``+CSQ:``); lines with another URC prefix are set aside as URCs. Raises
+        :class:`ModemCommandError` on ``ERROR`` and :class:`ModemTimeout` when no final code
+        arrives within ``timeout_s``.
+        """
+        with self._lock:
+            self._drain_pending()
+            try:
+                self._port.write(cmd.encode("ascii") + b"\r")
+            except OSError as e:
+                raise ModemError(f"cannot write to modem: {e}") from e
+            deadline = self._clock.monotonic() + (timeout_s or self.timeout_s)
+            lines: list[str] = []
+            while True:
+                try:
+                    line = self._next_line(deadline)
+                except OSError as e:
+                    raise ModemError(f"cannot read from modem: {e}") from e
+                if line is None:
+                    raise ModemTimeout(f"modem did not answer {cmd!r} within deadline")
+                if line == cmd or line.upper() == cmd.upper():
+                    continue  # echo (ATE1)
+                if line == FINAL_OK:
+                    return AtResponse(cmd, tuple(lines), line)
+                if line in _FINAL_ERRORS or line.startswith(_FINAL_ERROR_PREFIXES):
+                    if line == "NO CARRIER" and not cmd.upper().startswith("ATD"):
+                        self.urcs.append(line)
+                        continue
+                    raise ModemCommandError(cmd, line)
+                if expect is not None and line.startswith(expect):
+                    lines.append(line)
+                elif line.startswith(URC_PREFIXES):
+                    self.urcs.append(line)
+                elif expect is None:
+                    lines.append(line)
+                else:
+                    self.noise_lines += 1
+
+
+# -- parsers (pure) ------------------------------------------------------------------------
+
+
+class SimState(StrEnum):
+    READY = "ready"
+    PIN = "pin_required"
+    PUK = "puk_required"
+    ABSENT = "absent"
+    ERROR = "error"
+    UNKNOWN = "unknown"
+
+
+class RegStat(IntEnum):
+    """3GPP 27.007 ``<stat>`` of +CREG/+CEREG."""
+
+    NOT_SEARCHING = 0
+    HOME = 1
+    SEARCHING = 2
+    DENIED = 3
+    UNKNOWN = 4
+    ROAMING = 5
+
+    @property
+    def registered(self) -> bool:
+        return self in (RegStat.HOME, RegStat.ROAMING)
+
+
+@dataclass(frozen=True)
+class Signal:
+    csq: int  # raw 0..31, 99 = unknown
+    rssi_dbm: int | None
+    ber: int | None
+
+
+def _fields(line: str) -> list[str]:
+    return [f.strip() for f in line.split(":", 1)[1].split(",")] if ":" in line else []
+
+
+def parse_csq(lines: tuple[str, ...] | list[str]) -> Signal:
+    """``+CSQ: <rssi>,<ber>``; rssi 0 = -113 dBm or less, 31 = -51 dBm or more, 99 unknown."""
+    for line in lines:
+        if line.startswith("+CSQ:"):
+            f = _fields(line)
+            try:
+                csq, ber = int(f[0]), int(f[1])
+            except (ValueError, IndexError) as e:
+                raise ModemError(f"unreadable signal report {line!r}") from e
+            dbm = None if csq == 99 or not 0 <= csq <= 31 else -113 + 2 * csq
+            return Signal(csq, dbm, None if ber == 99 else ber)
+    raise ModemError("no +CSQ line in the answer")
+
+
+def parse_creg(lines: tuple[str, ...] | list[str], prefix: str = "+CREG:") -> RegStat:
+    """Answer to ``AT+CREG?``/``AT+CEREG?``: ``<n>,<stat>[,<lac>,<ci>...]``. The URC form
+    (``<stat>[,"lac","ci"]``) is told apart by its quoted or missing second field."""
+    for line in lines:
+        if not line.startswith(prefix):
+            continue
+        f = _fields(line)
+        if len(f) >= 2 and f[1].isdigit():
+            stat = int(f[1])
+            return RegStat(stat) if stat in RegStat._value2member_map_ else RegStat.UNKNOWN
+    raise ModemError(f"no {prefix} answer line")
+
+
+def parse_cpin(lines: tuple[str, ...] | list[str]) -> SimState:
+    for line in lines:
+        if line.startswith("+CPIN:"):
+            v = line.split(":", 1)[1].strip().upper()
+            return {
+                "READY": SimState.READY,
+                "SIM PIN": SimState.PIN,
+                "SIM PUK": SimState.PUK,
+                "NOT INSERTED": SimState.ABSENT,
+            }.get(v, SimState.UNKNOWN)
+    return SimState.UNKNOWN
+
+
+def parse_cops(lines: tuple[str, ...] | list[str]) -> str | None:
+    """``+COPS: <mode>[,<format>,"<oper>"[,<act>]]``; None when not registered."""
+    for line in lines:
+        if line.startswith("+COPS:"):
+            m = re.search(r'"([^"]*)"', line)
+            return m.group(1) if m else None
+    return None
+
+
+_ICCID = re.compile(r"\b(89\d{16,18}[0-9F]?)\b")
+
+
+def parse_iccid(lines: tuple[str, ...] | list[str]) -> str | None:
+    """``+CCID: 89...``, ``+ICCID: ...``, ``+QCCID: ...`` or a bare number, depending on vendor."""
+    for line in lines:
+        m = _ICCID.search(line.replace('"', " "))
+        if m:
+            return m.group(1)
+    return None
+
+
+def parse_imei(lines: tuple[str, ...] | list[str]) -> str | None:
+    for line in lines:
+        m = re.search(r"\b(\d{15})\b", line)
+        if m:
+            return m.group(1)
+    return None
+
+
+# -- the modem -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModemStatus:
+    sim: SimState
+    registration: RegStat
+    operator: str | None
+    signal: Signal | None
+    iccid: str | None = None
+    imei: str | None = None
+
+    @property
+    def registered(self) -> bool:
+        return self.registration.registered
+
+
+class Modem:
+    """Queries and recovery commands over an :class:`AtChannel`."""
+
+    def __init__(self, channel: AtChannel) -> None:
+        self.ch = channel
+        self._ids: tuple[str | None, str | None] | None = None
+
+    def init(self) -> None:
+        """Echo off and numeric errors: fewer bytes to misparse. Safe to repeat."""
+        self.ch.command("AT")
+        self.ch.command("ATE0")
+        try:
+            self.ch.command("AT+CMEE=1")
+        except ModemCommandError:
+            log.info("modem does not support AT+CMEE")
+
+    def sim_state(self) -> SimState:
+        try:
+            return parse_cpin(self.ch.command("AT+CPIN?", expect="+CPIN:").lines)
+        except ModemCommandError as e:
+            # CME 10: SIM not inserted; 13: SIM failure
+            if e.final.endswith((" 10", "SIM not inserted")):
+                return SimState.ABSENT
+            return SimState.ERROR
+
+    def registration(self) -> RegStat:
+        """The better of circuit (+CREG) and EPS (+CEREG) registration: an LTE-only modem
+        reports +CREG 0 while attached on LTE."""
+        best = RegStat.UNKNOWN
+        for cmd, prefix in (("AT+CEREG?", "+CEREG:"), ("AT+CREG?", "+CREG:")):
+            try:
+                stat = parse_creg(self.ch.command(cmd, expect=prefix).lines, prefix)
+            except (ModemCommandError, ModemError) as e:
+                if isinstance(e, ModemTimeout):
+                    raise
+                continue
+            if stat.registered:
+                return stat
+            if best is RegStat.UNKNOWN:
+                best = stat
+        return best
+
+    def operator(self) -> str | None:
+        return parse_cops(self.ch.command("AT+COPS?", expect="+COPS:", timeout_s=10).lines)
+
+    def signal(self) -> Signal:
+        return parse_csq(self.ch.command("AT+CSQ", expect="+CSQ:").lines)
+
+    def iccid(self) -> str | None:
+        for cmd, prefix in (("AT+CCID", "+CCID"), ("AT+QCCID", "+QCCID"),
+                            ("AT+ICCID", "+ICCID")):
+            try:
+                r = self.ch.command(cmd, expect=None)
+            except ModemCommandError:
+                continue
+            v = parse_iccid([ln for ln in r.lines if not ln.startswith("+") or
+                             ln.startswith(prefix)])
+            if v:
+                return v
+        return None
+
+    def imei(self) -> str | None:
+        return parse_imei(self.ch.command("AT+CGSN").lines)
+
+    def identity(self) -> tuple[str | None, str | None]:
+        """(ICCID, IMEI), asked once and cached (they change only with a SIM swap)."""
+        if self._ids is None:
+            self._ids = (self.iccid(), self.imei())
+        return self._ids
+
+    def status(self) -> ModemStatus:
+        sim = self.sim_state()
+        if sim is not SimState.READY:
+            return ModemStatus(sim, RegStat.UNKNOWN, None, None)
+        reg = self.registration()
+        op = self.operator() if reg.registered else None
+        iccid, imei = self.identity()
+        return ModemStatus(sim, reg, op, self.signal(), iccid, imei)
+
+    def reregister(self) -> None:
+        """Detach from the network and let the modem pick the operator again."""
+        self.ch.command("AT+COPS=2", timeout_s=30)
+        self.ch.command("AT+COPS=0", timeout_s=60)
+
+    def radio_cycle(self) -> None:
+        """Airplane mode and back: a full network re-attach without losing the USB device."""
+        self.ch.command("AT+CFUN=0", timeout_s=30)
+        self.ch.command("AT+CFUN=1", timeout_s=30)
+
+
+# -- power ---------------------------------------------------------------------------------
+
+
+class PowerSwitch(Protocol):
+    def power_cycle(self, off_s: float) -> None: ...
+
+
+class GpioPowerSwitch:
+    """Cuts the modem's supply (or holds its reset/PWRKEY line) through a GPIO pin.
+
+    Uses gpiozero so the pin factory (lgpio on a Pi 5, mock in the rig) is chosen in one place.
+    ``active_high`` True means driving the pin high cuts power.
+    """
+
+    def __init__(self, pin: int, clock: Clock, active_high: bool = True) -> None:
+        from gpiozero import OutputDevice
+
+        self._clock = clock
+        self._dev = OutputDevice(pin, active_high=active_high, initial_value=False)
+
+    def power_cycle(self, off_s: float) -> None:
+        self._dev.on()
+        try:
+            self._clock.sleep(off_s)
+        finally:
+            self._dev.off()
+
+    def close(self) -> None:
+        self._dev.close()
+
+
+class FakePowerSwitch:
+    """Records power cycles and calls ``on_cycle`` (e.g. :meth:`FakeModem.power_cycle`)."""
+
+    def __init__(self, on_cycle: Callable[[], None] | None = None) -> None:
+        self.cycles: list[float] = []
+        self._on_cycle = on_cycle
+
+    def power_cycle(self, off_s: float) -> None:
+        self.cycles.append(off_s)
+        if self._on_cycle is not None:
+            self._on_cycle()
+
+
+# -- recovery ladder (pure) ------------------------------------------------------------------
+
+
+class RecoveryAction(StrEnum):
+    REREGISTER = "reregister"
+    RADIO_CYCLE = "radio_cycle"
+    POWER_CYCLE = "power_cycle"
+
+
+@dataclass(frozen=True)
+class ModemSettings:
+    """Config section ``[modem]``."""
+
+    port: str = "/dev/ttyUSB2"
+    baud: int = 115200
+    power_gpio: int | None = None  # BCM pin that cuts modem power; None: no power cycling
+    power_active_high: bool = True
+    power_off_s: float = 5.0
+    poll_interval_s: float = 30.0
+    command_timeout_s: float = 3.0
+    reregister_after_s: float = 120.0
+    radio_cycle_after_s: float = 300.0
+    power_cycle_after_s: float = 900.0
+    power_cycle_repeat_s: float = 3600.0
+    unresponsive_polls_to_power_cycle: int = 3
+    boot_wait_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class LadderState:
+    done: tuple[RecoveryAction, ...] = ()
+    last_power_cycle_at: float | None = None
+
+
+def next_recovery(
+    state: LadderState, down_for_s: float | None, now: float, s: ModemSettings,
+    power_available: bool,
+) -> tuple[LadderState, RecoveryAction | None]:
+    """Which step is due. ``down_for_s`` None means the link is not down: the ladder resets.
+
+    Each rung is climbed once per outage, in order; then power cycles repeat every
+    ``power_cycle_repeat_s`` (a dead modem is power-cycled hourly, not in a tight loop).
+    """
+    if down_for_s is None:
+        return LadderState(), None
+    rungs = [
+        (RecoveryAction.REREGISTER, s.reregister_after_s),
+        (RecoveryAction.RADIO_CYCLE, s.radio_cycle_after_s),
+    ]
+    if power_available:
+        rungs.append((RecoveryAction.POWER_CYCLE, s.power_cycle_after_s))
+    for action, after in rungs:
+        if action not in state.done:
+            if down_for_s >= after:
+                st = replace(state, done=(*state.done, action))
+                if action is RecoveryAction.POWER_CYCLE:
+                    st = replace(st, last_power_cycle_at=now)
+                return st, action
+            return state, None
+    if (
+        power_available
+        and state.last_power_cycle_at is not None
+        and now - state.last_power_cycle_at >= s.power_cycle_repeat_s
+    ):
+        return replace(state, last_power_cycle_at=now), RecoveryAction.POWER_CYCLE
+    return state, None
+
+
+class LinkView(Protocol):
+    """What the supervisor needs of ``firmware.link_state.LinkStateMachine``."""
+
+    @property
+    def state(self) -> Any: ...
+    def seconds_in_state(self) -> float: ...
+    def on_modem(self, registered: bool, signal_dbm: int | None) -> Any: ...
+
+
+@dataclass
+class _SupervisorStats:
+    polls: int = 0
+    unresponsive: int = 0
+    actions: list[tuple[float, str, str]] = field(default_factory=list)  # (mono, action, result)
+
+
+class ModemSupervisor:
+    """Polls the modem, reports to the link state, and climbs the recovery ladder while the
+    link stays ``down``. Also power-cycles a modem that stops answering AT commands."""
+
+    def __init__(
+        self,
+        modem: Modem,
+        link: LinkView,
+        settings: ModemSettings,
+        clock: Clock,
+        power: PowerSwitch | None = None,
+    ) -> None:
+        self.modem = modem
+        self.link = link
+        self.settings = settings
+        self._clock = clock
+        self._power = power
+        self._ladder = LadderState()
+        self._initialised = False
+        self.last_status: ModemStatus | None = None
+        self.stats = _SupervisorStats()
+        self._lock = threading.Lock()
+
+    def run(self, stop_event: threading.Event) -> None:
+        while not stop_event.is_set():
+            delay = self.step()
+            stop_event.wait(delay)
+
+    def _down_for(self) -> float | None:
+        st = getattr(self.link.state, "value", self.link.state)
+        return self.link.seconds_in_state() if st == "down" else None
+
+    def step(self) -> float:
+        """One poll (and recovery action if due). Returns seconds until the next poll."""
+        now = self._clock.monotonic()
+        self.stats.polls += 1
+        try:
+            if not self._initialised:
+                self.modem.init()
+                self._initialised = True
+            status = self.modem.status()
+        except ModemTimeout:
+            self.stats.unresponsive += 1
+            self._initialised = False
+            log.warning("modem not answering", extra={"unresponsive": self.stats.unresponsive})
+            self.link.on_modem(False, None)
+            if (
+                self._power is not None
+                and self.stats.unresponsive >= self.settings.unresponsive_polls_to_power_cycle
+            ):
+                self._act(RecoveryAction.POWER_CYCLE, now)
+                self.stats.unresponsive = 0
+                self._ladder = replace(self._ladder, last_power_cycle_at=now)
+                return self.settings.boot_wait_s
+            return self.settings.poll_interval_s
+        except ModemError as e:
+            log.warning("modem poll failed: %s", e)
+            return self.settings.poll_interval_s
+        self.stats.unresponsive = 0
+        with self._lock:
+            self.last_status = status
+        self.link.on_modem(status.registered, status.signal.rssi_dbm if status.signal else None)
+        self._ladder, action = next_recovery(
+            self._ladder, self._down_for(), now, self.settings, self._power is not None
+        )
+        if action is not None:
+            self._act(action, now)
+            if action is RecoveryAction.POWER_CYCLE:
+                return self.settings.boot_wait_s
+        return self.settings.poll_interval_s
+
+    def _act(self, action: RecoveryAction, now: float) -> None:
+        log.warning("modem recovery: %s", action.value, extra={"action": action.value})
+        result = "ok"
+        try:
+            if action is RecoveryAction.REREGISTER:
+                self.modem.reregister()
+            elif action is RecoveryAction.RADIO_CYCLE:
+                self.modem.radio_cycle()
+            else:
+                assert self._power is not None
+                self._power.power_cycle(self.settings.power_off_s)
+                self._initialised = False
+        except ModemError as e:
+            result = f"failed: {e}"
+            log.error("modem recovery %s failed: %s", action.value, e)
+        self.stats.actions.append((now, action.value, result))
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            s = self.last_status
+        return {
+            "sim": s.sim.value if s else None,
+            "registration": s.registration.name.lower() if s else None,
+            "operator": s.operator if s else None,
+            "signal_dbm": s.signal.rssi_dbm if s and s.signal else None,
+            "iccid": s.iccid if s else None,
+            "imei": s.imei if s else None,
+            "unresponsive_polls": self.stats.unresponsive,
+            "recovery_actions": [
+                {"action": a, "result": r} for _, a, r in self.stats.actions[-10:]
+            ],
+        }
+
+
+# -- simulator -------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeModemState:
+    echo: bool = True
+    sim: str = "READY"  # or "SIM PIN", "NOT INSERTED"
+    stat: int = 1  # +CREG/+CEREG stat
+    csq: int = 20
+    ber: int = 99
+    operator: str = "Vigil Test Net"
+    radio_on: bool = True
+    iccid: str = "8944110012345678901"
+    imei: str = "356938035643809"
+    silent: bool = False  # stops answering (hung firmware); a power cycle cures it
+    garbage: bool = False  # line noise before every answer
+    lte_only: bool = False  # +CREG reports 0 while +CEREG is registered
+    reregister_cures: bool = False  # AT+COPS=0 brings registration back
+    radio_cycle_cures: bool = False
+    power_cycle_cures: bool = True
+
+
+class FakeModem:
+    """A modem simulator speaking AT on the master side of a pseudo-terminal.
+
+    ``FakeModem()`` opens a pty; :attr:`port_name` is the slave device to give to
+    :func:`open_serial`. Its :attr:`state` is mutable from tests (drop registration, weaken the
+    signal, go silent, emit noise), :meth:`inject` sends an unsolicited line, and
+    :attr:`received` keeps every command in order.
+    """
+
+    def __init__(self, state: FakeModemState | None = None, seed: int = 0) -> None:
+        self.state = state or FakeModemState()
+        self._rng = random.Random(seed)
+        self.master, self._slave = os.openpty()
+        self.port_name = os.ttyname(self._slave)
+        self.received: list[str] = []
+        self.power_cycles = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._serve, name="fake-modem", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        for fd in (self.master, self._slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def __enter__(self) -> FakeModem:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def inject(self, line: str) -> None:
+        self._write(f"\r\n{line}\r\n".encode())
+
+    def power_cycle(self) -> None:
+        with self._lock:
+            self.power_cycles += 1
+            st = self.state
+            st.silent = False
+            st.echo = True
+            st.radio_on = True
+            if st.power_cycle_cures:
+                st.stat = 1
+        self.inject("RDY")
+
+    def _write(self, data: bytes) -> None:
+        try:
+            os.write(self.master, data)
+        except OSError:
+            pass
+
+    def _serve(self) -> None:
+        buf = bytearray()
+        while not self._stop.is_set():
+            try:
+                ready, _, _ = select.select([self.master], [], [], 0.05)
+            except (OSError, ValueError):
+                return
+            if not ready:
+                continue
+            try:
+                data = os.read(self.master, 1024)
+            except OSError:
+                return
+            buf += data
+            while (i := buf.find(b"\r")) >= 0:
+                cmd = bytes(buf[:i]).decode("ascii", errors="replace").strip()
+                del buf[: i + 1]
+                if cmd:
+                    self._handle(cmd)
+
+    def _handle(self, cmd: str) -> None:
+        with self._lock:
+            self.received.append(cmd)
+            st = self.state
+            if st.silent:
+                return
+            out = bytearray()
+            if st.echo:
+                out += cmd.encode() + b"\r"
+            if st.garbage:
+                out += bytes(self._rng.randrange(128, 256) for _ in range(12)) + b"\r\n"
+                out += b"\x00\x07~~\r\n"
+            lines, ok = self._answer(cmd.upper(), st)
+            for ln in lines:
+                out += f"\r\n{ln}\r\n".encode()
+            out += b"\r\nOK\r\n" if ok is True else f"\r\n{ok}\r\n".encode()
+        self._write(bytes(out))
+
+    def _answer(self, cmd: str, st: FakeModemState) -> tuple[list[str], bool | str]:
+        stat = st.stat if st.radio_on else 0
+        if cmd in ("AT", "AT+CMEE=1"):
+            return [], True
+        if cmd in ("ATE0", "ATE1"):
+            st.echo = cmd == "ATE1"
+            return [], True
+        if cmd == "AT+CPIN?":
+            if st.sim == "NOT INSERTED":
+                return [], "+CME ERROR: 10"
+            return [f"+CPIN: {st.sim}"], True
+        if cmd == "AT+CREG?":
+            return [f"+CREG: 0,{0 if st.lte_only else stat}"], True
+        if cmd == "AT+CEREG?":
+            return [f'+CEREG: 2,{stat},"1A2B","01C3D4E",7'], True
+        if cmd == "AT+CSQ":
+            return [f"+CSQ: {st.csq if st.radio_on else 99},{st.ber}"], True
+        if cmd == "AT+COPS?":
+            if stat in (1, 5):
+                return [f'+COPS: 0,0,"{st.operator}",7'], True
+            return ["+COPS: 0"], True
+        if cmd == "AT+COPS=2":
+            st.stat = 0
+            return [], True
+        if cmd == "AT+COPS=0":
+            st.stat = 1 if st.reregister_cures else 2
+            return [], True
+        if cmd == "AT+CFUN=0":
+            st.radio_on = False
+            return [], True
+        if cmd == "AT+CFUN=1":
+            st.radio_on = True
+            if st.radio_cycle_cures:
+                st.stat = 1
+            return [], True
+        if cmd == "AT+CCID":
+            return [f"+CCID: {st.iccid}"], True
+        if cmd == "AT+CGSN":
+            return [st.imei], True
+        return [], "ERROR"

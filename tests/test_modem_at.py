@@ -1,0 +1,198 @@
+"""Modem driver on a pseudo-terminal against the scripted fake modem: parsing, echo, URCs,
+line noise, silence, and the recovery ladder."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from drivers.clock import FakeClock, SystemClock
+from drivers.errors import DeviceTimeout
+from drivers.modem import (
+    AtChannel,
+    FakeModem,
+    FakePowerSwitch,
+    LadderState,
+    Modem,
+    ModemCommandError,
+    ModemError,
+    ModemSettings,
+    ModemSupervisor,
+    ModemTimeout,
+    RecoveryAction,
+    RegStat,
+    SimState,
+    next_recovery,
+    open_serial,
+    parse_cops,
+    parse_creg,
+    parse_csq,
+    parse_iccid,
+    parse_imei,
+)
+from firmware.link_state import LinkState, LinkStateMachine
+
+
+@pytest.fixture
+def rig() -> Iterator[tuple[FakeModem, Modem]]:
+    fake = FakeModem()
+    port = open_serial(fake.port_name)
+    ch = AtChannel(port, SystemClock(), timeout_s=0.5)
+    try:
+        yield fake, Modem(ch)
+    finally:
+        ch.close()
+        fake.close()
+
+
+def test_queries_with_echo_on(rig: tuple[FakeModem, Modem]) -> None:
+    fake, modem = rig
+    assert fake.state.echo
+    st = modem.status()
+    assert st.sim is SimState.READY and st.registration is RegStat.HOME and st.registered
+    assert st.operator == "Vigil Test Net"
+    assert st.signal is not None and st.signal.rssi_dbm == -73 and st.signal.csq == 20
+    assert st.iccid == "8944110012345678901" and st.imei == "356938035643809"
+    modem.init()
+    assert not fake.state.echo
+    assert modem.signal().rssi_dbm == -73
+
+
+def test_urcs_set_aside_not_taken_for_answers(rig: tuple[FakeModem, Modem]) -> None:
+    fake, modem = rig
+    fake.inject("RING")
+    fake.inject("+CREG: 5")  # URC form: one field, must not be read as the answer
+    time.sleep(0.05)
+    assert modem.registration() is RegStat.HOME
+    assert "RING" in modem.ch.urcs and "+CREG: 5" in modem.ch.urcs
+
+
+def test_line_noise_dropped(rig: tuple[FakeModem, Modem]) -> None:
+    fake, modem = rig
+    fake.state.garbage = True
+    assert modem.signal().rssi_dbm == -73
+    assert modem.sim_state() is SimState.READY
+    assert modem.ch.noise_lines >= 2
+
+
+def test_silent_modem_times_out_then_recovers(rig: tuple[FakeModem, Modem]) -> None:
+    fake, modem = rig
+    fake.state.silent = True
+    t0 = time.monotonic()
+    with pytest.raises(ModemTimeout) as ei:
+        modem.signal()
+    assert isinstance(ei.value, DeviceTimeout) and isinstance(ei.value, TimeoutError)
+    assert time.monotonic() - t0 < 1.5
+    fake.power_cycle()
+    time.sleep(0.05)
+    assert modem.signal().csq == 20  # the RDY URC is not mistaken for an answer
+
+
+def test_errors_and_absent_sim(rig: tuple[FakeModem, Modem]) -> None:
+    fake, modem = rig
+    with pytest.raises(ModemCommandError):
+        modem.ch.command("AT+NOPE")
+    fake.state.sim = "NOT INSERTED"
+    assert modem.sim_state() is SimState.ABSENT
+    st = modem.status()
+    assert st.sim is SimState.ABSENT and not st.registered
+    fake.state.sim = "SIM PIN"
+    assert modem.sim_state() is SimState.PIN
+
+
+def test_lte_only_registration(rig: tuple[FakeModem, Modem]) -> None:
+    fake, modem = rig
+    fake.state.lte_only = True
+    assert modem.registration() is RegStat.HOME
+    fake.state.stat = 2
+    assert modem.registration() is RegStat.SEARCHING
+
+
+@pytest.mark.parametrize(
+    "line,dbm", [("+CSQ: 0,99", -113), ("+CSQ: 31,0", -51), ("+CSQ: 99,99", None),
+                 ("+CSQ: 15,3", -83)],
+)
+def test_parse_csq(line: str, dbm: int | None) -> None:
+    assert parse_csq([line]).rssi_dbm == dbm
+
+
+def test_parsers() -> None:
+    assert parse_creg(["+CREG: 2,5,\"1A\",\"2B\""]) is RegStat.ROAMING
+    assert parse_creg(["+CEREG: 0,3"], "+CEREG:") is RegStat.DENIED
+    assert parse_creg(["+CREG: 0,9"]) is RegStat.UNKNOWN
+    with pytest.raises(ModemError):
+        parse_creg(['+CREG: 1,"1A","2B"'])  # URC form only: no answer
+    assert parse_cops(['+COPS: 0,0,"EE",7']) == "EE"
+    assert parse_cops(["+COPS: 0"]) is None
+    assert parse_iccid(['+QCCID: 89441100123456789012']) == "89441100123456789012"
+    assert parse_iccid(["+ICCID: 8944110012345678901F"]) == "8944110012345678901F"
+    assert parse_iccid(["nothing"]) is None
+    assert parse_imei(["356938035643809"]) == "356938035643809"
+    with pytest.raises(ModemError):
+        parse_csq(["+CSQ: x,y"])
+
+
+S = ModemSettings(reregister_after_s=100, radio_cycle_after_s=200, power_cycle_after_s=300,
+                  power_cycle_repeat_s=1000)
+
+
+def test_ladder_order_and_reset() -> None:
+    st = LadderState()
+    seen = []
+    for t in range(0, 2000, 50):
+        st, act = next_recovery(st, float(t), float(t), S, power_available=True)
+        if act:
+            seen.append((t, act))
+    assert seen == [
+        (100, RecoveryAction.REREGISTER),
+        (200, RecoveryAction.RADIO_CYCLE),
+        (300, RecoveryAction.POWER_CYCLE),
+        (1300, RecoveryAction.POWER_CYCLE),
+    ]
+    st, act = next_recovery(st, None, 2000.0, S, True)
+    assert st == LadderState() and act is None
+    st, act = next_recovery(LadderState(), 5000.0, 0.0, S, power_available=False)
+    st, act2 = next_recovery(st, 5000.0, 0.0, S, power_available=False)
+    st, act3 = next_recovery(st, 9000.0, 9000.0, S, power_available=False)
+    assert (act, act2, act3) == (RecoveryAction.REREGISTER, RecoveryAction.RADIO_CYCLE, None)
+
+
+def test_supervisor_climbs_ladder_until_cured(rig: tuple[FakeModem, Modem]) -> None:
+    fake, modem = rig
+    clock = FakeClock()
+    link = LinkStateMachine(clock)
+    power = FakePowerSwitch(fake.power_cycle)
+    sup = ModemSupervisor(modem, link, S, clock, power)
+    fake.state.stat = 2  # searching: no service
+    fake.state.power_cycle_cures = True
+    for _ in range(8):
+        sup.step()
+        clock.advance(60)
+    actions = [a["action"] for a in sup.status()["recovery_actions"]]
+    assert actions == ["reregister", "radio_cycle", "power_cycle"]
+    assert fake.power_cycles == 1 and power.cycles == [S.power_off_s]
+    sup.step()
+    assert sup.last_status is not None and sup.last_status.registered
+    assert link.snapshot.registered is True
+
+
+def test_supervisor_power_cycles_a_silent_modem(rig: tuple[FakeModem, Modem]) -> None:
+    fake, modem = rig
+    clock = FakeClock()
+    link = LinkStateMachine(clock)
+    link.on_success(0.1)
+    link.on_success(0.1)
+    power = FakePowerSwitch(fake.power_cycle)
+    sup = ModemSupervisor(modem, link, ModemSettings(unresponsive_polls_to_power_cycle=2), clock,
+                          power)
+    modem.ch.timeout_s = 0.2
+    fake.state.silent = True
+    sup.step()
+    assert link.state is LinkState.DOWN and fake.power_cycles == 0
+    sup.step()
+    assert fake.power_cycles == 1
+    time.sleep(0.05)
+    sup.step()
+    assert sup.status()["signal_dbm"] == -73 and sup.status()["unresponsive_polls"] == 0
