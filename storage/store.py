@@ -1115,8 +1115,6 @@ class Store:
             budget = self._budget_bytes()
             before = self.used_bytes()
             target = int(budget * self._settings.budget_low_water)
-            if force_free_bytes:
-                target = min(target, before - force_free_bytes)
             dropped = {
                 "overview_dropped": 0,
                 "crops_dropped": 0,
@@ -1125,6 +1123,9 @@ class Store:
             }
             if before > budget or force_free_bytes:
                 self._wal_truncate()
+                if force_free_bytes:
+                    # Measured after the WAL truncation, which frees nothing inside the file.
+                    target = min(target, self.used_bytes() - force_free_bytes)
                 protect = (
                     "NOT EXISTS (SELECT 1 FROM outbox o WHERE o.read_id = {t}.read_id"
                     " AND o.kind = 'alert' AND o.sent_at IS NULL)"
