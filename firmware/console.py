@@ -1,0 +1,817 @@
+"""The technician's serial console: login, a small audited command table, nothing else.
+
+Three layers, outermost last:
+
+* :class:`LineEditor` turns raw serial bytes into lines the way a terminal user expects (the
+  far end does not echo locally, so we echo; backspace, Ctrl-C, Ctrl-U, Ctrl-D; CR, LF or
+  CR LF) and caps the line length. Pure.
+* :class:`ConsoleSession` is the login/shell state machine. It takes lines and clock ticks and
+  returns the text to send; it talks to the store and the daemon only through the services it is
+  given, and every failure inside a command becomes an error line.
+* :class:`Console` is the supervised worker: ``run(stop_event)`` opens the port through the
+  injected factory and pumps bytes between the port and the session until the event is set.
+
+Security rules kept here: nothing is reachable before a password login; a lockout follows
+``max_failures`` bad logins; idle sessions end; every login attempt, command and logout is
+audited through ``store.audit``; reads are reachable only through ``store.search_plate`` (which
+requires a reason, audits and counts); images, keys and configuration changes are never offered.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import shlex
+import threading
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from drivers.clock import Clock
+from firmware import console_auth
+from firmware.config import Key, Section
+from firmware.errors import FirmwareError
+
+log = logging.getLogger(__name__)
+
+ROLE = "technician"
+PROMPT = "vigil> "
+#: Seconds one port read may block: the bound on how late ``stop_event`` is noticed.
+READ_TIMEOUT_S = 0.1
+#: Seconds a write may block (hardware flow control held off by a dead terminal).
+WRITE_TIMEOUT_S = 2.0
+MAX_SEARCH_ROWS = 50
+MAX_LOG_LINES = 200
+
+DEFAULT_BANNER = "Vigil maintenance console. Authorised use only; every action is audited."
+
+
+class ConsoleError(FirmwareError, ConnectionError):
+    """The console's serial port could not be opened or failed underneath a session."""
+
+
+# ---------------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    """Config section ``[console]``.
+
+    ``port`` is a pyserial URL or device (``/dev/ttyAMA0``, ``/dev/ttyGS0`` for a USB gadget,
+    ``loop://`` for tests). ``password_hash`` comes from ``vigil console-passwd`` or
+    ``vigil provision``; it is a secret (redacted by ``vigil config show``).
+    """
+
+    enabled: bool = False
+    port: str = "/dev/ttyAMA0"
+    baud: int = 115200
+    user: str = "technician"
+    password_hash: str = field(default="", repr=False)
+    idle_timeout_s: float = 300.0
+    max_failures: int = 5
+    lockout_s: float = 300.0
+    max_line_bytes: int = 256
+    banner: str = DEFAULT_BANNER
+    echo: bool = True
+
+
+BAUD_RATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
+
+
+def _check_console(s: ConsoleSettings) -> str | None:
+    if s.password_hash:
+        try:
+            console_auth.parse_hash(s.password_hash)
+        except console_auth.PasswordHashError as e:
+            return f"password_hash: {e}"
+    elif s.enabled:
+        return "enabled = true needs a password_hash (see `vigil console-passwd`)"
+    if any(not ch.isprintable() for ch in s.user) or " " in s.user:
+        return "user must be printable with no spaces"
+    if any(unicodedata.category(ch) == "Cc" for ch in s.banner):
+        return "banner must not contain control characters"
+    return None
+
+
+#: The ``[console]`` section, ready to mount: ``SECTIONS["console"] = CONSOLE_SECTION``.
+CONSOLE_SECTION = Section(
+    ConsoleSettings,
+    {
+        "enabled": Key(bool, False, doc="Run the technician console on the serial port."),
+        "port": Key(str, "/dev/ttyAMA0", nonempty=True,
+                    doc="Serial device or pyserial URL (/dev/ttyAMA0, /dev/ttyGS0, loop://)."),
+        "baud": Key(int, 115200, choices=BAUD_RATES, doc="Line speed (8N1)."),
+        "user": Key(str, "technician", nonempty=True, doc="The one login name accepted."),
+        "password_hash": Key(str, "", secret=True,
+                             doc="scrypt hash from `vigil console-passwd`; empty = no login."),
+        "idle_timeout_s": Key(float, 300.0, min=10.0, max=3600.0,
+                              doc="A session with no input for this long is logged out."),
+        "max_failures": Key(int, 5, min=1, max=20,
+                            doc="Consecutive failed logins that start a lockout."),
+        "lockout_s": Key(float, 300.0, min=1.0, max=86400.0,
+                         doc="How long logins are refused after max_failures."),
+        "max_line_bytes": Key(int, 256, min=32, max=4096,
+                              doc="Longer input lines are discarded with an error."),
+        "banner": Key(str, DEFAULT_BANNER, doc="Shown before the login prompt."),
+        "echo": Key(bool, True, doc="Echo typed characters (terminals do not echo locally); "
+                    "passwords are never echoed."),
+    },
+    doc="Technician serial console (see docs/console.md).",
+    check=_check_console,
+)
+
+
+# ---------------------------------------------------------------------------------- line editor
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line as typed. ``overflow``: it was longer than allowed and ``data`` is cut."""
+
+    data: bytes
+    overflow: bool = False
+
+
+@dataclass(frozen=True)
+class Interrupt:
+    """Ctrl-C or Ctrl-U: the line being typed is abandoned."""
+
+
+@dataclass(frozen=True)
+class EndOfInput:
+    """Ctrl-D on an empty line."""
+
+
+InputEvent = Line | Interrupt | EndOfInput
+
+_BS, _DEL, _CR, _LF, _NUL = 0x08, 0x7F, 0x0D, 0x0A, 0x00
+_CTRL_C, _CTRL_D, _CTRL_U, _TAB = 0x03, 0x04, 0x15, 0x09
+
+
+class LineEditor:
+    """Byte-at-a-time line assembly with terminal-style echo. No I/O.
+
+    ``push`` is called per byte so that the echo decision can change between two lines that
+    arrived in one read (a user name and a password typed ahead must not echo the password).
+    """
+
+    def __init__(self, max_line_bytes: int) -> None:
+        self.max_line_bytes = max_line_bytes
+        self._buf = bytearray()
+        self._overflow = False
+        self._after_cr = False
+
+    def push(self, byte: int, echo: bool) -> tuple[bytes, InputEvent | None]:
+        after_cr, self._after_cr = self._after_cr, False
+        if byte in (_LF, _NUL) and after_cr:
+            return b"", None  # the second half of CR LF / CR NUL
+        if byte in (_CR, _LF):
+            self._after_cr = byte == _CR
+            line = Line(bytes(self._buf), self._overflow)
+            self._reset()
+            return b"\r\n", line
+        if byte in (_CTRL_C, _CTRL_U):
+            self._reset()
+            return b"^C\r\n" if byte == _CTRL_C else b"\r\n", Interrupt()
+        if byte == _CTRL_D:
+            return (b"\r\n", EndOfInput()) if not self._buf and not self._overflow else (b"", None)
+        if byte in (_BS, _DEL):
+            return self._backspace(echo), None
+        if byte == _TAB:
+            byte = 0x20  # pasted text often carries tabs; they are spaces to the parser
+        if len(self._buf) >= self.max_line_bytes:
+            self._overflow = True
+            return b"", None
+        self._buf.append(byte)
+        if echo and (0x20 <= byte < 0x7F or byte >= 0x80):
+            return bytes([byte]), None
+        return b"", None
+
+    def _backspace(self, echo: bool) -> bytes:
+        if not self._buf or self._overflow:
+            return b""
+        # Drop one whole UTF-8 character: continuation bytes, then the lead byte.
+        while self._buf and 0x80 <= self._buf[-1] < 0xC0:
+            self._buf.pop()
+        if self._buf:
+            self._buf.pop()
+        return b"\b \b" if echo else b""
+
+    def _reset(self) -> None:
+        self._buf.clear()
+        self._overflow = False
+
+
+# ---------------------------------------------------------------------------------- parsing
+
+
+class InputRejected(FirmwareError, ValueError):
+    """A line that is not acceptable input; the message is safe to show and to log."""
+
+
+def decode_line(line: Line, max_line_bytes: int) -> str:
+    """The line as text, or :class:`InputRejected` saying what is wrong with it."""
+    if line.overflow:
+        raise InputRejected(f"line too long (max {max_line_bytes} bytes); discarded")
+    try:
+        text = line.data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputRejected("input is not valid UTF-8; discarded") from None
+    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in text):
+        raise InputRejected("control characters are not allowed; discarded")
+    return text.strip()
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    args: tuple[str, ...]
+    options: Mapping[str, str]
+
+
+def parse_command(text: str) -> Command:
+    """Shell-like words; ``key=value`` words (quotes allowed around the value) are options."""
+    try:
+        words = shlex.split(text, posix=True)
+    except ValueError as e:
+        raise InputRejected(f"malformed quoting: {e}") from None
+    if not words:
+        raise InputRejected("empty command")
+    args: list[str] = []
+    options: dict[str, str] = {}
+    for w in words[1:]:
+        key, sep, value = w.partition("=")
+        if sep and key.isidentifier():
+            if key in options:
+                raise InputRejected(f"option {key}= given twice")
+            options[key] = value
+        else:
+            args.append(w)
+    return Command(words[0].lower(), tuple(args), options)
+
+
+def printable(text: str) -> str:
+    """Text safe to put on a terminal: control characters (escape sequences) are replaced."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
+# ---------------------------------------------------------------------------------- services
+
+
+class ConsoleStore(Protocol):
+    """What the console uses of :class:`storage.store.Store`."""
+
+    def audit(self, actor: str, role: str, action: str, reason: str, result: str,
+              detail: dict[str, Any] | None = None) -> Any: ...
+
+    def search_plate(self, text: str, actor: str, role: str, reason: str) -> Sequence[Any]: ...
+
+    def verify_audit(self) -> Any: ...
+
+    def stats(self, window_days: int = 30) -> Mapping[str, Any]: ...
+
+    def outbox_depth(self) -> Mapping[str, int]: ...
+
+
+StatusFn = Callable[[], Mapping[str, Any]]
+LogsFn = Callable[[int], Sequence[str]]
+
+
+@dataclass
+class CommandResult:
+    lines: list[str]
+    result: str = "ok"  # audit result: ok, error, usage, denied
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class UsageError(FirmwareError, ValueError):
+    """A command was called with the wrong arguments; the message is the usage line."""
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    name: str
+    usage: str
+    help: str
+    handler: Callable[[ConsoleSession, Command], CommandResult]
+    #: The store writes this command's audit entry itself (atomically with the data access).
+    audited_by_store: bool = False
+
+
+# ---------------------------------------------------------------------------------- session
+
+
+class State(StrEnum):
+    LOGIN = "login"
+    PASSWORD = "password"
+    SHELL = "shell"
+
+
+class ConsoleSession:
+    """Login and shell state machine for one serial port. Returns text; does no port I/O.
+
+    ``throttle`` is owned by the :class:`Console` so that it outlives sessions.
+    """
+
+    def __init__(
+        self,
+        settings: ConsoleSettings,
+        store: ConsoleStore,
+        status_fn: StatusFn,
+        clock: Clock,
+        throttle: console_auth.LoginThrottle,
+        logs_fn: LogsFn | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.status_fn = status_fn
+        self.logs_fn = logs_fn
+        self.clock = clock
+        self.throttle = throttle
+        self.state = State.LOGIN
+        self._attempted_user = ""
+        self._last_activity = clock.monotonic()
+        self._login_at: str | None = None
+        self._audit_ok = True
+        try:
+            self._hash: console_auth.PasswordHash | None = (
+                console_auth.parse_hash(settings.password_hash) if settings.password_hash
+                else None
+            )
+        except console_auth.PasswordHashError:
+            # Config validation rejects this; a hand-built settings object may still carry it.
+            log.error("console password hash unusable: every login will fail")
+            self._hash = None
+        self.commands = self._command_table()
+
+    # ---- state ---------------------------------------------------------------------------
+    @property
+    def echo(self) -> bool:
+        return self.settings.echo and self.state is not State.PASSWORD
+
+    @property
+    def logged_in(self) -> bool:
+        return self.state is State.SHELL
+
+    @property
+    def actor(self) -> str:
+        return f"console:{self.settings.user}"
+
+    def greet(self) -> str:
+        return f"\r\n{self.settings.banner}\r\n\r\nlogin: "
+
+    def prompt(self) -> str:
+        return {State.LOGIN: "login: ", State.PASSWORD: "password: ", State.SHELL: PROMPT}[
+            self.state]
+
+    # ---- events --------------------------------------------------------------------------
+    def handle(self, event: InputEvent) -> str:
+        self._last_activity = self.clock.monotonic()
+        if isinstance(event, Interrupt):
+            if self.state is State.PASSWORD:
+                self.state = State.LOGIN
+            return self.prompt()
+        if isinstance(event, EndOfInput):
+            if self.state is State.SHELL:
+                return self.logout("end of input")
+            self.state = State.LOGIN
+            return self.prompt()
+        if self.state is State.PASSWORD:
+            return self._on_password(event)
+        try:
+            text = decode_line(event, self.settings.max_line_bytes)
+        except InputRejected as e:
+            return self._reject_input(str(e))
+        if self.state is State.LOGIN:
+            return self._on_user(text)
+        return self._on_command(text)
+
+    def tick(self) -> str:
+        """Called on every loop turn: ends idle sessions and abandoned password prompts."""
+        if self.state is State.LOGIN:
+            return ""
+        idle = self.clock.monotonic() - self._last_activity
+        if idle < self.settings.idle_timeout_s:
+            return ""
+        if self.state is State.PASSWORD:
+            self.state = State.LOGIN
+            return "\r\ntimed out\r\n" + self.greet()
+        log.info("console idle timeout", extra={"idle_s": round(idle, 1)})
+        return "\r\nidle timeout: " + self.logout("idle timeout")
+
+    def logout(self, why: str) -> str:
+        """End the shell session (audited); returns the text that closes it and greets again."""
+        if self.state is State.SHELL:
+            self._audit("console.logout", why, "ok", {"since": self._login_at})
+            log.info("console logout", extra={"user": self.settings.user, "why": why})
+        self.state = State.LOGIN
+        self._login_at = None
+        return "logged out\r\n" + self.greet()
+
+    # ---- login ---------------------------------------------------------------------------
+    def _on_user(self, text: str) -> str:
+        if not text:
+            return self.prompt()
+        left = self.throttle.locked_for(self.clock.monotonic())
+        if left > 0:
+            return (f"console locked after {self.throttle.max_failures} failed logins; "
+                    f"try again in {math.ceil(left)} s\r\n" + self.prompt())
+        self._attempted_user = text
+        self.state = State.PASSWORD
+        return self.prompt()
+
+    def _on_password(self, line: Line) -> str:
+        user, self._attempted_user = self._attempted_user, ""
+        self.state = State.LOGIN
+        user_known = user == self.settings.user
+        ok = False
+        if line.overflow:
+            console_auth.burn_one_attempt(self._hash)
+        else:
+            password = line.data.decode("utf-8", "surrogateescape")
+            if user_known and self._hash is not None:
+                ok = console_auth.verify_password(password, self._hash)
+            else:
+                console_auth.burn_one_attempt(self._hash)
+            del password
+        now = self.clock.monotonic()
+        # Only a name that is the configured one goes into the audit chain: a password typed
+        # into the login field by mistake must not be written down.
+        actor = self.actor if user_known else "console:unknown"
+        if ok:
+            self.throttle.record_success()
+            self.state = State.SHELL
+            self._login_at = self.clock.utcnow().isoformat()
+            self._audit_ok = True
+            self._audit("console.login", "password", "ok", {})
+            log.info("console login", extra={"user": self.settings.user})
+            warn = ("WARNING: the audit log cannot be written; data commands will be refused.\r\n"
+                    if not self._audit_ok else "")
+            return (f"{warn}Logged in as {self.settings.user} ({ROLE}). "
+                    f"Type 'help' for commands.\r\n{PROMPT}")
+        locked = self.throttle.record_failure(now)
+        self._audit("console.login", "password", "failed",
+                    {"user_known": user_known, "consecutive_failures": self.throttle.failures},
+                    actor=actor)
+        log.warning("console login failed", extra={"user_known": user_known,
+                                                   "consecutive_failures": self.throttle.failures})
+        out = "Login incorrect\r\n"
+        if locked:
+            self._audit("console.lockout", "too many failed logins", "locked",
+                        {"lockout_s": self.settings.lockout_s}, actor=actor)
+            log.warning("console locked", extra={"lockout_s": self.settings.lockout_s})
+            out += (f"console locked after {self.throttle.max_failures} failed logins; "
+                    f"try again in {int(self.settings.lockout_s)} s\r\n")
+        return out + self.prompt()
+
+    # ---- shell ---------------------------------------------------------------------------
+    def _reject_input(self, why: str) -> str:
+        log.info("console input rejected", extra={"why": why, "state": self.state.value})
+        if self.state is State.SHELL:
+            self._audit("console.command", "", "rejected", {"why": why})
+        return f"error: {why}\r\n{self.prompt()}"
+
+    def _on_command(self, text: str) -> str:
+        if not text:
+            return PROMPT
+        try:
+            cmd = parse_command(text)
+        except InputRejected as e:
+            return self._reject_input(str(e))
+        spec = self.commands.get(cmd.name)
+        if spec is None:
+            # The typed word is not logged or audited: it could be a password typed blind.
+            self._audit("console.command", "", "unknown", {"length": len(text)})
+            log.info("console: unknown command", extra={"length": len(text)})
+            return f"error: unknown command (type 'help')\r\n{PROMPT}"
+        if cmd.name == "logout" or cmd.name in ("exit", "quit"):
+            return self.logout("user")
+        try:
+            res = spec.handler(self, cmd)
+        except UsageError as e:
+            res = CommandResult([f"usage: {e}"], "usage")
+        except Exception as e:  # noqa: BLE001 - a failing command must not end the console
+            log.exception("console command failed", extra={"command": spec.name})
+            res = CommandResult([f"error: {spec.name} failed: {type(e).__name__}"], "error",
+                                {"error": type(e).__name__})
+        if not spec.audited_by_store or res.result == "usage":
+            self._audit("console.command", cmd.options.get("reason", ""), res.result,
+                        {"command": spec.name, **res.detail})
+        body = "".join(printable(line) + "\r\n" for line in res.lines)
+        return body + PROMPT
+
+    def _audit(self, action: str, reason: str, result: str, detail: dict[str, Any],
+               actor: str | None = None) -> bool:
+        try:
+            self.store.audit(actor or self.actor, ROLE, action, reason, result, detail)
+        except Exception as e:  # noqa: BLE001 - the console stays up to diagnose a sick store
+            self._audit_ok = False
+            log.error("console: audit write failed",
+                      extra={"action": action, "error": f"{type(e).__name__}: {e}"})
+            return False
+        return True
+
+    # ---- commands ------------------------------------------------------------------------
+    def _command_table(self) -> dict[str, CommandSpec]:
+        specs = [
+            CommandSpec("help", "help", "list commands", _cmd_help),
+            CommandSpec("status", "status", "health summary of the daemon", _cmd_status),
+            CommandSpec("reads", 'reads search PLATE reason="..."',
+                        "reads of a plate (time, plate, confidence); reason required, audited",
+                        _cmd_reads, audited_by_store=True),
+            CommandSpec("audit", "audit verify", "verify the audit hash chain and signatures",
+                        _cmd_audit),
+            CommandSpec("stats", "stats [DAYS]", "transparency counters (default 30 days)",
+                        _cmd_stats),
+            CommandSpec("outbox", "outbox", "items waiting for the agency uplink", _cmd_outbox),
+            CommandSpec("whoami", "whoami", "this session", _cmd_whoami),
+            CommandSpec("logout", "logout", "end the session (also: exit, quit, Ctrl-D)",
+                        _cmd_help),
+        ]
+        if self.logs_fn is not None:
+            specs.insert(6, CommandSpec("logs", "logs [N]",
+                                        f"last N daemon log lines (1..{MAX_LOG_LINES}, default 20)",
+                                        _cmd_logs))
+        table = {s.name: s for s in specs}
+        table["search"] = table["reads"]  # `search PLATE reason=...` is accepted too
+        table["exit"] = table["quit"] = table["logout"]
+        return table
+
+
+# Handlers are module functions over the session so the table reads as one list.
+
+
+def _cmd_help(s: ConsoleSession, cmd: Command) -> CommandResult:
+    seen: list[CommandSpec] = []
+    for spec in s.commands.values():
+        if spec not in seen:
+            seen.append(spec)
+    width = max(len(spec.usage) for spec in seen)
+    return CommandResult([f"  {spec.usage.ljust(width)}  {spec.help}" for spec in seen])
+
+
+def _no_args(cmd: Command, usage: str) -> None:
+    if cmd.args or cmd.options:
+        raise UsageError(usage)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1e6 else f"{value:.0f}"
+    if isinstance(value, Mapping):
+        return " ".join(f"{k}={_fmt(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ",".join(_fmt(v) for v in value)
+    return str(value)
+
+
+#: Status fields that identify a vehicle: the console shows them only through `reads search`,
+#: which needs a reason and is audited.
+_WITHHELD = ("plate", "plate_text", "read_id")
+
+
+def _cmd_status(s: ConsoleSession, cmd: Command) -> CommandResult:
+    _no_args(cmd, "status")
+    st = dict(s.status_fn())
+    lines: list[str] = []
+    workers = st.pop("workers", None)
+    for key, value in st.items():
+        if key == "last_read" and isinstance(value, Mapping):
+            value = {k: v for k, v in value.items() if k not in _WITHHELD}
+        if key == "store" and isinstance(value, Mapping):
+            value = {k: v for k, v in value.items() if k in ("ok", "used_bytes", "budget_bytes",
+                                                              "over_budget", "last_error",
+                                                              "recovered_from_corruption")}
+        lines.append(f"{key}: {_fmt(value)}")
+    if isinstance(workers, Mapping):
+        lines.append("workers:")
+        for name, w in workers.items():
+            if isinstance(w, Mapping):
+                err = f", last error: {w['last_error']}" if w.get("last_error") else ""
+                lines.append(f"  {name}: {w.get('state')}, restarts {w.get('restarts', 0)}{err}")
+    return CommandResult(lines)
+
+
+def _cmd_reads(s: ConsoleSession, cmd: Command) -> CommandResult:
+    usage = 'reads search PLATE reason="why you need it (case number)"'
+    args = cmd.args
+    if cmd.name == "reads":
+        if not args or args[0].lower() != "search":
+            raise UsageError(usage)
+        args = args[1:]
+    if len(args) != 1 or set(cmd.options) - {"reason"}:
+        raise UsageError(usage)
+    reason = cmd.options.get("reason", "")
+    from storage.errors import AccessDenied
+
+    try:
+        found = s.store.search_plate(args[0], s.actor, ROLE, reason)
+    except AccessDenied as e:
+        return CommandResult([f"denied: {e} (give reason=\"...\", at least 3 characters)"],
+                             "denied")
+    lines = [f"{len(found)} read(s) within retention"]
+    for r in list(found)[:MAX_SEARCH_ROWS]:
+        lines.append(f"  {r.captured_at.isoformat(timespec='seconds')}  {r.plate_text}  "
+                     f"conf {r.confidence:.2f}  {r.camera_id}  {r.direction or '-'}")
+    if len(found) > MAX_SEARCH_ROWS:
+        lines.append(f"  ... {len(found) - MAX_SEARCH_ROWS} more not shown")
+    return CommandResult(lines)
+
+
+def _cmd_audit(s: ConsoleSession, cmd: Command) -> CommandResult:
+    if cmd.args != ("verify",) or cmd.options:
+        raise UsageError("audit verify")
+    rep = s.store.verify_audit()
+    lines = [f"audit chain: {'OK' if rep.ok else 'PROBLEMS FOUND'}",
+             f"entries: {rep.entries}, last seq: {rep.last_seq}, "
+             f"checkpoints verified: {rep.checkpoints_verified}"]
+    lines += [f"  problem: {p}" for p in list(rep.problems)[:20]]
+    if len(rep.problems) > 20:
+        lines.append(f"  ... {len(rep.problems) - 20} more")
+    return CommandResult(lines, "ok", {"chain_ok": rep.ok, "entries": rep.entries})
+
+
+def _int_arg(cmd: Command, default: int, lo: int, hi: int, usage: str) -> int:
+    if cmd.options or len(cmd.args) > 1:
+        raise UsageError(usage)
+    if not cmd.args:
+        return default
+    try:
+        n = int(cmd.args[0])
+    except ValueError:
+        raise UsageError(f"{usage}  ({lo}..{hi})") from None
+    if not lo <= n <= hi:
+        raise UsageError(f"{usage}  ({lo}..{hi})")
+    return n
+
+
+def _cmd_stats(s: ConsoleSession, cmd: Command) -> CommandResult:
+    days = _int_arg(cmd, 30, 1, 3660, "stats [DAYS]")
+    st = s.store.stats(days)
+    return CommandResult([f"{k}: {_fmt(v)}" for k, v in st.items()])
+
+
+def _cmd_outbox(s: ConsoleSession, cmd: Command) -> CommandResult:
+    _no_args(cmd, "outbox")
+    depth = s.store.outbox_depth()
+    return CommandResult([f"{k}: {v}" for k, v in depth.items()]
+                         + [f"total: {sum(depth.values())}"])
+
+
+def _cmd_logs(s: ConsoleSession, cmd: Command) -> CommandResult:
+    n = _int_arg(cmd, 20, 1, MAX_LOG_LINES, "logs [N]")
+    assert s.logs_fn is not None  # the command exists only with a logs_fn
+    return CommandResult(list(s.logs_fn(n))[-n:], "ok", {"lines": n})
+
+
+def _cmd_whoami(s: ConsoleSession, cmd: Command) -> CommandResult:
+    _no_args(cmd, "whoami")
+    return CommandResult([f"user: {s.settings.user}", f"role: {ROLE}",
+                          f"logged in at: {s._login_at}",
+                          f"idle timeout: {int(s.settings.idle_timeout_s)} s"])
+
+
+# ---------------------------------------------------------------------------------- worker
+
+
+class SerialPort(Protocol):
+    """What the console needs of a pyserial port (``read`` returns b"" after its timeout)."""
+
+    def read(self, size: int = 1) -> bytes: ...
+
+    def write(self, data: bytes) -> int | None: ...
+
+    @property
+    def in_waiting(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+SerialFactory = Callable[[], SerialPort]
+
+
+def pyserial_factory(settings: ConsoleSettings) -> SerialFactory:
+    """The real port: pyserial, 8N1, no flow control, short read timeout."""
+
+    def open_port() -> SerialPort:
+        # Imported here: only a unit with the console enabled needs pyserial.
+        import serial  # type: ignore[import-untyped]
+
+        try:
+            port: SerialPort = serial.serial_for_url(
+                settings.port, baudrate=settings.baud, timeout=READ_TIMEOUT_S,
+                write_timeout=WRITE_TIMEOUT_S,
+            )
+        except (serial.SerialException, ValueError, OSError) as e:
+            raise ConsoleError(f"cannot open console port {settings.port}: {e}") from e
+        return port
+
+    return open_port
+
+
+class Console:
+    """The supervised console worker. Register with the supervisor as non-essential::
+
+        console = Console(settings.console, pyserial_factory(settings.console), store,
+                          daemon.status, clock)
+        supervisor.add("console", lambda: console.run, essential=False)
+
+    A port error raises :class:`ConsoleError` out of :meth:`run` (the supervisor restarts it
+    with backoff); nothing typed on the port can make :meth:`run` raise.
+    """
+
+    def __init__(
+        self,
+        settings: ConsoleSettings,
+        serial_factory: SerialFactory,
+        store: ConsoleStore,
+        status_fn: StatusFn,
+        clock: Clock,
+        logs_fn: LogsFn | None = None,
+    ) -> None:
+        self.settings = settings
+        self.serial_factory = serial_factory
+        self.store = store
+        self.status_fn = status_fn
+        self.clock = clock
+        self.logs_fn = logs_fn
+        self.throttle = console_auth.LoginThrottle(settings.max_failures, settings.lockout_s)
+        self.session: ConsoleSession | None = None
+
+    def status(self) -> dict[str, Any]:
+        s = self.session
+        return {
+            "logged_in": bool(s and s.logged_in),
+            "locked_for_s": round(self.throttle.locked_for(self.clock.monotonic()), 1),
+        }
+
+    def run(self, stop: threading.Event) -> None:
+        port = self.serial_factory()
+        session = ConsoleSession(self.settings, self.store, self.status_fn, self.clock,
+                                 self.throttle, self.logs_fn)
+        self.session = session
+        editor = LineEditor(self.settings.max_line_bytes)
+        log.info("console listening", extra={"port": self.settings.port})
+        try:
+            self._send(port, session.greet())
+            while not stop.is_set():
+                data = self._read(port)
+                out = bytearray()
+                for byte in data:
+                    echo, event = editor.push(byte, session.echo)
+                    out += echo
+                    if event is not None:
+                        out += self._guarded(session, functools.partial(session.handle, event))
+                out += self._guarded(session, session.tick)
+                if out:
+                    self._send(port, out)
+            if session.logged_in:
+                self._send(port, "\r\ndaemon stopping: " + session.logout("daemon stopping"))
+        except BaseException:
+            if session.logged_in:
+                session.logout("port error")
+            raise
+        finally:
+            try:
+                port.close()
+            except Exception:  # noqa: BLE001 - closing a dead port must not hide the cause
+                log.debug("console port close failed", exc_info=True)
+
+    @staticmethod
+    def _guarded(session: ConsoleSession, fn: Callable[[], str]) -> bytes:
+        try:
+            return fn().encode("utf-8", "replace")
+        except Exception:  # noqa: BLE001 - last line of defence: the session state is reset
+            log.exception("console session error")
+            if session.logged_in:
+                session.logout("internal error")
+            session.state = State.LOGIN
+            return b"\r\nerror: internal console error; session reset\r\n" + (
+                session.greet().encode())
+
+    def _read(self, port: SerialPort) -> bytes:
+        try:
+            data = port.read(1)
+            if data:
+                waiting = port.in_waiting
+                if waiting:
+                    data += port.read(min(waiting, 4096))
+            return data
+        except Exception as e:
+            raise ConsoleError(f"console port {self.settings.port} read failed: {e}") from e
+
+    def _send(self, port: SerialPort, data: str | bytes | bytearray) -> None:
+        raw = data.encode("utf-8", "replace") if isinstance(data, str) else bytes(data)
+        try:
+            port.write(raw)
+        except Exception as e:
+            if type(e).__name__ == "SerialTimeoutException":
+                # Nobody is draining the line (flow control held off): drop output, keep going.
+                log.warning("console write timed out; output dropped",
+                            extra={"bytes": len(raw)})
+                return
+            raise ConsoleError(f"console port {self.settings.port} write failed: {e}") from e
+

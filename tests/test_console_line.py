@@ -1,0 +1,120 @@
+"""Console line editing, input decoding and command parsing (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from firmware import config
+from firmware.console import (
+    CONSOLE_SECTION,
+    EndOfInput,
+    InputRejected,
+    Interrupt,
+    Line,
+    LineEditor,
+    decode_line,
+    parse_command,
+    printable,
+)
+from firmware.console_auth import ScryptParams, hash_password
+
+
+def feed(ed: LineEditor, data: bytes, echo: bool = True) -> tuple[bytes, list[Any]]:
+    out = bytearray()
+    events = []
+    for b in data:
+        e, ev = ed.push(b, echo)
+        out += e
+        if ev is not None:
+            events.append(ev)
+    return bytes(out), events
+
+
+def test_cr_lf_and_crlf_each_end_one_line() -> None:
+    ed = LineEditor(64)
+    _, events = feed(ed, b"a\rb\nc\r\nd\r\x00e\n")
+    assert events == [Line(b"a"), Line(b"b"), Line(b"c"), Line(b"d"), Line(b"e")]
+
+
+def test_echo_and_backspace_remove_whole_utf8_characters() -> None:
+    ed = LineEditor(64)
+    echo, events = feed(ed, "ab\u00e9".encode() + b"\x7f\x08c\r")
+    assert events == [Line(b"ac")]
+    assert echo.startswith(b"ab\xc3\xa9\b \b\b \bc")
+
+
+def test_no_echo_when_asked() -> None:
+    ed = LineEditor(64)
+    echo, events = feed(ed, b"s3cret\r", echo=False)
+    assert b"s3cret" not in echo
+    assert events == [Line(b"s3cret")]
+
+
+def test_overflow_cuts_and_flags_the_line_then_recovers() -> None:
+    ed = LineEditor(8)
+    echo, events = feed(ed, b"0123456789abc\rok\r")
+    assert events == [Line(b"01234567", overflow=True), Line(b"ok")]
+    assert b"89abc" not in echo
+
+
+def test_ctrl_c_ctrl_u_ctrl_d() -> None:
+    ed = LineEditor(64)
+    _, events = feed(ed, b"abc\x03def\x15\x04x\x04\r")
+    assert events == [Interrupt(), Interrupt(), EndOfInput(), Line(b"x")]
+
+
+def test_tab_is_a_space_and_control_bytes_are_kept_for_rejection() -> None:
+    ed = LineEditor(64)
+    _, events = feed(ed, b"a\tb\x1b[A\r")
+    assert events == [Line(b"a b\x1b[A")]
+    with pytest.raises(InputRejected, match="control characters"):
+        decode_line(events[0], 64)
+
+
+def test_decode_line_errors() -> None:
+    with pytest.raises(InputRejected, match="not valid UTF-8"):
+        decode_line(Line(b"\xff\xfe"), 64)
+    with pytest.raises(InputRejected, match="too long"):
+        decode_line(Line(b"x", overflow=True), 64)
+    assert decode_line(Line("  caf\u00e9 ".encode()), 64) == "caf\u00e9"
+
+
+def test_parse_command_options_and_quoting() -> None:
+    c = parse_command('Reads search AB12CD reason="case 1234"')
+    assert c.name == "reads"
+    assert c.args == ("search", "AB12CD")
+    assert c.options == {"reason": "case 1234"}
+    with pytest.raises(InputRejected, match="malformed quoting"):
+        parse_command('reads search X reason="case')
+    with pytest.raises(InputRejected, match="twice"):
+        parse_command("reads search X reason=a reason=b")
+
+
+def test_printable_replaces_escape_sequences() -> None:
+    assert printable("ok\x1b[2Jx") == "ok?[2Jx"
+
+
+def _validate(section: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> config.Settings:
+    from firmware import sections
+
+    monkeypatch.setitem(sections.SECTIONS, "console", CONSOLE_SECTION)
+    return config.validate({"console": section}, "test.toml")
+
+
+def test_console_section_validation(monkeypatch: pytest.MonkeyPatch) -> None:
+    h = hash_password("pw-12345", ScryptParams(n=1024))
+    s = _validate({"enabled": True, "password_hash": h, "port": "loop://"}, monkeypatch)
+    assert s.console.enabled and s.console.port == "loop://"
+    assert config.redacted(s)["console"]["password_hash"] == "<redacted>"
+    assert h not in repr(s.console)
+    with pytest.raises(config.ConfigError, match="needs a password_hash"):
+        _validate({"enabled": True}, monkeypatch)
+    with pytest.raises(config.ConfigError, match="password_hash"):
+        _validate({"password_hash": "scrypt$garbage"}, monkeypatch)
+    with pytest.raises(config.ConfigError, match="baud"):
+        _validate({"baud": 12345}, monkeypatch)
+    with pytest.raises(config.ConfigError, match="between"):
+        _validate({"max_line_bytes": 8}, monkeypatch)
+    assert not _validate({}, monkeypatch).console.enabled
