@@ -256,31 +256,44 @@ class Store:
                 return cipher
             key = new_day_key()
             wrapped = b"" if self._plaintext else self._keys.wrap_day_key(day, key)
+            del key
             # secure_delete around every day_keys write: page rebalancing must not leave stale
             # copies of wrapped keys in free space, or shredding a key would not shred it.
             self._conn.execute("PRAGMA secure_delete = ON")
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
+                # Another process on this file (the CLI) may have created the day's key first:
+                # keep whichever was committed first and use that.
                 self._conn.execute(
-                    "INSERT INTO day_keys(day, wrapped, created_at) VALUES (?, ?, ?)",
+                    "INSERT INTO day_keys(day, wrapped, created_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT(day) DO NOTHING",
                     (day, wrapped, self._clock.utcnow().isoformat()),
                 )
+                stored = self._conn.execute(
+                    "SELECT wrapped FROM day_keys WHERE day = ?", (day,)
+                ).fetchone()[0]
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._rollback()
                 raise
             finally:
                 self._conn.execute("PRAGMA secure_delete = OFF")
-            cipher = PlainDayCipher(day) if self._plaintext else DayCipher(day, key)
-            del key
+            cipher = self._make_cipher(day, bytes(stored))
             self._ciphers[day] = cipher
             return cipher
 
     def _cipher_for_read(self, day: str) -> Cipher:
         cipher = self._ciphers.get(day)
-        if cipher is None:
-            raise KeyDestroyed(f"day key for {day} was destroyed by retention")
-        return cipher
+        if cipher is not None:
+            return cipher
+        with self._lock:  # a key created by another process on this file (the CLI)
+            row = self._conn.execute(
+                "SELECT wrapped FROM day_keys WHERE day = ?", (day,)
+            ).fetchone()
+            if row is None:
+                raise KeyDestroyed(f"day key for {day} was destroyed by retention")
+            cipher = self._ciphers[day] = self._make_cipher(day, bytes(row[0]))
+            return cipher
 
     def derive_key(self, purpose: str) -> bytes:
         """A 32-byte subkey of the KEK for another component (e.g. ``"hotlist"``), by HKDF.
@@ -1081,7 +1094,8 @@ class Store:
     def _reclaim(self) -> None:
         """Give freed pages back to the filesystem and truncate the WAL."""
         with self._lock:
-            self._conn.execute("PRAGMA incremental_vacuum")
+            # executescript steps the pragma to completion; execute() frees a single page.
+            self._conn.executescript("PRAGMA incremental_vacuum;")
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # ------------------------------------------------------------------ disk budget

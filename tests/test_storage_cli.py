@@ -1,0 +1,55 @@
+"""`vigil audit verify|export|pubkey` and `vigil stats` through argparse, on a real store."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from drivers.clock import FakeClock
+from firmware import cmd_storage
+from storage import MemoryKeySource, Store, StoreSettings
+from storage.testing import make_read
+
+
+def _parser(db: Path, ks: MemoryKeySource) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="command", required=True)
+    cmd_storage.register(
+        sub, lambda _cfg: Store.open(db, ks, StoreSettings(), FakeClock(), background=False)
+    )
+    return p
+
+
+def _run(p: argparse.ArgumentParser, *argv: str) -> int:
+    args = p.parse_args(list(argv))
+    return int(args.func(args))
+
+
+def test_verify_export_stats(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ks, db = MemoryKeySource(), tmp_path / "s.db"
+    with Store.open(db, ks, StoreSettings(), FakeClock(), background=False) as s:
+        s.put_read(make_read(random.Random(1), plate="AB123CD"))
+        s.search_plate("AB123CD", "alice", "operator", "case 5")
+    p = _parser(db, ks)
+    assert _run(p, "audit", "verify", "--json") == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["ok"] and rep["checkpoints_verified"] >= 1
+    out = tmp_path / "export.jsonl"
+    assert _run(p, "audit", "export", "-o", str(out)) == 0
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert lines[0]["format"] == "vigil-audit-export/1"
+    assert any(e["action"] == "plate.search" for e in lines[1:])
+    assert "alice" not in out.read_text() and "AB123CD" not in out.read_text()
+    capsys.readouterr()
+    assert _run(p, "stats", "--json") == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["reads"] == 1 and stats["searches"] == 1
+    with sqlite3.connect(str(db)) as c:
+        c.execute("UPDATE audit SET actor='nobody' WHERE action='plate.search'")
+    assert _run(p, "audit", "verify") == 1
+    assert "TAMPERED" in capsys.readouterr().out
