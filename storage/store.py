@@ -984,7 +984,7 @@ class Store:
             with self._lock:
                 self._check_open()
                 key_days = [r[0] for r in self._conn.execute("SELECT day FROM day_keys")]
-                data_days = set()
+                data_days: set[str] = set()
                 for table in ("reads", "images", "alerts", "outbox"):
                     data_days.update(
                         r[0] for r in self._conn.execute(f"SELECT DISTINCT day FROM {table}")
