@@ -174,9 +174,11 @@ def test_rotate_kek_refused_while_the_daemon_answers(tmp_path: Path) -> None:
 
 
 def test_toml_writer_round_trips_awkward_strings(tmp_path: Path) -> None:
-    data: dict[str, dict[str, Any]] = {"unit": {"site_name": 'Quai "9"\\ \u00e9\t\n\x01 end', "camera_id": "a"},
-            "store": {"search_roles": ["operator", "x\"y"], "retention_days": 7,
-                      "max_db_mb": 12.5, "drop_unsent_reads_when_full": False}}
+    data: dict[str, dict[str, Any]] = {
+        "unit": {"site_name": 'Quai "9"\\ \u00e9\t\n\x01 end', "camera_id": "a"},
+        "store": {"search_roles": ["operator", "x\"y"], "retention_days": 7,
+                  "max_db_mb": 12.5, "drop_unsent_reads_when_full": False},
+    }
     text = provision.dumps_config(data, "header\nline two")
     assert tomllib.loads(text) == data
     assert text.startswith("# header\n# line two\n")
