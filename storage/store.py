@@ -1093,9 +1093,18 @@ class Store:
 
     def _reclaim(self) -> None:
         """Give freed pages back to the filesystem and truncate the WAL."""
+        # In steps of 2,000 pages, releasing the lock between them, so reads keep being
+        # acknowledged while gigabytes are given back. executescript steps the pragma to
+        # completion (execute() would free a single page).
+        while True:
+            with self._lock:
+                if self._closed:
+                    return
+                self._conn.executescript("PRAGMA incremental_vacuum(2000);")
+                left = self._conn.execute("PRAGMA freelist_count").fetchone()[0]
+            if not left:
+                break
         with self._lock:
-            # executescript steps the pragma to completion; execute() frees a single page.
-            self._conn.executescript("PRAGMA incremental_vacuum;")
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # ------------------------------------------------------------------ disk budget
