@@ -21,8 +21,9 @@ from firmware.errors import FirmwareError
 
 SCHEME = "scrypt"
 
-#: 2**15 x r=8 needs 32 MiB and ~0.1 s per attempt on a Raspberry Pi 4: slow enough for an
-#: offline guesser who copied the config file, cheap enough beside the inference threads.
+#: 2**15 x r=8 needs 32 MiB per attempt (about 0.26 s on the 2-core x86 development machine;
+#: not yet measured on a Pi): slow for an offline guesser who copied the config file, and only
+#: paid once per login on the unit.
 DEFAULT_N = 2**15
 DEFAULT_R = 8
 DEFAULT_P = 1
