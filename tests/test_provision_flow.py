@@ -317,3 +317,25 @@ def test_install_cert_cli(provisioned: provision.ProvisionResult, tmp_path: Path
     assert cmd_provision.cmd_install_cert(args, err) == 0, err.getvalue()
     assert provisioned.cert_file.exists()
     assert os.access(provisioned.cert_file, os.R_OK)
+
+
+class _TtyInput(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_cli_interactive_prompts_for_what_no_flag_gave(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = iter(["short", "long enough pw", "long enough pw"])
+    monkeypatch.setattr(cmd_provision.getpass, "getpass", lambda *_a, **_k: next(answers))
+    out_cfg = tmp_path / "vigil.toml"
+    args = _parse(["provision", "--out", str(out_cfg), "--state-dir", str(tmp_path / "s")])
+    stdin = _TtyInput("unit-i\nnot a site\n12.5,7.25\nbogus\ngstreamer\n")
+    err = io.StringIO()
+    assert cmd_provision.cmd_provision(args, stdin, io.StringIO(), err) == 0, err.getvalue()
+    assert "expected LAT,LON" in err.getvalue() and "at least 8" in err.getvalue()
+    s = config.load(out_cfg)
+    assert s.unit.camera_id == "unit-i" and s.unit.site_latitude == 12.5
+    assert s.camera.backend == "gstreamer"
+    assert verify_password("long enough pw", parse_hash(s.console.password_hash))
+    assert "long enough pw" not in err.getvalue()
