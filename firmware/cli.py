@@ -120,6 +120,10 @@ def _mount_optional(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
     cmd_storage.register(sub, _open_store_for_cli)
 
+    from firmware import cmd_provision
+
+    cmd_provision.register(sub)
+
 
 def _open_store_for_cli(config_path: Path | None):  # type: ignore[no-untyped-def]
     from firmware.daemon import open_store

@@ -117,7 +117,14 @@ class Daemon:
         self.control = ControlServer(control_socket_path(self.settings), self._handlers())
         self.control.open()
         self.supervisor.add("control", lambda: self.control.run, essential=False)
-        for name, (factory, essential) in self.c.extra_workers.items():
+        if self.settings.console.enabled:
+            from firmware.console import Console, pyserial_factory
+            from firmware.logsetup import RECENT
+
+            console = Console(self.settings.console, pyserial_factory(self.settings.console),
+                              self.c.store, self.status, self.clock, logs_fn=RECENT.last)
+            self.c.extra_workers["console"] = (lambda: console.run, False, console)
+        for name, (factory, essential, _obj) in self.c.extra_workers.items():
             self.supervisor.add(name, factory, essential=essential)
 
     def _handlers(self) -> dict[str, Any]:

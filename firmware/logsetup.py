@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import time
+from collections import deque
 from typing import Any, TextIO
 
 _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
@@ -38,6 +39,28 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str, separators=(",", ":"))
 
 
+class RecentLogs(logging.Handler):
+    """The last ``capacity`` log lines in memory, for the technician console's ``logs N``."""
+
+    def __init__(self, capacity: int = 500) -> None:
+        super().__init__()
+        self._lines: deque[str] = deque(maxlen=capacity)
+        self.setFormatter(JsonFormatter(with_time=True))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._lines.append(self.format(record))
+        except Exception:  # noqa: BLE001 - logging must never raise into the caller
+            self.handleError(record)
+
+    def last(self, n: int) -> list[str]:
+        lines = list(self._lines)
+        return lines[-n:] if n > 0 else []
+
+
+RECENT = RecentLogs()
+
+
 def configure(level: str = "info", stream: TextIO | None = None) -> None:
     """Route all logging to ``stream`` (stderr by default) as JSON lines."""
     handler = logging.StreamHandler(stream or sys.stderr)
@@ -46,4 +69,5 @@ def configure(level: str = "info", stream: TextIO | None = None) -> None:
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
+    root.addHandler(RECENT)
     root.setLevel(level.upper())

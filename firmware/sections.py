@@ -253,6 +253,15 @@ SECTIONS["keys"] = Section(
 )
 
 
+def _mount_console() -> None:
+    from firmware.console import CONSOLE_SECTION
+
+    SECTIONS["console"] = CONSOLE_SECTION
+
+
+_mount_console()
+
+
 def cross_check(built: dict[str, Any]) -> str | None:
     """Rules that span sections."""
     return None
