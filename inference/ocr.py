@@ -35,6 +35,27 @@ DEFAULT_PARTIAL_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
+class OcrSettings:
+    """Reader settings (config section ``[ocr]``; validated here and by firmware's config).
+
+    ``threads``: interpreter CPU threads, 1-4. ``top_n``: candidates kept, 1-50.
+    ``partial_threshold``: a character below this probability is shown as ``?``, 0-1.
+    """
+
+    threads: int = 1
+    top_n: int = DEFAULT_TOP_N
+    partial_threshold: float = DEFAULT_PARTIAL_THRESHOLD
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.threads <= 4:
+            raise ValueError(f"ocr.threads must be 1..4, got {self.threads}")
+        if not 1 <= self.top_n <= 50:
+            raise ValueError(f"ocr.top_n must be 1..50, got {self.top_n}")
+        if not 0.0 <= self.partial_threshold <= 1.0:
+            raise ValueError(f"ocr.partial_threshold must be 0..1, got {self.partial_threshold}")
+
+
+@dataclass(frozen=True)
 class OcrLabels:
     """What the model's outputs mean, read from the manifest's ``labels``."""
 
@@ -218,10 +239,8 @@ class PlateReader:
         partial_threshold: float = DEFAULT_PARTIAL_THRESHOLD,
         name: str = MODEL_NAME,
     ) -> PlateReader:
-        if top_n < 1:
-            raise ValueError("top_n must be >= 1")
-        if not 0.0 <= partial_threshold <= 1.0:
-            raise ValueError("partial_threshold must be within [0, 1]")
+        """Load ``model_dir/<name>.json`` + its model and check the OCR labels fit its outputs."""
+        OcrSettings(threads, top_n, partial_threshold)  # same ranges as the config
         model = TFLiteModel.load(model_dir, name, threads=threads)
         try:
             labels = OcrLabels.from_manifest(dict(model.manifest.labels), str(model.path))
@@ -229,6 +248,10 @@ class PlateReader:
         except Exception:
             model.close()
             raise
+
+    @classmethod
+    def from_settings(cls, model_dir: Path, settings: OcrSettings) -> PlateReader:
+        return cls.load(model_dir, settings.threads, settings.top_n, settings.partial_threshold)
 
     @property
     def input_hw(self) -> tuple[int, int]:

@@ -142,3 +142,12 @@ def test_labels_from_manifest_validation() -> None:
         OcrLabels.from_manifest({**good, "pad": "#"}, "m")
     with pytest.raises(ModelError):
         OcrLabels.from_manifest({k: v for k, v in good.items() if k != "slots"}, "m")
+
+
+def test_settings_ranges() -> None:
+    from inference.ocr import OcrSettings
+
+    assert OcrSettings().top_n == 10
+    for kwargs in ({"threads": 0}, {"top_n": 0}, {"top_n": 51}, {"partial_threshold": 1.5}):
+        with pytest.raises(ValueError):
+            OcrSettings(**kwargs)  # type: ignore[arg-type]

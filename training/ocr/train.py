@@ -97,7 +97,8 @@ def main() -> None:
                     "plate_class": d["plate_class"].astype(np.int32),
                 },
                 {
-                    "chars": d["char_weight"],
+                    # per slot: the loss is (batch, slots) before reduction
+                    "chars": np.repeat(d["char_weight"][:, None], d["text"].shape[1], axis=1),
                     "region": np.ones(len(d["x"]), np.float32),
                     "plate_class": np.ones(len(d["x"]), np.float32),
                 },
