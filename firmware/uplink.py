@@ -31,6 +31,7 @@ import json
 import logging
 import math
 import random
+import socket
 import ssl
 import threading
 import uuid
@@ -201,11 +202,17 @@ class HttpsTransport:
         if not settings.endpoint.startswith("https://"):
             raise UplinkConfigError("uplink.endpoint must be an https:// URL")
         self._clock = clock
+        ctx = build_ssl_context(settings)
         self._client = httpx.Client(
             base_url=settings.endpoint,
-            verify=build_ssl_context(settings),
+            # NODELAY: h11 writes headers and body separately; with Nagle every small batch
+            # would wait for the server's delayed ACK (~40 ms).
+            transport=httpx.HTTPTransport(
+                verify=ctx,
+                limits=httpx.Limits(max_connections=2, max_keepalive_connections=1),
+                socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+            ),
             timeout=httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s),
-            limits=httpx.Limits(max_connections=2, max_keepalive_connections=1),
             headers={"User-Agent": "vigil-uplink/1"},
             follow_redirects=False,  # a redirect off the pinned endpoint is not followed
             trust_env=False,  # no proxy or CA bundle from the environment

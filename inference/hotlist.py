@@ -66,11 +66,12 @@ class HotlistError(InferenceError, ValueError):
 
 @dataclass(frozen=True)
 class HotlistEntry:
-    """One wanted plate. ``priority`` 1 is the most urgent; ``reason`` is the agency's words."""
+    """One wanted plate. Higher ``priority`` is more urgent (as in ``storage.records.AlertRecord``,
+    forwarded first); ``reason`` is the agency's words."""
 
     plate: str
     reason: str
-    priority: int = 3
+    priority: int = 5
     entry_id: str | None = None
     region: str | None = None
 
@@ -236,7 +237,7 @@ class HotlistMatcher:
     def match(self, text: str, candidates: Iterable[str] = ()) -> list[HotlistMatch]:
         """Every entry ``text`` (or, failing that entry, an alternative candidate) may be.
 
-        Sorted most urgent first: by entry priority, then rule strength. One match per
+        Sorted most urgent first: by entry priority (higher first), then rule strength. One match per
         (hotlist, entry) with the strongest rule that fired.
         """
         best: dict[tuple[int, int], HotlistMatch] = {}
@@ -246,7 +247,7 @@ class HotlistMatcher:
                 if cand != text:
                     self._match_one(cand, "candidate_", best)
         return sorted(
-            best.values(), key=lambda m: (m.priority, RULE_RANK[m.rule], m.hotlist_name)
+            best.values(), key=lambda m: (-m.priority, RULE_RANK[m.rule], m.hotlist_name)
         )
 
     def _match_one(self, raw: str, prefix: str, best: dict[tuple[int, int], HotlistMatch]) -> None:

@@ -90,8 +90,8 @@ def test_candidates_match_when_primary_does_not() -> None:
 
 def test_strongest_rule_kept_per_entry_and_priority_order() -> None:
     lists = [
-        Hotlist("bolo", 1, (HotlistEntry("AB123CD", "low", priority=5),)),
-        Hotlist("amber", 3, (HotlistEntry("A8123CD", "child", priority=1),)),
+        Hotlist("bolo", 1, (HotlistEntry("AB123CD", "low", priority=1),)),
+        Hotlist("amber", 3, (HotlistEntry("A8123CD", "child", priority=9),)),
     ]
     m = HotlistMatcher(lists)
     hits = m.match("A8123CD", candidates=["AB123CD"])
