@@ -436,6 +436,7 @@ class Uplink:
         self._last_success: datetime | None = None
         self._last_error: str | None = None
         self._permanent_seen: set[str] = set()
+        self._backlogged = False  # the last batch came back full: more is waiting
         self.counters = UplinkCounters()
 
     # -- API for the pipeline and the CLI --------------------------------------------------
@@ -527,7 +528,12 @@ class Uplink:
         only_alerts = now < self._next_attempt  # an alert kick during a backoff
         reads_ok = not only_alerts and not self._budget.exhausted()
         allowed = self._bucket.available(now) if reads_ok else 0
-        limit = min(self._batch_limit(), allowed)
+        batch_limit = self._batch_limit()
+        if reads_ok and self._backlogged and not kicked and allowed < batch_limit:
+            # Draining a backlog: wait for a whole batch of tokens rather than trickling one
+            # read per request (per-request overhead would dominate on a slow link).
+            return max(0.05, self._bucket.seconds_until(batch_limit, now))
+        limit = min(batch_limit, allowed)
         include_images = (
             self.settings.send_images
             and self._budget.fraction_used() < self.settings.image_budget_fraction
@@ -536,7 +542,9 @@ class Uplink:
             max(1, limit), self.settings.batch_max_bytes, include_images
         )
         if not batch:
+            self._backlogged = False
             return self.settings.idle_poll_s
+        self._backlogged = len(batch) >= max(1, limit)
         alerts = [it for it in batch if it.kind == "alert"]
         reads = [it for it in batch if it.kind != "alert"][: max(0, limit)]
         for alert in alerts:
