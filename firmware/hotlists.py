@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import threading
+from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +42,7 @@ from drivers.clock import Clock
 from firmware.errors import FirmwareError
 from firmware.uplink import Transport, TransportError
 from inference.hotlist import (
+    EntryTable,
     Hotlist,
     HotlistEntry,
     HotlistError,
@@ -104,7 +106,7 @@ class HotlistDocument:
     kind: str  # "full" | "delta"
     base_version: int | None
     issued_at: str
-    entries: tuple[HotlistEntry, ...]
+    entries: EntryTable
     remove: tuple[str, ...]
 
 
@@ -252,22 +254,7 @@ def _parse_payload(payload: bytes) -> HotlistDocument:
             raise HotlistFormatError("version must be a positive integer")
         if kind not in ("full", "delta"):
             raise HotlistFormatError(f"kind must be full or delta, not {kind!r}")
-        reasons = d["reasons"]
-        entries = []
-        for row in d["entries"]:
-            plate = normalise_plate(row[0])
-            if not plate or plate != row[0]:
-                raise HotlistFormatError(f"plate {row[0]!r} is not normalised")
-            prio = int(row[2])
-            entries.append(
-                HotlistEntry(
-                    plate=plate,
-                    reason=str(reasons[int(row[1])]),
-                    priority=prio,
-                    entry_id=row[3] if len(row) > 3 else None,
-                    region=row[4] if len(row) > 4 else None,
-                )
-            )
+        entries = _table_from_rows(d["reasons"], d["entries"])
         base = d.get("base_version")
         remove: tuple[str, ...] = ()
         if kind == "delta":
@@ -276,12 +263,52 @@ def _parse_payload(payload: bytes) -> HotlistDocument:
             remove = tuple(str(x) for x in d["remove"])
         return HotlistDocument(
             name, version, kind, base if kind == "delta" else None, str(d["issued_at"]),
-            tuple(entries), remove,
+            entries, remove,
         )
     except HotlistFormatError:
         raise
     except (ValueError, KeyError, TypeError, IndexError) as e:
         raise HotlistFormatError(f"malformed hotlist payload: {type(e).__name__}: {e}") from e
+
+
+def _table_from_rows(reasons: Any, rows: Any) -> EntryTable:
+    """Rows ``[plate, reason_index, priority(, id, region)]`` straight into columns: no object
+    per entry, so a million-entry list loads in seconds and ~100 MB."""
+    if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
+        raise HotlistFormatError("reasons must be a list of strings")
+    if not isinstance(rows, list):
+        raise HotlistFormatError("entries must be a list")
+    n_reasons = len(reasons)
+    plates: list[str] = []
+    ridx = array("I")
+    prio = array("h")
+    ids: list[str | None] = []
+    regions: list[str | None] = []
+    extra = False
+    for row in rows:
+        plate = row[0]
+        if not isinstance(plate, str) or not plate or normalise_plate(plate) != plate:
+            raise HotlistFormatError(f"plate {plate!r} is not normalised")
+        r, p = row[1], row[2]
+        if not isinstance(r, int) or not 0 <= r < n_reasons:
+            raise HotlistFormatError(f"plate {plate}: reason index {r!r} out of range")
+        if not isinstance(p, int) or isinstance(p, bool) or not -32768 <= p <= 32767:
+            raise HotlistFormatError(f"plate {plate}: bad priority {p!r}")
+        plates.append(plate)
+        ridx.append(r)
+        prio.append(p)
+        if len(row) > 3:
+            extra = True
+            ids.append(None if row[3] is None else str(row[3]))
+            regions.append(None if len(row) < 5 or row[4] is None else str(row[4]))
+        else:
+            ids.append(None)
+            regions.append(None)
+    table = EntryTable(plates, tuple(reasons), ridx, prio, ids if extra else None,
+                       regions if extra else None)
+    if len(set(plates)) != len(plates):
+        table = EntryTable.build(table)  # the agency listed a plate twice: last one wins
+    return table
 
 
 def apply_document(current: Hotlist | None, doc: HotlistDocument) -> Hotlist:
@@ -294,23 +321,14 @@ def apply_document(current: Hotlist | None, doc: HotlistDocument) -> Hotlist:
                 f"{doc.name}: version {doc.version} is not newer than {current.version}"
             )
     if doc.kind == "full":
-        return Hotlist(doc.name, doc.version, _dedup(doc.entries))
+        return Hotlist(doc.name, doc.version, doc.entries)
     if current is None or doc.base_version != current.version:
         have = None if current is None else current.version
         raise HotlistDeltaError(
             f"{doc.name}: delta from {doc.base_version} but holding {have}"
         )
-    drop = set(doc.remove) | {e.plate for e in doc.entries}
-    kept = [e for e in current.entries if e.plate not in drop]
-    return Hotlist(doc.name, doc.version, _dedup([*kept, *doc.entries]))
-
-
-def _dedup(entries: Sequence[HotlistEntry]) -> tuple[HotlistEntry, ...]:
-    # The last entry for a plate wins (a delta's update replaces the old reason/priority).
-    seen: dict[str, HotlistEntry] = {}
-    for e in entries:
-        seen[e.plate] = e
-    return tuple(seen.values())
+    # An entry in the delta replaces the held one for that plate (new reason or priority).
+    return Hotlist(doc.name, doc.version, current.entries.merged(set(doc.remove), doc.entries))
 
 
 # -- encrypted at rest ------------------------------------------------------------------------
@@ -448,7 +466,7 @@ class HotlistUpdater:
             chain = self._chains.get(doc.name, [])
         if (
             cur is not None and doc.kind == "full" and doc.version == cur.version
-            and set(_dedup(doc.entries)) == set(cur.entries)
+            and set(doc.entries) == set(cur.entries)
         ):
             # The full list at the version our deltas reached: keep it instead of the chain.
             self._file(doc.name).save([blob])

@@ -15,18 +15,20 @@ How a read matches an entry (rules, strongest first):
 * ``candidate_*`` -- the same rules applied to the reader's alternative candidates when the
   primary text did not match that entry.
 
-The index keys every entry by its confusion-class form, so an exact or confusion lookup is one
-dict probe whatever the list size; a partial read with ``k`` unknown characters costs
-``len(alphabet) ** k`` probes, which is why ``max_unknown`` is bounded (default 2, ~700 probes).
-Entries are stored column-wise (parallel lists) rather than as one object each, so a million
-entries fit in ~150 MB instead of ~400 MB on a Pi.
+The index keeps every entry's confusion-class form in one sorted list (binary search), so an
+exact or confusion lookup costs O(log n) string compares whatever the list size; a partial read
+with ``k`` unknown characters costs ``len(alphabet) ** k`` lookups, which is why
+``max_unknown`` is bounded (default 2, ~700 lookups). Entries are held column-wise
+(:class:`EntryTable`: parallel lists and arrays, no object per entry) and shared between the
+verified list and the index, so a million entries cost ~150 MB rather than ~500 MB.
 """
 
 from __future__ import annotations
 
 import itertools
 from array import array
-from collections.abc import Iterable, Sequence
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from inference.errors import InferenceError
@@ -76,13 +78,127 @@ class HotlistEntry:
     region: str | None = None
 
 
+class EntryTable(Sequence[HotlistEntry]):
+    """Hotlist entries stored column-wise; indexing builds a :class:`HotlistEntry` on demand.
+
+    Immutable by convention (no method mutates it). Plates must be normalised.
+    """
+
+    __slots__ = ("plates", "reasons", "reason_idx", "priorities", "ids", "regions")
+
+    def __init__(
+        self,
+        plates: list[str],
+        reasons: tuple[str, ...],
+        reason_idx: array[int],
+        priorities: array[int],
+        ids: list[str | None] | None = None,
+        regions: list[str | None] | None = None,
+    ) -> None:
+        n = len(plates)
+        if not (len(reason_idx) == len(priorities) == n):
+            raise HotlistError("entry table columns differ in length")
+        if (ids is not None and len(ids) != n) or (regions is not None and len(regions) != n):
+            raise HotlistError("entry table columns differ in length")
+        self.plates = plates
+        self.reasons = reasons
+        self.reason_idx = reason_idx
+        self.priorities = priorities
+        self.ids = ids
+        self.regions = regions
+
+    @classmethod
+    def build(cls, entries: Iterable[HotlistEntry]) -> EntryTable:
+        """From entries; a plate seen twice keeps its last entry (an update replaces)."""
+        by_plate: dict[str, HotlistEntry] = {}
+        for e in entries:
+            by_plate.pop(e.plate, None)  # re-insert so the order is that of the last sighting
+            by_plate[e.plate] = e
+        reasons: dict[str, int] = {}
+        plates, ridx, prio = [], array("I"), array("h")
+        ids: list[str | None] = []
+        regions: list[str | None] = []
+        for e in by_plate.values():
+            plates.append(e.plate)
+            ridx.append(reasons.setdefault(e.reason, len(reasons)))
+            prio.append(e.priority)
+            ids.append(e.entry_id)
+            regions.append(e.region)
+        return cls(
+            plates, tuple(reasons), ridx, prio,
+            ids if any(x is not None for x in ids) else None,
+            regions if any(x is not None for x in regions) else None,
+        )
+
+    def __len__(self) -> int:
+        return len(self.plates)
+
+    def entry(self, i: int) -> HotlistEntry:
+        return HotlistEntry(
+            plate=self.plates[i],
+            reason=self.reasons[self.reason_idx[i]],
+            priority=int(self.priorities[i]),
+            entry_id=self.ids[i] if self.ids is not None else None,
+            region=self.regions[i] if self.regions is not None else None,
+        )
+
+    def __getitem__(self, i):  # type: ignore[no-untyped-def, override]
+        if isinstance(i, slice):
+            return tuple(self.entry(j) for j in range(*i.indices(len(self))))
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self.entry(i)
+
+    def __iter__(self) -> Iterator[HotlistEntry]:
+        return (self.entry(i) for i in range(len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def merged(self, drop: set[str], add: EntryTable) -> EntryTable:
+        """This table without the plates in ``drop`` or in ``add``, then ``add`` appended."""
+        gone = drop | set(add.plates)
+        keep = [i for i, p in enumerate(self.plates) if p not in gone]
+        reasons: dict[str, int] = {r: i for i, r in enumerate(self.reasons)}
+        add_map = array("I", (reasons.setdefault(r, len(reasons)) for r in add.reasons))
+        plates = [self.plates[i] for i in keep] + list(add.plates)
+        ridx = array("I", (self.reason_idx[i] for i in keep))
+        ridx.extend(add_map[j] for j in add.reason_idx)
+        prio = array("h", (self.priorities[i] for i in keep))
+        prio.extend(add.priorities)
+
+        def col(a: list[str | None] | None, b: list[str | None] | None, nb: int
+                ) -> list[str | None] | None:
+            if a is None and b is None:
+                return None
+            left = [a[i] for i in keep] if a is not None else [None] * len(keep)
+            return left + (list(b) if b is not None else [None] * nb)
+
+        return EntryTable(plates, tuple(reasons), ridx, prio,
+                          col(self.ids, add.ids, len(add)), col(self.regions, add.regions,
+                                                                  len(add)))
+
+
 @dataclass(frozen=True)
 class Hotlist:
-    """A verified hotlist at one version. ``entries`` plates are already normalised."""
+    """A verified hotlist at one version. ``entries`` plates are already normalised; a plain
+    sequence of :class:`HotlistEntry` is turned into an :class:`EntryTable`."""
 
     name: str
     version: int
-    entries: tuple[HotlistEntry, ...]
+    entries: EntryTable
+
+    def __init__(self, name: str, version: int, entries: Iterable[HotlistEntry]) -> None:
+        table = entries if isinstance(entries, EntryTable) else EntryTable.build(entries)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "version", version)
+        object.__setattr__(self, "entries", table)
 
 
 @dataclass(frozen=True)
@@ -154,62 +270,36 @@ class MatcherSettings:
 
 
 class _Index:
-    """One hotlist compiled for lookup by confusion-class key."""
+    """One hotlist compiled for lookup by confusion-class key: the keys sorted in one list,
+    with the entry number of each alongside (binary search; no per-entry dict slot or int)."""
 
-    __slots__ = (
-        "name", "version", "plates", "reasons", "priorities", "ids", "regions", "by_canon",
-    )
+    __slots__ = ("name", "version", "table", "keys", "rows")
 
     def __init__(self, hotlist: Hotlist, table: ConfusionTable) -> None:
         self.name = hotlist.name
         self.version = hotlist.version
-        n = len(hotlist.entries)
-        self.plates: list[str] = [""] * n
-        self.reasons: list[str] = [""] * n
-        self.priorities = array("h", bytes(2 * n))
-        self.ids: list[str | None] = [None] * n
-        self.regions: list[str | None] = [None] * n
-        # A key maps to an int (the common case) or a list of ints (confusion collisions):
-        # avoiding a one-element list per entry saves ~60 MB per million entries.
-        self.by_canon: dict[str, int | list[int]] = {}
-        interned: dict[str, str] = {}
+        self.table = hotlist.entries
+        plates = self.table.plates
+        for p in plates:
+            if not p or normalise_plate(p) != p:
+                raise HotlistError(f"hotlist {hotlist.name!r}: plate {p!r} is not normalised")
         canon = table.canon
-        by_canon = self.by_canon
-        for i, e in enumerate(hotlist.entries):
-            plate = e.plate
-            if not plate or normalise_plate(plate) != plate:
-                raise HotlistError(f"hotlist {hotlist.name!r}: plate {plate!r} is not normalised")
-            self.plates[i] = plate
-            self.reasons[i] = interned.setdefault(e.reason, e.reason)
-            self.priorities[i] = e.priority
-            self.ids[i] = e.entry_id
-            self.regions[i] = e.region
-            key = canon(plate)
-            prev = by_canon.get(key)
-            if prev is None:
-                by_canon[key] = i
-            elif isinstance(prev, int):
-                by_canon[key] = [prev, i]
-            else:
-                prev.append(i)
+        keys = [canon(p) for p in plates]
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        self.keys = [keys[i] for i in order]
+        self.rows = array("I", order)
 
     def __len__(self) -> int:
-        return len(self.plates)
+        return len(self.keys)
 
     def lookup(self, key: str) -> list[int]:
-        hit = self.by_canon.get(key)
-        if hit is None:
-            return []
-        return [hit] if isinstance(hit, int) else hit
-
-    def entry(self, i: int) -> HotlistEntry:
-        return HotlistEntry(
-            plate=self.plates[i],
-            reason=self.reasons[i],
-            priority=int(self.priorities[i]),
-            entry_id=self.ids[i],
-            region=self.regions[i],
-        )
+        keys = self.keys
+        i = bisect_left(keys, key)
+        out = []
+        while i < len(keys) and keys[i] == key:
+            out.append(self.rows[i])
+            i += 1
+        return out
 
 
 def _diff(read: str, plate: str) -> tuple[str, ...]:
@@ -237,8 +327,8 @@ class HotlistMatcher:
     def match(self, text: str, candidates: Iterable[str] = ()) -> list[HotlistMatch]:
         """Every entry ``text`` (or, failing that entry, an alternative candidate) may be.
 
-        Sorted most urgent first: by entry priority (higher first), then rule strength. One match per
-        (hotlist, entry) with the strongest rule that fired.
+        Sorted most urgent first: by entry priority (higher first), then rule strength.
+        One match per (hotlist, entry) with the strongest rule that fired.
         """
         best: dict[tuple[int, int], HotlistMatch] = {}
         self._match_one(text, "", best)
@@ -266,7 +356,7 @@ class HotlistMatcher:
         for n, ix in enumerate(self._indexes):
             for key in keys:
                 for i in ix.lookup(key):
-                    plate = ix.plates[i]
+                    plate = ix.table.plates[i]
                     rule = self._rule(read, plate, unknown > 0)
                     if rule is None:
                         continue
@@ -274,13 +364,14 @@ class HotlistMatcher:
                     prev = best.get((n, i))
                     if prev is not None and RULE_RANK[prev.rule] <= RULE_RANK[rule]:
                         continue
+                    entry = ix.table.entry(i)
                     best[(n, i)] = HotlistMatch(
-                        entry=ix.entry(i),
+                        entry=entry,
                         rule=rule,
                         hotlist_name=ix.name,
                         version=ix.version,
-                        reason=ix.reasons[i],
-                        priority=int(ix.priorities[i]),
+                        reason=entry.reason,
+                        priority=entry.priority,
                         read_text=read,
                         substitutions=_diff(read, plate),
                     )

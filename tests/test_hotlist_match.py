@@ -149,3 +149,24 @@ def test_normalise() -> None:
     assert normalise_plate(" ab-12.c d ") == "AB12CD"
     assert normalise_plate("ab?1", allow_unknown=True) == "AB?1"
     assert normalise_plate("ab?1") == "AB1"
+
+
+def test_entry_table_columns_merge_and_dedup() -> None:
+    from inference.hotlist import EntryTable
+
+    t = EntryTable.build([HotlistEntry("AAA111", "r1", 1), HotlistEntry("BBB222", "r2", 2),
+                          HotlistEntry("AAA111", "r3", 3)])
+    assert [(e.plate, e.reason, e.priority) for e in t] == [("BBB222", "r2", 2),
+                                                              ("AAA111", "r3", 3)]
+    assert t.ids is None and t[-1].plate == "AAA111" and t[0:1] == (t[0],)
+    add = EntryTable.build([HotlistEntry("CCC333", "new", 9, "case-1", "GB"),
+                            HotlistEntry("BBB222", "r2 updated", 4)])
+    m = t.merged({"AAA111"}, add)
+    assert [(e.plate, e.reason, e.priority, e.entry_id, e.region) for e in m] == [
+        ("CCC333", "new", 9, "case-1", "GB"), ("BBB222", "r2 updated", 4, None, None)]
+    assert t == [t[0], t[1]] and t != [t[0]]
+    with pytest.raises(IndexError):
+        t[5]
+    hl = Hotlist("x", 1, m)
+    assert hl.entries is m
+    assert [h.entry.plate for h in HotlistMatcher([hl]).match("CCC33?")] == ["CCC333"]
