@@ -451,7 +451,7 @@ class Uplink:
 
     def status(self) -> dict[str, Any]:
         try:
-            depth = dict(self._outbox.outbox_depth())
+            depth: dict[str, Any] = dict(self._outbox.outbox_depth())
         except Exception as e:  # status must answer even when the store is unwell
             depth = {"error": str(e)}
         with self._lock:

@@ -12,6 +12,7 @@ import ipaddress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -141,7 +142,9 @@ def make_test_pki(directory: Path, device_id: str = "vigil-test-0001") -> TestPk
     ca = _ca("Vigil test agency CA", now)
     foreign = _ca("Somebody else's CA", now)
     hosts = ("127.0.0.1", "localhost")
-    live = {"not_before": now - timedelta(hours=1), "not_after": now + timedelta(days=30)}
+    live: dict[str, Any] = {
+        "not_before": now - timedelta(hours=1), "not_after": now + timedelta(days=30)
+    }
     ca_path = directory / "ca.crt"
     ca_path.write_bytes(ca[0].public_bytes(serialization.Encoding.PEM))
     return TestPki(

@@ -177,8 +177,9 @@ class EntryTable(Sequence[HotlistEntry]):
                 ) -> list[str | None] | None:
             if a is None and b is None:
                 return None
-            left = [a[i] for i in keep] if a is not None else [None] * len(keep)
-            return left + (list(b) if b is not None else [None] * nb)
+            left: list[str | None] = [a[i] for i in keep] if a is not None else [None] * len(keep)
+            right: list[str | None] = list(b) if b is not None else [None] * nb
+            return left + right
 
         return EntryTable(plates, tuple(reasons), ridx, prio,
                           col(self.ids, add.ids, len(add)), col(self.regions, add.regions,

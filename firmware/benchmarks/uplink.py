@@ -137,7 +137,7 @@ def _memory_run(pki: TestPki, url: str, n: int) -> dict[str, float]:
             sent_bodies.append(len(body))
         return orig(method, path, body, **kw)
 
-    up._transport.request = counting  # type: ignore[method-assign]
+    up._transport.request = counting  # type: ignore[method-assign, assignment]
     start = time.perf_counter()
     with up:
         while ob.outbox_depth()["reads"]:
