@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import random
 import statistics
 import subprocess
@@ -248,7 +247,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             server.close()
     scale = 100_000 / n_store
     default_rate = UplinkSettings("", "", "", "", "").drain_rate_per_s
-    return {
+    out = {
         "reads_per_s": round(n_store / st["drain_s"], 1),
         "drain_100k_s": round(st["drain_s"] * scale, 1),
         "drain_extrapolated": n_store != 100_000,
@@ -260,8 +259,12 @@ def run(quick: bool = False) -> dict[str, Any]:
         "drain_100k_at_default_rate_s": round(100_000 / default_rate, 1),
         "batch_max_reads": UplinkSettings("", "", "", "", "").batch_max_reads,
         "quick": quick,
-        "cpus": os.cpu_count(),
     }
+    try:
+        from firmware.benchmarks.common import envelope
+    except ImportError:
+        return out
+    return envelope("uplink", out)
 
 
 if __name__ == "__main__":
