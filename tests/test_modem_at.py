@@ -196,3 +196,32 @@ def test_supervisor_power_cycles_a_silent_modem(rig: tuple[FakeModem, Modem]) ->
     time.sleep(0.05)
     sup.step()
     assert sup.status()["signal_dbm"] == -73 and sup.status()["unresponsive_polls"] == 0
+
+
+def test_gpio_power_switch_on_mock_pins() -> None:
+    from gpiozero import Device
+    from gpiozero.pins.mock import MockFactory
+
+    from drivers.modem import GpioPowerSwitch
+
+    saved = Device.pin_factory
+    Device.pin_factory = MockFactory()
+    try:
+        pin = Device.pin_factory.pin(17)
+        seen: list[bool] = []
+
+        class Probe(FakeClock):
+            def sleep(self, seconds: float) -> None:
+                seen.append(pin.state)  # the supply is cut while we wait
+                super().sleep(seconds)
+
+        clock = Probe()
+        sw = GpioPowerSwitch(17, clock, active_high=True)
+        assert pin.state is False or pin.state == 0
+        sw.power_cycle(5.0)
+        assert seen == [True] or seen == [1]
+        assert not pin.state and clock.monotonic() == 1005.0
+        sw.close()
+    finally:
+        Device.pin_factory.close()
+        Device.pin_factory = saved

@@ -305,3 +305,31 @@ def test_run_stops_promptly_without_losing_in_flight(pki: TestPki, server: Inges
     up.close()
     up2.close()
     assert len(server.state.reads) == 10
+
+
+def test_alert_overtakes_a_draining_backlog_within_a_second(
+    pki: TestPki, server: IngestServer
+) -> None:
+    ob = MemoryOutbox()
+    fill(ob, 3000)
+    clock = SystemClock()
+    s = settings_for(pki, server.url, batch_max_reads=200, idle_poll_s=0.2)
+    with Uplink(s, ob, LinkStateMachine(clock), clock) as up:
+        stop = threading.Event()
+        t = threading.Thread(target=up.run, args=(stop,))
+        t.start()
+        try:
+            deadline = time.monotonic() + 10
+            while len(server.state.reads) < 200 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert ob.outbox_depth()["reads"] > 0  # still draining
+            t0 = time.monotonic()
+            ob.add("alert", "r-hot", {"alert_id": "a-hot"}, T0)
+            up.send_alert_now()
+            while "a-hot" not in server.state.alerts and time.monotonic() - t0 < 5:
+                time.sleep(0.002)
+            latency = time.monotonic() - t0
+        finally:
+            stop.set()
+            t.join(timeout=5)
+    assert "a-hot" in server.state.alerts and latency < 1.0
