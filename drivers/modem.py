@@ -810,3 +810,19 @@ class FakeModem:
         if cmd == "AT+CGSN":
             return [st.imei], True
         return [], "ERROR"
+
+
+# -- wiring ----------------------------------------------------------------------------------
+
+
+def open_modem(settings: ModemSettings, clock: Clock) -> Modem:
+    """The real modem on ``settings.port`` (a device path or a pyserial URL)."""
+    port = open_serial(settings.port, settings.baud)
+    return Modem(AtChannel(port, clock, settings.command_timeout_s))
+
+
+def power_switch_for(settings: ModemSettings, clock: Clock) -> PowerSwitch | None:
+    """A GPIO power switch when ``power_gpio`` is set, else None (no power cycling)."""
+    if settings.power_gpio is None:
+        return None
+    return GpioPowerSwitch(settings.power_gpio, clock, settings.power_active_high)

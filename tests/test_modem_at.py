@@ -225,3 +225,15 @@ def test_gpio_power_switch_on_mock_pins() -> None:
     finally:
         Device.pin_factory.close()
         Device.pin_factory = saved
+
+
+def test_open_modem_from_settings() -> None:
+    from drivers.modem import open_modem, power_switch_for
+
+    with FakeModem() as fake:
+        m = open_modem(ModemSettings(port=fake.port_name, command_timeout_s=0.4), SystemClock())
+        try:
+            assert m.ch.timeout_s == 0.4 and m.signal().csq == 20
+        finally:
+            m.ch.close()
+    assert power_switch_for(ModemSettings(power_gpio=None), SystemClock()) is None
