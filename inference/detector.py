@@ -1,0 +1,183 @@
+"""Find plates (and vehicles) in a whole frame with the int8 CenterNet detector.
+
+The model contract comes from its manifest (``detector.json``): input size, stride, class order
+and whether the corner head was trained (``labels``). A frame of any size is converted to grey,
+letterboxed top-left into the model input, and the boxes are mapped back to frame pixels.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import cv2
+import numpy as np
+
+from inference.errors import FrameError, ModelError
+from inference.geometry import Letterbox, decode_centernet, letterbox, nms, quad_is_plausible
+from inference.records import Box, Corners, Detection
+from inference.runtime import TFLiteModel, quantize
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "detector"
+MIN_FRAME_SIDE = 16
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """Detection thresholds (config keys under ``[inference.detector]``).
+
+    ``plate_threshold`` / ``vehicle_threshold``: minimum heatmap score, 0..1 (defaults 0.3 / 0.4;
+    lower finds more distant plates and more false ones). ``nms_iou``: boxes of one class
+    overlapping more than this are merged, 0..1. ``max_detections``: per class and frame.
+    """
+
+    plate_threshold: float = 0.3
+    vehicle_threshold: float = 0.4
+    nms_iou: float = 0.5
+    max_detections: int = 32
+
+    def __post_init__(self) -> None:
+        for name in ("plate_threshold", "vehicle_threshold", "nms_iou"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {v}")
+        if self.max_detections < 1:
+            raise ValueError(f"max_detections must be >= 1, got {self.max_detections}")
+
+
+def as_grey(frame: object) -> np.ndarray:
+    """Validate a frame (HxWx3 RGB or HxW grey, uint8) and return it grey.
+
+    Raises :class:`FrameError` for anything else (wrong type, dtype, shape, or too small).
+    """
+    if not isinstance(frame, np.ndarray):
+        raise FrameError(f"frame must be a numpy array, got {type(frame).__name__}")
+    if frame.dtype != np.uint8:
+        raise FrameError(f"frame must be uint8, got {frame.dtype}")
+    if frame.ndim == 3 and frame.shape[2] == 3:
+        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    elif frame.ndim == 3 and frame.shape[2] == 1:
+        grey = frame[:, :, 0]
+    elif frame.ndim == 2:
+        grey = frame
+    else:
+        raise FrameError(f"frame must be HxWx3 RGB or HxW grey, got shape {frame.shape}")
+    if min(grey.shape[:2]) < MIN_FRAME_SIDE:
+        h, w = grey.shape[:2]
+        raise FrameError(f"frame {w}x{h} is smaller than {MIN_FRAME_SIDE} px")
+    return grey
+
+
+class PlateDetector:
+    """The detector model plus its pre- and post-processing. One per worker thread."""
+
+    def __init__(self, model: TFLiteModel, settings: DetectorSettings) -> None:
+        self._model = model
+        self.settings = settings
+        labels = model.manifest.labels
+        try:
+            self.classes: tuple[str, ...] = tuple(labels["classes"])
+            self.stride = int(labels["stride"])
+            self.corners_trained = bool(labels.get("corners_trained", False))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelError(f"detector manifest labels incomplete: {e}") from e
+        if "plate" not in self.classes:
+            raise ModelError(f"detector classes {self.classes} have no 'plate'")
+        spec = model.manifest.input("image")
+        if len(spec.shape) != 4 or spec.shape[0] != 1 or spec.shape[3] != 1:
+            raise ModelError(f"detector input must be 1xHxWx1 grey, manifest says {spec.shape}")
+        self.input_hw: tuple[int, int] = (spec.shape[1], spec.shape[2])
+        # Pixel -> input tensor value in one table lookup instead of float maths per frame.
+        levels = np.arange(256, dtype=np.float32) / 255.0
+        self._lut = quantize(levels, spec) if spec.quantized else levels
+        for name in ("heatmap", "offset", "size"):
+            model.manifest.output(name)
+
+    @classmethod
+    def load(
+        cls,
+        model_dir: Path,
+        threads: int = 1,
+        settings: DetectorSettings | None = None,
+        name: str = MODEL_NAME,
+    ) -> PlateDetector:
+        return cls(TFLiteModel.load(model_dir, name, threads), settings or DetectorSettings())
+
+    @property
+    def manifest_name(self) -> str:
+        return self._model.manifest.name
+
+    def raw(self, frame: np.ndarray) -> tuple[dict[str, np.ndarray], Letterbox]:
+        """Model outputs (dequantised, batch dim dropped) for ``frame`` and its letterbox."""
+        grey = as_grey(frame)
+        boxed, lb = letterbox(grey, self.input_hw)
+        x = self._lut[boxed][None, :, :, None]
+        out = self._model.run(x)
+        return {k: v[0] for k, v in out.items()}, lb
+
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        """Every plate and vehicle in ``frame``, best first per class, boxes in frame pixels."""
+        out, lb = self.raw(frame)
+        return self.decode(out, lb)
+
+    def decode(
+        self,
+        out: dict[str, np.ndarray],
+        lb: Letterbox,
+        plate_threshold: float | None = None,
+    ) -> list[Detection]:
+        s = self.settings
+        found: list[Detection] = []
+        for ci, label in enumerate(self.classes):
+            if label == "plate":
+                thr = s.plate_threshold if plate_threshold is None else plate_threshold
+            else:
+                thr = s.vehicle_threshold
+            with_corners = label == "plate" and self.corners_trained and "corners" in out
+            dec = decode_centernet(
+                out["heatmap"][:, :, ci],
+                out["offset"],
+                out["size"],
+                self.stride,
+                thr,
+                s.max_detections * 2,
+                out["corners"] if with_corners else None,
+            )
+            keep = nms(dec.boxes, dec.scores, s.nms_iou)[: s.max_detections]
+            frame_boxes = lb.boxes_to_frame(dec.boxes[keep])
+            for j, k in enumerate(keep):
+                fb = frame_boxes[j]
+                if fb[2] < 1 or fb[3] < 1:
+                    continue
+                corners: Corners | None = None
+                if dec.corners is not None:
+                    quad = lb.points_to_frame(dec.corners[k])
+                    if quad_is_plausible(quad, fb):
+                        corners = tuple((float(px), float(py)) for px, py in quad)  # type: ignore[assignment]
+                found.append(
+                    Detection(
+                        box=Box(float(fb[0]), float(fb[1]), float(fb[2]), float(fb[3])),
+                        score=float(dec.scores[k]),
+                        label=label,
+                        corners=corners,
+                    )
+                )
+        return found
+
+    def close(self) -> None:
+        self._model.close()
+
+    def __enter__(self) -> PlateDetector:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

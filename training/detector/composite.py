@@ -1,0 +1,115 @@
+"""Paste rendered synthetic plates (US, EU, BR) into real training crops, with perspective.
+
+This adds plate styles the two real sets lack (US above all), many more distant small plates, and
+exact corners for the corner head. Plates go onto the lower part of labelled vehicles when the crop
+has some, else anywhere not covering a real plate.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from training.synth import render_plate
+
+POOL = 600
+REGIONS = ("us", "us", "us", "eu", "eu", "br")  # US first: no real US scenes in the training sets
+MIN_W, MAX_W = 7.0, 120.0
+
+
+class SynthPaster:
+    """Callable paste hook for :func:`training.detector.sampler.sample`."""
+
+    def __init__(self, seed: int = 0, pool: int = POOL) -> None:
+        self._rng = np.random.default_rng(seed)
+        self._pool = [self._render() for _ in range(pool)]
+        self.rendered = pool
+
+    def _render(self) -> np.ndarray:
+        region = str(self._rng.choice(REGIONS))
+        plate = render_plate(self._rng, region=region)
+        return cv2.cvtColor(plate.image, cv2.COLOR_RGB2GRAY)
+
+    def _plate(self, rng: np.random.Generator) -> np.ndarray:
+        if rng.random() < 0.1:  # keep the pool fresh over a long run
+            i = int(rng.integers(len(self._pool)))
+            self._pool[i] = self._render()
+            self.rendered += 1
+        return self._pool[int(rng.integers(len(self._pool)))]
+
+    def __call__(
+        self,
+        crop: np.ndarray,
+        rng: np.random.Generator,
+        vehicles: np.ndarray,
+        plates: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        size = crop.shape[0]
+        out = crop.astype(np.float32)
+        boxes: list[np.ndarray] = []
+        quads: list[np.ndarray] = []
+        taken = [b for b in plates]
+        for _ in range(1 if rng.random() < 0.7 else 2):
+            img = self._plate(rng)
+            ph, pw = img.shape
+            on_vehicle = len(vehicles) > 0 and rng.random() < 0.6
+            if on_vehicle:
+                v = vehicles[int(rng.integers(len(vehicles)))]
+                w = float(np.clip(v[2] * rng.uniform(0.15, 0.3), MIN_W, MAX_W))
+                cx = v[0] + v[2] * (0.5 + rng.uniform(-0.15, 0.15))
+                cy = v[1] + v[3] * rng.uniform(0.6, 0.85)
+            else:
+                w = math.exp(rng.uniform(math.log(MIN_W), math.log(MAX_W)))
+                cx, cy = rng.uniform(0, size), rng.uniform(0, size)
+            h = w * ph / pw * rng.uniform(0.85, 1.15)
+            quad = _quad(rng, cx, cy, w, h)
+            lo, hi = quad.min(0), quad.max(0)
+            if (lo < 1).any() or (hi > size - 1).any():
+                continue
+            box = np.array([lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]], np.float32)
+            if any(_overlaps(box, t) for t in taken):
+                continue
+            src = np.array([[0, 0], [pw, 0], [pw, ph], [0, ph]], np.float32)
+            m = cv2.getPerspectiveTransform(src, quad.astype(np.float32))
+            warped = cv2.warpPerspective(
+                img.astype(np.float32), m, (size, size), flags=cv2.INTER_AREA
+            )
+            alpha = cv2.warpPerspective(
+                np.ones((ph, pw), np.float32), m, (size, size), flags=cv2.INTER_LINEAR
+            )
+            gain = rng.uniform(0.45, 1.1)
+            out = out * (1 - alpha) + warped * gain * alpha
+            boxes.append(box)
+            quads.append(quad)
+            taken.append(box)
+        if not boxes:
+            return crop, np.zeros((0, 4), np.float32), np.zeros((0, 4, 2), np.float32)
+        return (
+            np.clip(out, 0, 255).astype(np.uint8),
+            np.stack(boxes),
+            np.stack(quads).astype(np.float32),
+        )
+
+
+def _quad(rng: np.random.Generator, cx: float, cy: float, w: float, h: float) -> np.ndarray:
+    """A plate outline seen off-axis: yaw shortens one side, plus roll and a little jitter."""
+    yaw = rng.uniform(-0.35, 0.35)
+    left, right = 1.0 + yaw / 2, 1.0 - yaw / 2
+    q = np.array(
+        [[-w / 2, -h / 2 * left], [w / 2, -h / 2 * right], [w / 2, h / 2 * right],
+         [-w / 2, h / 2 * left]],
+        np.float64,
+    )
+    q[:, 0] *= math.cos(yaw)
+    q += rng.normal(0, 0.03, q.shape) * np.array([w, h])
+    a = math.radians(rng.uniform(-8, 8))
+    rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+    return q @ rot.T + np.array([cx, cy])
+
+
+def _overlaps(a: np.ndarray, b: np.ndarray) -> bool:
+    return bool(
+        a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+    )

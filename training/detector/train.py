@@ -1,0 +1,154 @@
+"""Train the plate + vehicle detector on CPU, one TensorFlow thread, resumable per epoch.
+
+    .venv-train/bin/python -m training.detector.train [--epochs 20] [--steps 200] [--synth]
+
+Weights and progress go to ``training/work/detector/`` after every epoch; running the same command
+again resumes from the last finished epoch (the learning-rate schedule continues where it was).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from training.detector.data import splits  # noqa: E402
+from training.detector.model import build  # noqa: E402
+from training.detector.sampler import CROP, PasteFn, batch, load_all  # noqa: E402
+
+log = logging.getLogger("training.detector.train")
+WORK = Path("training/work/detector")
+
+
+def focal_loss(pred: tf.Tensor, gt: tf.Tensor, class_mask: tf.Tensor) -> tf.Tensor:
+    """CenterNet's penalty-reduced focal loss, classes masked where unlabelled."""
+    pred = tf.clip_by_value(pred, 1e-4, 1 - 1e-4)
+    mask = class_mask[:, None, None, :]
+    pos = tf.cast(gt >= 1.0, tf.float32) * mask
+    neg = (1.0 - tf.cast(gt >= 1.0, tf.float32)) * mask
+    pos_loss = tf.math.log(pred) * tf.square(1 - pred) * pos
+    neg_loss = tf.math.log(1 - pred) * tf.square(pred) * tf.pow(1 - gt, 4) * neg
+    n = tf.maximum(tf.reduce_sum(pos), 1.0)
+    return -(tf.reduce_sum(pos_loss) + tf.reduce_sum(neg_loss)) / n
+
+
+def weighted_l1(pred: tf.Tensor, gt: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_sum(tf.abs(pred - gt) * w) / tf.maximum(tf.reduce_sum(w), 1.0)
+
+
+def losses(out: dict[str, tf.Tensor], t: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    reg_pred = tf.concat([out["offset"], out["size"]], -1)
+    return {
+        "heat": focal_loss(out["heatmap"], t["heatmap"], t["class_mask"]),
+        "off": weighted_l1(out["offset"], t["reg"][..., :2], t["off_w"]),
+        "size": weighted_l1(reg_pred[..., 2:], t["reg"][..., 2:], t["reg_w"]),
+        "corners": weighted_l1(out["corners"], t["corners"], t["corners_w"]),
+    }
+
+
+class Schedule(tf.keras.optimizers.schedules.LearningRateSchedule):
+    def __init__(self, peak: float, warmup: int, total: int) -> None:
+        self.peak, self.warmup, self.total = peak, warmup, total
+
+    def __call__(self, step: tf.Tensor) -> tf.Tensor:
+        s = tf.cast(step, tf.float32)
+        warm = self.peak * (s + 1) / self.warmup
+        frac = tf.clip_by_value((s - self.warmup) / max(1, self.total - self.warmup), 0.0, 1.0)
+        cos = 0.02 * self.peak + 0.98 * self.peak * 0.5 * (1 + tf.cos(np.pi * frac))
+        return tf.where(s < self.warmup, warm, cos)
+
+    def get_config(self) -> dict[str, float]:
+        return {"peak": self.peak, "warmup": self.warmup, "total": self.total}
+
+
+def make_paste() -> PasteFn:
+    from training.detector.composite import SynthPaster
+
+    return SynthPaster(seed=1234)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--steps", type=int, default=200, help="steps per epoch")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--synth", action="store_true", help="paste synthetic plates into crops")
+    p.add_argument("--synth-p", type=float, default=0.5, help="share of crops that get them")
+    p.add_argument("--work", type=Path, default=WORK)
+    p.add_argument("--init", type=Path, help="start from these weights (fine-tuning)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    args.work.mkdir(parents=True, exist_ok=True)
+    ckpt = args.work / "ckpt.weights.h5"
+    state_path = args.work / "state.json"
+    state = json.loads(state_path.read_text()) if state_path.exists() else {"epoch": 0}
+
+    train, test = splits()
+    items = load_all(train)
+    log.info("loaded %d training scenes (%d held out)", len(items), len(test))
+    paste = make_paste() if args.synth else None
+
+    model = build((CROP, CROP))
+    total = args.epochs * args.steps
+    opt = tf.keras.optimizers.Adam(Schedule(args.lr, args.warmup, total))
+    if state["epoch"] > 0 and ckpt.exists():
+        model.load_weights(str(ckpt))
+        log.info("resumed after epoch %d", state["epoch"])
+    elif args.init is not None:
+        model.load_weights(str(args.init))
+        log.info("initialised from %s", args.init)
+    opt.build(model.trainable_variables)
+    opt.iterations.assign(state["epoch"] * args.steps)
+
+    @tf.function(reduce_retracing=True)
+    def step(x: tf.Tensor, t: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        with tf.GradientTape() as tape:
+            out = model(x, training=True)
+            parts = losses(out, t)
+            loss = parts["heat"] + parts["off"] + parts["size"] + parts["corners"]
+        grads = tape.gradient(loss, model.trainable_variables)
+        grads, _ = tf.clip_by_global_norm(grads, 10.0)
+        opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return {"loss": loss, **parts}
+
+    for epoch in range(state["epoch"], args.epochs):
+        rng = np.random.default_rng([args.seed, epoch])
+        t0 = time.monotonic()
+        sums: dict[str, float] = {}
+        for _ in range(args.steps):
+            use_paste = paste if paste is not None and rng.random() < args.synth_p else None
+            x, t = batch(items, rng, args.batch, use_paste)
+            res = step(tf.constant(x), {k: tf.constant(v) for k, v in t.items()})
+            for k, v in res.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+        tmp = args.work / "ckpt.tmp.weights.h5"
+        model.save_weights(str(tmp))
+        os.replace(tmp, ckpt)
+        state = {"epoch": epoch + 1, "steps_per_epoch": args.steps, "epochs": args.epochs}
+        state_path.write_text(json.dumps(state))
+        log.info(
+            "epoch %d/%d %.0fs %s",
+            epoch + 1,
+            args.epochs,
+            time.monotonic() - t0,
+            " ".join(f"{k}={v / args.steps:.4f}" for k, v in sums.items()),
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
