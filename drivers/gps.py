@@ -1,0 +1,399 @@
+"""Where the camera is: a GPS receiver (mobile units), a provisioned site (pole units), or neither.
+
+Every source answers :meth:`location` with a :class:`Location`; the pipeline stamps reads with
+it. ``source`` says where the position came from, ``"none"`` when there is no usable fix (then
+latitude/longitude are ``None``, never a stale or zero position).
+
+NMEA parsing (:class:`NmeaState`) is pure: it takes sentences and a monotonic time and keeps the
+latest fix. It understands RMC (position, speed, course, UTC date+time, validity) and GGA (fix
+quality, satellites, position); VTG updates speed and course. Sentences that fail to parse or
+carry a bad checksum are counted and skipped (a GPS on a noisy UART emits both).
+:class:`GpsReceiver` reads a serial port in a thread; :class:`FakeGps` feeds recorded NMEA
+through the same parser at a controllable pace.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, Protocol, Self
+
+import pynmea2  # type: ignore[import-untyped]
+
+from drivers.clock import Clock
+from drivers.errors import DriverError
+from drivers.serial_port import LineReader, SerialError, SerialTimeout, open_serial
+
+log = logging.getLogger(__name__)
+
+KNOTS_TO_MPS = 0.514444
+
+
+class GpsError(DriverError):
+    """The GPS port cannot be used."""
+
+
+@dataclass(frozen=True)
+class Location:
+    latitude: float | None
+    longitude: float | None
+    source: Literal["gps", "site", "none"]
+    heading_deg: float | None = None
+    speed_mps: float | None = None
+    fix_time: datetime | None = None  # UTC time of the fix as the receiver reported it
+    fix_quality: int = 0  # GGA: 0 none, 1 GPS, 2 DGPS, 4/5 RTK, 6 dead reckoning
+    satellites: int = 0
+
+
+NO_LOCATION = Location(None, None, "none")
+
+
+@dataclass(frozen=True)
+class GpsSettings:
+    """Config section ``[gps]``.
+
+    ``mode``: ``site`` (pole unit: ``site_latitude``/``site_longitude``, -90..90 / -180..180),
+    ``gps`` (``port``: device path or pyserial URL, ``baudrate`` 4800..921600), ``none``.
+    ``max_fix_age_s`` (1..600): an older fix is reported as ``none``.
+    """
+
+    mode: Literal["site", "gps", "none"] = "site"
+    port: str = "/dev/ttyAMA0"
+    baudrate: int = 9600
+    site_latitude: float | None = None
+    site_longitude: float | None = None
+    max_fix_age_s: float = 10.0
+
+
+class LocationSource(Protocol):
+    def location(self) -> Location: ...
+
+    def close(self) -> None: ...
+
+
+class _Closable:
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class SiteLocation(_Closable):
+    """A pole unit's provisioned position (surveyed at install time)."""
+
+    def __init__(self, latitude: float, longitude: float, heading_deg: float | None = None):
+        if not (-90.0 <= latitude <= 90.0 and -180.0 <= longitude <= 180.0):
+            raise GpsError(f"site position out of range: {latitude}, {longitude}")
+        self._loc = Location(latitude, longitude, "site", heading_deg=heading_deg)
+
+    def location(self) -> Location:
+        return self._loc
+
+
+class NoLocation(_Closable):
+    def location(self) -> Location:
+        return NO_LOCATION
+
+
+class NmeaState:
+    """Latest fix from a stream of NMEA sentences. Pure: no I/O, time passed in."""
+
+    def __init__(self, max_fix_age_s: float = 10.0) -> None:
+        self.max_fix_age_s = max_fix_age_s
+        self.sentences = 0
+        self.bad = 0
+        self._lat: float | None = None
+        self._lon: float | None = None
+        self._valid = False
+        self._speed: float | None = None
+        self._course: float | None = None
+        self._time: datetime | None = None
+        self._quality = 0
+        self._sats = 0
+        self._fix_mono: float | None = None
+
+    def feed(self, line: str, now_mono: float) -> bool:
+        """Parse one sentence; True if it was understood (whatever its content)."""
+        line = line.strip()
+        if not line.startswith("$"):
+            self.bad += 1
+            return False
+        try:
+            msg = pynmea2.parse(line, check=True)
+        except (pynmea2.ParseError, ValueError, AttributeError, TypeError):
+            self.bad += 1
+            return False
+        self.sentences += 1
+        try:
+            self._apply(msg, now_mono)
+        except (ValueError, TypeError, AttributeError):
+            # A checksummed sentence with malformed fields (empty/garbled numbers).
+            self.bad += 1
+            return False
+        return True
+
+    def _apply(self, msg: pynmea2.NMEASentence, now: float) -> None:
+        if isinstance(msg, pynmea2.types.talker.RMC):
+            self._valid = msg.status == "A"
+            if self._valid and msg.lat and msg.lon:
+                self._lat, self._lon = float(msg.latitude), float(msg.longitude)
+                self._fix_mono = now
+                if msg.spd_over_grnd not in (None, ""):
+                    self._speed = float(msg.spd_over_grnd) * KNOTS_TO_MPS
+                if msg.true_course not in (None, ""):
+                    self._course = float(msg.true_course)
+                if msg.datestamp and msg.timestamp:
+                    self._time = datetime.combine(msg.datestamp, msg.timestamp).replace(tzinfo=UTC)
+        elif isinstance(msg, pynmea2.types.talker.GGA):
+            self._quality = int(msg.gps_qual or 0)
+            self._sats = int(msg.num_sats or 0)
+            if self._quality > 0 and msg.lat and msg.lon:
+                self._lat, self._lon = float(msg.latitude), float(msg.longitude)
+                self._fix_mono = now
+            else:
+                self._valid = False
+        elif isinstance(msg, pynmea2.types.talker.VTG):
+            if msg.spd_over_grnd_kmph not in (None, ""):
+                self._speed = float(msg.spd_over_grnd_kmph) / 3.6
+            if msg.true_track not in (None, ""):
+                self._course = float(msg.true_track)
+
+    def location(self, now_mono: float) -> Location:
+        if (
+            not self._valid
+            or self._fix_mono is None
+            or now_mono - self._fix_mono > self.max_fix_age_s
+            or self._lat is None
+            or self._lon is None
+        ):
+            return NO_LOCATION
+        # Course over ground is noise when standing still; report it only when moving.
+        heading = self._course if (self._speed or 0.0) >= 1.0 else None
+        return Location(
+            self._lat,
+            self._lon,
+            "gps",
+            heading_deg=heading,
+            speed_mps=self._speed,
+            fix_time=self._time,
+            fix_quality=self._quality,
+            satellites=self._sats,
+        )
+
+
+class _NmeaThread(_Closable):
+    """Runs ``_next_line`` in a thread into an :class:`NmeaState`; ``location()`` is thread-safe."""
+
+    def __init__(self, clock: Clock, max_fix_age_s: float) -> None:
+        self._clock = clock
+        self._state = NmeaState(max_fix_age_s)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.failed: BaseException | None = None
+
+    def _next_line(self) -> str | None:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="gps", daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                line = self._next_line()
+            except SerialTimeout:
+                continue
+            except (SerialError, OSError) as e:
+                self.failed = e
+                log.error("gps port failed", extra={"error": str(e)})
+                return
+            if line is None:
+                return
+            with self._lock:
+                self._state.feed(line, self._clock.monotonic())
+
+    def feed(self, line: str) -> bool:
+        with self._lock:
+            return self._state.feed(line, self._clock.monotonic())
+
+    def location(self) -> Location:
+        with self._lock:
+            return self._state.location(self._clock.monotonic())
+
+    def counters(self) -> dict[str, int]:
+        with self._lock:
+            return {"sentences": self._state.sentences, "bad": self._state.bad}
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+            self._thread = None
+
+
+class GpsReceiver(_NmeaThread):
+    """A GPS on a serial port (a path or a pyserial URL, or an already open port)."""
+
+    def __init__(
+        self,
+        port: str | LineReader,
+        clock: Clock,
+        *,
+        baudrate: int = 9600,
+        max_fix_age_s: float = 10.0,
+    ) -> None:
+        super().__init__(clock, max_fix_age_s)
+        if isinstance(port, str):
+            try:
+                port = LineReader(open_serial(port, baudrate), clock, max_line_bytes=128)
+            except SerialError as e:
+                raise GpsError(str(e)) from e
+        self._reader = port
+
+    def _next_line(self) -> str | None:
+        return self._reader.read_line(0.5)
+
+    def close(self) -> None:
+        super().close()
+        self._reader.close()
+
+
+class FakeGps(_NmeaThread):
+    """Replays NMEA sentences (a list, or a recorded file) through the real parser.
+
+    ``interval_s`` paces sentences on the injected clock (``0``: only when :meth:`step` is
+    called, for tests that want exact control). ``loop`` restarts at the end.
+    """
+
+    def __init__(
+        self,
+        sentences: Iterable[str] | Path,
+        clock: Clock,
+        *,
+        interval_s: float = 0.0,
+        loop: bool = False,
+        max_fix_age_s: float = 10.0,
+    ) -> None:
+        super().__init__(clock, max_fix_age_s)
+        if isinstance(sentences, Path):
+            sentences = sentences.read_text(errors="replace").splitlines()
+        self._lines = [s for s in sentences if s.strip()]
+        self._interval = interval_s
+        self._loop = loop
+        self._it: Iterator[str] = iter(self._lines)
+
+    def _take(self) -> str | None:
+        try:
+            return next(self._it)
+        except StopIteration:
+            if not self._loop or not self._lines:
+                return None
+            self._it = iter(self._lines)
+            return next(self._it)
+
+    def step(self, n: int = 1) -> int:
+        """Feed the next ``n`` sentences now; returns how many were available."""
+        done = 0
+        for _ in range(n):
+            line = self._take()
+            if line is None:
+                break
+            self.feed(line)
+            done += 1
+        return done
+
+    def _next_line(self) -> str | None:
+        if self._interval > 0:
+            self._clock.sleep(self._interval)
+        return self._take()
+
+    def start(self) -> Self:
+        if self._interval <= 0:
+            raise GpsError("FakeGps with interval_s=0 is driven by step(), not a thread")
+        return super().start()
+
+
+def open_location(settings: GpsSettings, clock: Clock) -> LocationSource:
+    """The location source ``settings`` describe (a GPS receiver is started)."""
+    if settings.mode == "site":
+        if settings.site_latitude is None or settings.site_longitude is None:
+            raise GpsError("gps mode 'site' needs site_latitude and site_longitude")
+        return SiteLocation(settings.site_latitude, settings.site_longitude)
+    if settings.mode == "gps":
+        return GpsReceiver(
+            settings.port, clock, baudrate=settings.baudrate, max_fix_age_s=settings.max_fix_age_s
+        ).start()
+    return NoLocation()
+
+
+def _nmea_angle(value: float, lat: bool) -> tuple[str, str]:
+    hemi = ("N" if value >= 0 else "S") if lat else ("E" if value >= 0 else "W")
+    v = abs(value)
+    deg = int(v)
+    minutes = (v - deg) * 60
+    return (f"{deg:02d}{minutes:07.4f}" if lat else f"{deg:03d}{minutes:07.4f}"), hemi
+
+
+def simulated_drive(
+    start_lat: float,
+    start_lon: float,
+    *,
+    heading_deg: float,
+    speed_mps: float,
+    seconds: int,
+    start: datetime,
+) -> list[str]:
+    """NMEA (RMC + GGA once a second) for a straight drive: a mobile unit for the simulation rig
+    and tests. Flat-earth stepping is fine over the few kilometres a simulation covers."""
+    import math
+
+    out: list[str] = []
+    lat, lon = start_lat, start_lon
+    for s in range(seconds):
+        t = start.astimezone(UTC) + timedelta(seconds=s)
+        la, ns = _nmea_angle(lat, True)
+        lo, ew = _nmea_angle(lon, False)
+        hms = t.strftime("%H%M%S") + ".00"
+        rmc = pynmea2.RMC(
+            "GP",
+            "RMC",
+            (
+                hms,
+                "A",
+                la,
+                ns,
+                lo,
+                ew,
+                f"{speed_mps / KNOTS_TO_MPS:.2f}",
+                f"{heading_deg:.1f}",
+                t.strftime("%d%m%y"),
+                "",
+                "",
+            ),
+        )
+        gga = pynmea2.GGA(
+            "GP", "GGA", (hms, la, ns, lo, ew, "1", "09", "0.9", "50.0", "M", "0.0", "M", "", "")
+        )
+        out += [str(rmc), str(gga)]
+        d = speed_mps
+        lat += d * math.cos(math.radians(heading_deg)) / 111_320.0
+        lon += d * math.sin(math.radians(heading_deg)) / (111_320.0 * math.cos(math.radians(lat)))
+    return out

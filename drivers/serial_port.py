@@ -1,0 +1,133 @@
+"""Serial ports: a thin seam over ``serial.serial_for_url`` and a line reader on top of it.
+
+``serial_for_url`` gives one interface for real ports (``/dev/ttyUSB0``, ``/dev/ttyAMA0``),
+pseudo-terminals, and the test transports ``loop://`` and ``socket://host:port``, so the GPS and
+technician console run unchanged against a loopback in tests and a real UART on a unit.
+
+:class:`LineReader` frames bytes into lines, separate from whoever reads them (pyserial's own
+split between ``LineReader`` and ``ReaderThread``): CR, LF and CRLF all end a line; a line
+longer than ``max_line_bytes`` is dropped up to its terminator and counted (a baud-rate mismatch
+produces endless garbage without newlines, which must not grow memory); bytes that are not
+ASCII/UTF-8 are replaced, never raised. Deadlines run on the injected clock's monotonic time.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from drivers.clock import Clock
+from drivers.errors import DeviceTimeout, DriverError
+
+log = logging.getLogger(__name__)
+
+
+class SerialError(DriverError, OSError):
+    """The port cannot be opened, or reading/writing it failed."""
+
+
+class SerialTimeout(DeviceTimeout):
+    """No complete line arrived before the deadline."""
+
+
+class ByteStream(Protocol):
+    """What :class:`LineReader` needs from a port (a ``serial.Serial`` satisfies it)."""
+
+    def read(self, size: int = 1) -> bytes: ...
+
+    def write(self, data: bytes) -> int | None: ...
+
+    def close(self) -> None: ...
+
+
+def open_serial(url: str, baudrate: int = 9600, *, read_timeout_s: float = 0.05) -> Any:
+    """Open ``url`` (device path, pty, ``loop://``, ``socket://``). Read calls return after at
+    most ``read_timeout_s`` so the line reader can keep its own deadline."""
+    import serial  # type: ignore[import-untyped]
+
+    try:
+        return serial.serial_for_url(url, baudrate=baudrate, timeout=read_timeout_s)
+    except (serial.SerialException, ValueError, OSError) as e:
+        raise SerialError(f"cannot open serial port {url}: {e}") from e
+
+
+class LineReader:
+    """Reads text lines from a byte stream with a deadline; writes lines with CRLF.
+
+    Counters (``lines``, ``overlong``) are plain attributes for health reporting.
+    """
+
+    def __init__(
+        self,
+        port: ByteStream,
+        clock: Clock,
+        *,
+        max_line_bytes: int = 256,
+        chunk: int = 64,
+    ) -> None:
+        if max_line_bytes < 8:
+            raise ValueError("max_line_bytes must be >= 8")
+        self._port = port
+        self._clock = clock
+        self._max = max_line_bytes
+        self._chunk = chunk
+        self._buf = bytearray()
+        self._discarding = False
+        self._pending: list[bytes] = []
+        self.lines = 0
+        self.overlong = 0
+
+    def _feed(self, data: bytes) -> None:
+        for b in data:
+            if b in (0x0A, 0x0D):
+                if self._discarding:
+                    self._discarding = False
+                elif self._buf:
+                    self._pending.append(bytes(self._buf))
+                # an empty line (the LF of a CRLF, or blank lines) carries nothing
+                self._buf.clear()
+                continue
+            if self._discarding:
+                continue
+            if len(self._buf) >= self._max:
+                self.overlong += 1
+                self._buf.clear()
+                self._discarding = True
+                continue
+            self._buf.append(b)
+
+    def read_line(self, timeout_s: float) -> str:
+        """The next non-empty line (without its terminator), or :class:`SerialTimeout`."""
+        deadline = self._clock.monotonic() + timeout_s
+        while not self._pending:
+            if self._clock.monotonic() >= deadline:
+                raise SerialTimeout(f"no line within {timeout_s:.3f} s")
+            try:
+                data = self._port.read(self._chunk)
+            except Exception as e:  # serial.SerialException, OSError: the port went away
+                raise SerialError(f"serial read failed: {e}") from e
+            if data:
+                self._feed(data)
+        self.lines += 1
+        return self._pending.pop(0).decode("utf-8", errors="replace")
+
+    def write_line(self, text: str) -> None:
+        try:
+            self._port.write(text.encode("utf-8") + b"\r\n")
+        except Exception as e:
+            raise SerialError(f"serial write failed: {e}") from e
+
+    def close(self) -> None:
+        self._port.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
