@@ -136,6 +136,7 @@ class UplinkSettings:
     connect_timeout_s: float = 10.0
     drain_rate_per_s: float = 25.0
     alert_retry_min_s: float = 2.0
+    alert_lane: bool = True  # a second connection for alerts, so none waits behind a batch
     idle_poll_s: float = 5.0
     gzip_level: int = 6
 
@@ -304,6 +305,7 @@ class ByteBudget:
     def __init__(self, cap: int, clock: Clock) -> None:
         self.cap = cap
         self._clock = clock
+        self._lock = threading.Lock()  # both uplink lanes spend
         self.used = 0
         self._day: date = clock.utcnow().date()
         self._opened = clock.monotonic()
@@ -316,12 +318,14 @@ class ByteBudget:
             self.used, self._day, self._opened = 0, day, mono
 
     def spend(self, n: int) -> None:
-        self._roll()
-        self.used += n
+        with self._lock:
+            self._roll()
+            self.used += n
 
     def fraction_used(self) -> float:
-        self._roll()
-        return 0.0 if self.cap <= 0 else self.used / self.cap
+        with self._lock:
+            self._roll()
+            return 0.0 if self.cap <= 0 else self.used / self.cap
 
     def exhausted(self) -> bool:
         return self.cap > 0 and self.fraction_used() >= 1.0
@@ -412,12 +416,24 @@ class Uplink:
         transport: Transport | None = None,
         rng: random.Random | None = None,
         clock_synced: Any = None,
+        alert_transport: Transport | None = None,
     ) -> None:
         self.settings = settings
         self._outbox = outbox
         self._link = link
         self._clock = clock
         self._transport = transport or HttpsTransport(settings, clock)
+        # The alert lane (used by run()) needs its own connection: one httpx connection
+        # carries one request at a time, and the point is not to wait for the batch on it.
+        if alert_transport is None and transport is None and settings.alert_lane:
+            alert_transport = HttpsTransport(settings, clock)
+        self._alert_transport = alert_transport
+        self._alert_backoff = Backoff(
+            max(0.1, settings.alert_retry_min_s), max(settings.alert_retry_min_s, 60.0),
+            random.Random((rng or random.Random()).random()),
+        )
+        self._alert_next = clock.monotonic()
+        self._claimed: set[str] = set()
         self._backoff = Backoff(
             settings.backoff_initial_s, settings.backoff_max_s, rng or random.Random()
         )
@@ -430,6 +446,7 @@ class Uplink:
         self._clock_synced = clock_synced
         self._wake = threading.Event()
         self._alert_kick = threading.Event()
+        self._alert_wake = threading.Event()
         self._lock = threading.Lock()
         self._next_attempt = clock.monotonic()
         self._last_attempt = -math.inf
@@ -443,6 +460,7 @@ class Uplink:
     def send_alert_now(self, item_id: str | None = None) -> None:
         """An alert was stored: wake the worker and try it at once, backoff or not."""
         self._alert_kick.set()
+        self._alert_wake.set()
         self._wake.set()
 
     def notify(self) -> None:
@@ -475,6 +493,8 @@ class Uplink:
 
     def close(self) -> None:
         self._transport.close()
+        if self._alert_transport is not None:
+            self._alert_transport.close()
 
     def __enter__(self) -> Uplink:
         return self
@@ -486,6 +506,12 @@ class Uplink:
     def run(self, stop_event: threading.Event) -> None:
         """Blocking worker loop; returns after the request in flight when ``stop_event`` is set."""
         log.info("uplink started", extra={"endpoint": self.settings.endpoint})
+        lane: threading.Thread | None = None
+        if self._alert_transport is not None:
+            lane = threading.Thread(
+                target=self._alert_loop, args=(stop_event,), name="uplink-alerts", daemon=True
+            )
+            lane.start()
         while not stop_event.is_set():
             try:
                 delay = self.step()
@@ -495,7 +521,52 @@ class Uplink:
                 delay = self.settings.idle_poll_s
             if delay > 0:
                 self._wait(delay, stop_event)
+        self._alert_wake.set()
+        if lane is not None:
+            lane.join(timeout=self.settings.timeout_s + self.settings.connect_timeout_s + 1)
         log.info("uplink stopped", extra={"counters": vars(self.counters).copy()})
+
+    def _alert_loop(self, stop_event: threading.Event) -> None:
+        while not stop_event.is_set():
+            try:
+                delay = self.step_alerts()
+            except Exception:
+                log.exception("uplink alert step failed")
+                delay = self.settings.idle_poll_s
+            if self._alert_wake.wait(delay):
+                self._alert_wake.clear()
+
+    def step_alerts(self) -> float:
+        """The alert lane: send pending alerts over the alert connection, now. Returns the wait
+        before the next try (woken early by :meth:`send_alert_now`)."""
+        assert self._alert_transport is not None
+        now = self._clock.monotonic()
+        if now < self._alert_next and now - self._last_attempt < self.settings.alert_retry_min_s:
+            return self._alert_next - now
+        batch = self._outbox.next_outbox_batch(32, self.settings.batch_max_bytes, False)
+        claimed = self._claim([it for it in batch if it.kind == "alert"])
+        try:
+            for alert in claimed:
+                if not self._send("alerts", [alert], self._alert_transport):
+                    delay = self._alert_backoff.next_delay()
+                    self._alert_next = self._clock.monotonic() + delay
+                    return delay
+        finally:
+            self._release(claimed)
+        self._alert_backoff.reset()
+        self._alert_next = self._clock.monotonic()
+        return self.settings.idle_poll_s
+
+    def _claim(self, items: list[OutboxItemLike]) -> list[OutboxItemLike]:
+        """Items not being sent by the other lane, now claimed by the caller."""
+        with self._lock:
+            free = [it for it in items if it.item_id not in self._claimed]
+            self._claimed.update(it.item_id for it in free)
+        return free
+
+    def _release(self, items: Sequence[OutboxItemLike]) -> None:
+        with self._lock:
+            self._claimed.difference_update(it.item_id for it in items)
 
     def _wait(self, delay: float, stop_event: threading.Event) -> None:
         deadline = self._clock.monotonic() + delay
@@ -547,9 +618,13 @@ class Uplink:
         self._backlogged = len(batch) >= max(1, limit)
         alerts = [it for it in batch if it.kind == "alert"]
         reads = [it for it in batch if it.kind != "alert"][: max(0, limit)]
-        for alert in alerts:
-            if not self._send("alerts", [alert]):
-                return self._after_failure()
+        claimed = self._claim(alerts)
+        try:
+            for alert in claimed:
+                if not self._send("alerts", [alert]):
+                    return self._after_failure()
+        finally:
+            self._release(claimed)
         if reads:
             if not self._send("reads", reads):
                 return self._after_failure()
@@ -571,7 +646,9 @@ class Uplink:
             extra["clock_synced"] = bool(self._clock_synced())
         return extra
 
-    def _send(self, kind: str, items: Sequence[OutboxItemLike]) -> bool:
+    def _send(
+        self, kind: str, items: Sequence[OutboxItemLike], transport: Transport | None = None
+    ) -> bool:
         """Post one batch; mark what was acknowledged. True when the request itself worked."""
         batch_id, body = encode_batch(
             self.settings.device_id, kind, items, self.settings.gzip_level,
@@ -581,7 +658,7 @@ class Uplink:
         self._last_attempt = self._clock.monotonic()
         ids = [it.item_id for it in items]
         try:
-            resp = self._transport.request(
+            resp = (transport or self._transport).request(
                 "POST", path, body,
                 headers={
                     "Content-Type": "application/json",
@@ -636,9 +713,10 @@ class Uplink:
         permanent = [
             it for it in left if ack.rejected.get(wire_id(it), "retry") in PERMANENT_REJECTIONS
         ]
-        fresh = [it for it in permanent if it.item_id not in self._permanent_seen]
+        with self._lock:
+            fresh = [it for it in permanent if it.item_id not in self._permanent_seen]
+            self._permanent_seen.update(it.item_id for it in fresh)
         for it in fresh:
-            self._permanent_seen.add(it.item_id)
             # Kept in the outbox (never dropped silently) and audited once per process.
             self._outbox.audit(
                 "uplink", "system", "uplink.rejected", ack.rejected[wire_id(it)], "kept",

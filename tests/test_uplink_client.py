@@ -333,3 +333,52 @@ def test_alert_overtakes_a_draining_backlog_within_a_second(
             stop.set()
             t.join(timeout=5)
     assert "a-hot" in server.state.alerts and latency < 1.0
+
+
+def test_alert_lane_does_not_wait_for_a_stalled_batch(pki: TestPki, server: IngestServer) -> None:
+    ob = MemoryOutbox()
+    fill(ob, 50)
+    clock = SystemClock()
+    s = settings_for(pki, server.url, timeout_s=4.0, idle_poll_s=0.2)
+    server.set_fault(Fault(mode="stall", stall_s=3.0, remaining=1, paths=("/v1/reads",)))
+    with Uplink(s, ob, LinkStateMachine(clock), clock) as up:
+        stop = threading.Event()
+        t = threading.Thread(target=up.run, args=(stop,))
+        t.start()
+        try:
+            deadline = time.monotonic() + 5
+            while server.state.batches == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)  # the read batch is now stalled on the server
+            t0 = time.monotonic()
+            ob.add("alert", "r-hot", {"alert_id": "a-hot"}, T0)
+            up.send_alert_now()
+            while "a-hot" not in server.state.alerts and time.monotonic() - t0 < 5:
+                time.sleep(0.002)
+            latency = time.monotonic() - t0
+            while ob.outbox_depth() != {"alerts": 0, "reads": 0} and time.monotonic() < t0 + 8:
+                time.sleep(0.02)
+        finally:
+            stop.set()
+            t.join(timeout=8)
+    assert "a-hot" in server.state.alerts and latency < 1.0
+    assert ob.outbox_depth() == {"alerts": 0, "reads": 0}
+    assert server.state.receipts["a-hot"] == 1  # sent by one lane only
+    assert not t.is_alive()
+
+
+def test_alert_lane_backs_off_when_link_is_down(pki: TestPki, server: IngestServer) -> None:
+    ob = MemoryOutbox()
+    ob.add("alert", "r1", {"alert_id": "a1"}, T0)
+    up, clock, link = make(pki, server, ob, alert_retry_min_s=2.0)
+    server.set_fault(Fault(mode="status", status=503, paths=("/v1/alerts",)))
+    with up:
+        d1 = up.step_alerts()
+        assert 1.0 <= d1 <= 2.0 and ob.outbox_depth()["alerts"] == 1
+        assert up.step_alerts() > 0 and server.state.requests["/v1/alerts"] == 1  # waits
+        clock.advance(d1)
+        d2 = up.step_alerts()
+        assert 2.0 <= d2 <= 4.0
+        server.set_fault(None)
+        clock.advance(d2)
+        up.step_alerts()
+    assert "a1" in server.state.alerts and ob.outbox_depth()["alerts"] == 0
