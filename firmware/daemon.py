@@ -59,9 +59,11 @@ class Components:
     counters: Counters = field(default_factory=Counters)
     extra_workers: dict[str, Any] = field(default_factory=dict)
     pipeline_parts: Any = None
+    illumination: Any = None
+    closables: list[Any] = field(default_factory=list)
 
     def close(self) -> None:
-        for part in (self.camera, self.engine, self.store):
+        for part in (self.camera, self.engine, *reversed(self.closables), self.store):
             try:
                 part.close()
             except Exception:  # noqa: BLE001 - closing must go on for the rest
@@ -166,6 +168,11 @@ class Daemon:
             out["store"] = self.c.store.health()
         except Exception as e:  # noqa: BLE001 - status must answer even if the store is sick
             out["store"] = {"error": str(e)}
+        if self.c.illumination is not None:
+            mode = self.c.illumination.mode
+            out["illumination"] = {"mode": mode.value if mode else None,
+                                   "switches": self.c.illumination.switches,
+                                   "failures": self.c.illumination.failures}
         for name, part in self.c.extra_workers.items():
             obj = part[2] if len(part) > 2 else None
             if obj is not None and hasattr(obj, "status"):

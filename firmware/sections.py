@@ -14,6 +14,8 @@ from typing import Any
 from drivers.camera import CameraSettings
 from firmware.config import Key, Section
 from firmware.supervisor import SupervisorSettings
+from drivers.gps import GpsSettings
+from drivers.illuminator import IlluminatorSettings
 from inference.tracker import TrackerSettings
 from storage.settings import RETENTION_POLICY_MAX_DAYS, StoreSettings
 
@@ -253,6 +255,60 @@ SECTIONS["keys"] = Section(
 )
 
 
+def _illum_check(s: IlluminatorSettings) -> str | None:
+    if s.night_below >= s.day_above:
+        return "night_below must be lower than day_above (the gap is the hysteresis)"
+    pins = [s.ir_led_pin, s.ir_cut_pin] + ([s.ir_cut_pin_b] if s.ir_cut_mode == "pulse" else [])
+    if len(set(pins)) != len(pins):
+        return "ir_led_pin, ir_cut_pin (and ir_cut_pin_b in pulse mode) must differ"
+    return None
+
+
+SECTIONS["illuminator"] = Section(
+    IlluminatorSettings,
+    {
+        "enabled": Key(bool, True, doc="Drive the IR LEDs and IR-cut filter."),
+        "pin_factory": Key(str, "lgpio", choices=("mock", "lgpio", "rpigpio", "pigpio", "native"),
+                           doc="gpiozero pin backend; mock = simulated pins (simulation rig)."),
+        "ir_led_pin": Key(int, 18, min=0, max=27, doc="BCM pin of the IR LED driver (PWM)."),
+        "pwm_hz": Key(int, 1000, min=100, max=40000),
+        "night_led_level": Key(float, 1.0, min=0.0, max=1.0),
+        "ir_cut_mode": Key(str, "level", choices=("level", "pulse"),
+                           doc="level = one pin held; pulse = H-bridge pulsed on two pins."),
+        "ir_cut_pin": Key(int, 23, min=0, max=27),
+        "ir_cut_pin_b": Key(int, 24, min=0, max=27),
+        "ir_cut_active_high": Key(bool, True),
+        "ir_cut_pulse_ms": Key(int, 100, min=20, max=1000),
+        "night_below": Key(float, 40.0, min=0.0, max=255.0,
+                           doc="Scene brightness (mean luma, exposure-normalised) below which "
+                           "night mode starts."),
+        "day_above": Key(float, 90.0, min=0.0, max=255.0),
+        "confirm_s": Key(float, 5.0, min=0.0, max=600.0,
+                         doc="A change must persist this long."),
+        "min_dwell_s": Key(float, 60.0, min=0.0, max=3600.0,
+                           doc="Least time in one mode before switching back."),
+        "sample_interval_s": Key(float, 1.0, min=0.1, max=60.0),
+        "reference_exposure_us": Key(int, 2000, min=50, max=100000),
+    },
+    doc="IR illuminator and IR-cut filter (day/night).",
+    check=_illum_check,
+)
+
+SECTIONS["gps"] = Section(
+    GpsSettings,
+    {
+        "mode": Key(str, "site", choices=("site", "gps", "none"),
+                    doc="site = [unit] site_latitude/longitude (pole unit); gps = NMEA receiver "
+                    "(mobile unit); none."),
+        "port": Key(str, "/dev/ttyAMA0", doc="GPS serial device or pyserial URL."),
+        "baudrate": Key(int, 9600, min=4800, max=921600),
+        "max_fix_age_s": Key(float, 10.0, min=1.0, max=600.0,
+                             doc="An older fix is reported as no location."),
+    },
+    doc="Where reads happened.",
+)
+
+
 def _mount_console() -> None:
     from firmware.console import CONSOLE_SECTION
 
@@ -264,6 +320,9 @@ _mount_console()
 
 def cross_check(built: dict[str, Any]) -> str | None:
     """Rules that span sections."""
+    u = built["unit"]
+    if built["gps"].mode == "site" and u.site_latitude is None:
+        return "[gps] mode = \"site\" needs [unit] site_latitude and site_longitude"
     return None
 
 
@@ -276,6 +335,8 @@ def finalize(built: dict[str, Any]) -> dict[str, Any]:
         built["store"] = dataclasses.replace(built["store"], path=state / "vigil.db")
     if not built["keys"].kek_file:
         built["keys"] = dataclasses.replace(built["keys"], kek_file=str(state / "kek.bin"))
+    built["gps"] = dataclasses.replace(built["gps"], site_latitude=built["unit"].site_latitude,
+                                       site_longitude=built["unit"].site_longitude)
     if not built["status"].socket:
         built["status"] = dataclasses.replace(built["status"], socket=str(state / "control.sock"))
     return built

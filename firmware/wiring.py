@@ -55,11 +55,14 @@ class StdoutSink:
             sys.stdout.flush()
 
 
-def site_location(settings: config.Settings) -> Callable[[], LocationFix]:
-    u = settings.unit
-    fix = (LocationFix(u.site_latitude, u.site_longitude, "site")
-           if u.site_latitude is not None else LocationFix(None, None, "none"))
-    return lambda: fix
+def location_fn(source: Any) -> Callable[[], LocationFix]:
+    """Adapts a drivers.gps LocationSource to what a read records."""
+
+    def current() -> LocationFix:
+        loc = source.location()
+        return LocationFix(loc.latitude, loc.longitude, loc.source)
+
+    return current
 
 
 def overview(frame: np.ndarray | None, vehicle_box: Any, plate_box: Any) -> np.ndarray | None:
@@ -93,7 +96,22 @@ def build_components(settings: config.Settings, clock: Clock, **overrides: Any) 
         raise
     components = Components(settings=settings, clock=clock, camera=camera, engine=engine,
                             store=store)
+    from drivers.gps import open_location
     from inference.tracker import Tracker
+
+    location_source = overrides.pop("location_source", None) or open_location(settings.gps, clock)
+    components.closables.append(location_source)
+    on_frame = None
+    if settings.illuminator.enabled:
+        from drivers.illuminator import Illuminator, make_pin_factory
+        from firmware.illumination import IlluminationController
+
+        ill = overrides.pop("illuminator", None) or Illuminator(
+            settings.illuminator, make_pin_factory(settings.illuminator.pin_factory), clock)
+        components.closables.append(ill)
+        controller = IlluminationController(ill, clock, settings.illuminator)
+        components.illumination = controller
+        on_frame = controller.observe_frame
 
     components.pipeline_parts = PipelineParts(
         camera=camera,
@@ -103,11 +121,12 @@ def build_components(settings: config.Settings, clock: Clock, **overrides: Any) 
         store=store,
         clock=clock,
         camera_id=settings.unit.camera_id,
-        location=overrides.pop("location", None) or site_location(settings),
+        location=location_fn(location_source),
         clock_synced=overrides.pop("clock_synced", None) or (lambda: True),
         matcher=overrides.pop("matcher", None) or (lambda: None),
         overview=overview,
         emit=overrides.pop("emit", None) or StdoutSink(settings.logging.reads_stdout),
+        on_frame=on_frame,
     )
     if overrides:
         raise TypeError(f"unknown component overrides: {sorted(overrides)}")

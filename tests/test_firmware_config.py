@@ -71,7 +71,14 @@ def test_simulation_defaults_replay_bundled_footage_and_print_reads():
     assert sim.camera.source.endswith("footage.avi")
     assert sim.logging.reads_stdout
     # A deployed unit's file that says nothing about reads never prints plates to the journal.
-    assert not config.validate({}, "x").logging.reads_stdout
+    deployed = config.validate({"unit": {"site_latitude": 1.0, "site_longitude": 2.0}}, "x")
+    assert not deployed.logging.reads_stdout
+    assert deployed.illuminator.pin_factory == "lgpio"  # real pins unless told otherwise
+
+
+def test_site_mode_needs_a_site():
+    with pytest.raises(ConfigError, match="site_latitude"):
+        config.validate({}, "x.toml")
 
 
 def test_redacted_show_is_plain_data():
