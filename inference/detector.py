@@ -16,7 +16,14 @@ import cv2
 import numpy as np
 
 from inference.errors import FrameError, ModelError
-from inference.geometry import Letterbox, decode_centernet, letterbox, nms, quad_is_plausible
+from inference.geometry import (
+    Letterbox,
+    decode_centernet,
+    letterbox,
+    nms,
+    quad_is_plausible,
+    suppress_contained_centres,
+)
 from inference.records import Box, Corners, Detection
 from inference.runtime import TFLiteModel, quantize
 
@@ -58,6 +65,9 @@ def as_grey(frame: object) -> np.ndarray:
         raise FrameError(f"frame must be a numpy array, got {type(frame).__name__}")
     if frame.dtype != np.uint8:
         raise FrameError(f"frame must be uint8, got {frame.dtype}")
+    if frame.ndim in (2, 3) and min(frame.shape[:2]) < MIN_FRAME_SIDE:
+        h, w = frame.shape[:2]
+        raise FrameError(f"frame {w}x{h} is smaller than {MIN_FRAME_SIDE} px")
     if frame.ndim == 3 and frame.shape[2] == 3:
         grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
     elif frame.ndim == 3 and frame.shape[2] == 1:
@@ -66,9 +76,6 @@ def as_grey(frame: object) -> np.ndarray:
         grey = frame
     else:
         raise FrameError(f"frame must be HxWx3 RGB or HxW grey, got shape {frame.shape}")
-    if min(grey.shape[:2]) < MIN_FRAME_SIDE:
-        h, w = grey.shape[:2]
-        raise FrameError(f"frame {w}x{h} is smaller than {MIN_FRAME_SIDE} px")
     return grey
 
 
@@ -147,7 +154,11 @@ class PlateDetector:
                 s.max_detections * 2,
                 out["corners"] if with_corners else None,
             )
-            keep = nms(dec.boxes, dec.scores, s.nms_iou)[: s.max_detections]
+            keep = nms(dec.boxes, dec.scores, s.nms_iou)
+            if label == "plate":
+                sub = suppress_contained_centres(dec.boxes[keep], dec.scores[keep])
+                keep = keep[sub]
+            keep = keep[: s.max_detections]
             frame_boxes = lb.boxes_to_frame(dec.boxes[keep])
             for j, k in enumerate(keep):
                 fb = frame_boxes[j]

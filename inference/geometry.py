@@ -154,6 +154,27 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
     return np.asarray(keep, dtype=np.int64)
 
 
+def suppress_contained_centres(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Indices kept when every box whose centre lies inside a better-scoring kept box is dropped.
+
+    For plates only: two real plates never overlap that much, but a CenterNet may put a second,
+    differently sized peak on one long plate that plain IoU suppression lets through.
+    """
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
+    keep: list[int] = []
+    for i in order:
+        cx, cy = boxes[i, 0] + boxes[i, 2] / 2, boxes[i, 1] + boxes[i, 3] / 2
+        inside = any(
+            boxes[k, 0] <= cx <= boxes[k, 0] + boxes[k, 2]
+            and boxes[k, 1] <= cy <= boxes[k, 1] + boxes[k, 3]
+            for k in keep
+        )
+        if not inside:
+            keep.append(int(i))
+    return np.asarray(keep, dtype=np.int64)
+
+
 def quad_is_plausible(quad: np.ndarray, box: np.ndarray, tolerance: float = 0.35) -> bool:
     """True when ``quad`` is a convex, clockwise quadrilateral lying near ``box``.
 

@@ -18,6 +18,7 @@ from inference.geometry import (
     peaks,
     quad_is_plausible,
     rectify,
+    suppress_contained_centres,
 )
 
 
@@ -161,3 +162,10 @@ def test_expand_and_crop_box_stay_inside_the_frame() -> None:
     assert c.shape == (4, 6)
     assert c[0, 0] == frame[20, 10]
     assert crop_box(frame, np.array([300.0, 300.0, 5.0, 5.0])).size == 0
+
+
+def test_contained_centres_suppressed() -> None:
+    boxes = np.array([[0, 0, 100, 20], [40, 5, 30, 30], [200, 0, 50, 10], [90, 0, 40, 20]], float)
+    scores = np.array([0.9, 0.5, 0.4, 0.8])
+    # Box 1's centre (55, 20) is inside box 0; box 3's centre (110, 10) is not.
+    assert suppress_contained_centres(boxes, scores).tolist() == [0, 3, 2]

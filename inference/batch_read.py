@@ -1,0 +1,182 @@
+"""``vigil read``: read plates in still images, folders (recursively) and videos to JSON Lines.
+
+One JSON object per image (or per processed video frame, ``"image": "<video>#<frame index>"``):
+``{"image", "ms", "plates": [{"text", "confidence", "box": [x, y, w, h], "region",
+"candidates": [{"text", "confidence"}, ...]}, ...]}``; boxes in pixels of the original image.
+``ms`` is the wall time for that image: decode + detect + read. A file that cannot be read
+becomes ``{"image", "error"}`` and the run goes on; the exit status is then 1.
+
+This is command-line code: it is allowed to write to stdout/stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import cv2
+import numpy as np
+
+from inference.engine import COUNTRIES, PlateEngine
+from inference.errors import InferenceError
+from inference.records import FrameResult
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm"}
+)
+VIDEO_EXTS = frozenset({".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".ts"})
+
+
+@dataclass(frozen=True)
+class Item:
+    path: Path
+    name: str  # what goes in the "image" field: relative to the folder it was found in
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                        help="images, folders (searched recursively) and video files")
+    parser.add_argument("--jsonl", required=True, metavar="OUT",
+                        help="JSON Lines output file ('-' for stdout)")
+    parser.add_argument("--country", choices=COUNTRIES, default="auto",
+                        help="prefer this country's plate formats (default: auto)")
+    parser.add_argument("--top-n", type=int, default=10, help="OCR candidates per plate (1-50)")
+    parser.add_argument("--threads", type=int, default=1, help="interpreter threads per model")
+    parser.add_argument("--every", type=int, default=1, metavar="N",
+                        help="in videos, read every Nth frame (default: every frame)")
+    parser.add_argument("--model-dir", type=Path, default=None,
+                        help="models folder (default: the installed inference/models)")
+
+
+def collect(paths: list[Path]) -> list[Item]:
+    """Files to read, in a stable order. Folders give their image and video files; a file
+    named explicitly is always attempted, whatever its extension."""
+    items: list[Item] = []
+    for p in paths:
+        if p.is_dir():
+            for f in sorted(p.rglob("*")):
+                if f.is_file() and f.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS:
+                    items.append(Item(f, f.relative_to(p).as_posix()))
+        else:
+            items.append(Item(p, str(p)))
+    return items
+
+
+def _frame_record(name: str, ms: float, result: FrameResult) -> dict[str, Any]:
+    plates = []
+    for obs in result.plates:
+        b = obs.detection.box
+        plates.append({
+            "text": obs.ocr.text,
+            "confidence": round(obs.ocr.confidence, 4),
+            "box": [round(b.x, 1), round(b.y, 1), round(b.w, 1), round(b.h, 1)],
+            "region": obs.ocr.region,
+            "candidates": [
+                {"text": c.text, "confidence": round(c.confidence, 4)}
+                for c in obs.ocr.candidates
+            ],
+        })
+    return {"image": name, "ms": round(ms, 2), "plates": plates}
+
+
+def read_image(engine: PlateEngine, item: Item) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    data = np.fromfile(str(item.path), dtype=np.uint8)  # handles non-ASCII paths, unlike imread
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if bgr is None:
+        raise InferenceError("not a readable image")
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    result = engine.observe(rgb)
+    return _frame_record(item.name, (time.perf_counter() - t0) * 1000, result)
+
+
+def read_video(engine: PlateEngine, item: Item, every: int) -> Iterator[dict[str, Any]]:
+    cap = cv2.VideoCapture(str(item.path))
+    try:
+        if not cap.isOpened():
+            raise InferenceError("not a readable video")
+        index = 0
+        produced = 0
+        while True:
+            t0 = time.perf_counter()
+            if index % every:
+                if not cap.grab():
+                    break
+                index += 1
+                continue
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            result = engine.observe(rgb, frame_time_s=float(cap.get(cv2.CAP_PROP_POS_MSEC)) / 1e3)
+            yield _frame_record(
+                f"{item.name}#{index}", (time.perf_counter() - t0) * 1000, result
+            )
+            produced += 1
+            index += 1
+        if produced == 0:
+            raise InferenceError("video has no decodable frames")
+    finally:
+        cap.release()
+
+
+def _process(engine: PlateEngine, item: Item, every: int, out: IO[str]) -> bool:
+    """Write the records of one file; False (and an error record) if it failed."""
+    try:
+        if item.path.suffix.lower() in VIDEO_EXTS:
+            for rec in read_video(engine, item, every):
+                out.write(json.dumps(rec) + "\n")
+        else:
+            out.write(json.dumps(read_image(engine, item)) + "\n")
+        return True
+    except (InferenceError, OSError, cv2.error) as e:
+        log.error("cannot read %s: %s", item.name, e, extra={"image": item.name, "error": str(e)})
+        out.write(json.dumps({"image": item.name, "error": str(e)}) + "\n")
+        return False
+    finally:
+        out.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    """0 when every file was processed, 1 when some failed, 2 when nothing could start."""
+    from tqdm import tqdm
+
+    if args.every < 1:
+        print("vigil read: --every must be >= 1", file=sys.stderr)
+        return 2
+    items = collect(list(args.paths))
+    missing = [i for i in items if not i.path.exists()]
+    try:
+        engine = PlateEngine.load(args.model_dir, threads=args.threads, top_n=args.top_n,
+                                  country=args.country)
+    except (InferenceError, ValueError) as e:
+        print(f"vigil read: {e}", file=sys.stderr)
+        return 2
+    failed = 0
+    out: IO[str] = sys.stdout if args.jsonl == "-" else open(args.jsonl, "w", encoding="utf-8")  # noqa: SIM115
+    try:
+        with engine:
+            bar = tqdm(items, unit="file", file=sys.stderr, disable=None)
+            for item in bar:
+                if item in missing:
+                    log.error("no such file %s", item.name, extra={"image": item.name})
+                    out.write(json.dumps({"image": item.name, "error": "no such file"}) + "\n")
+                    failed += 1
+                    continue
+                if not _process(engine, item, args.every, out):
+                    failed += 1
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    if failed:
+        print(f"vigil read: {failed} of {len(items)} files failed", file=sys.stderr)
+    return 1 if failed else 0

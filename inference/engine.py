@@ -1,0 +1,197 @@
+"""Frame in, plates read out: detector -> rectified crop -> OCR, for every plate in a frame.
+
+:class:`PlateEngine` is what the pipeline and ``vigil read`` call. It owns one detector and one
+reader (both int8 TFLite, see ``docs/models-detector.md`` and ``docs/models-ocr.md``), so one
+engine per worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+
+from inference.detector import DetectorSettings, PlateDetector, as_grey
+from inference.errors import FrameError, ModelError
+from inference.geometry import crop_box, expand_box, rectify
+from inference.ocr import PlateReader
+from inference.records import Detection, FrameResult, OcrResult, PlateObservation
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models"
+COUNTRIES = ("auto", "us", "eu", "br")
+# Margins around a plate box before OCR, as fractions of its width and height: the OCR model
+# was trained on crops with -3..8 % horizontal and -5..15 % vertical border.
+BOX_MARGIN = (0.04, 0.08)
+# Plate formats used to re-rank candidates when the country is known. Loose on purpose: a
+# country's vanity and older formats must still pass; only clearly foreign shapes drop.
+_FORMATS = {
+    "us": re.compile(r"^[A-Z0-9]{2,8}$"),
+    "br": re.compile(r"^[A-Z]{3}[0-9][A-Z0-9][0-9]{2}$"),
+    "eu": re.compile(r"^[A-Z0-9]{3,10}$"),
+}
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """``country``: ``auto`` or ``us`` / ``eu`` / ``br`` (prefers that country's plate formats
+    and regions). ``top_n``: OCR candidates kept, 1..50. ``max_plates``: plates read per frame
+    (the best-scoring ones), 1..64."""
+
+    country: str = "auto"
+    top_n: int = 10
+    max_plates: int = 8
+
+    def __post_init__(self) -> None:
+        if self.country not in COUNTRIES:
+            raise ValueError(f"country must be one of {COUNTRIES}, got {self.country!r}")
+        if not 1 <= self.top_n <= 50:
+            raise ValueError(f"top_n must be 1..50, got {self.top_n}")
+        if not 1 <= self.max_plates <= 64:
+            raise ValueError(f"max_plates must be 1..64, got {self.max_plates}")
+
+
+def region_family(region: str | None) -> str | None:
+    if not region:
+        return None
+    return region.split("-", 1)[0]
+
+
+def apply_country(ocr: OcrResult, country: str) -> OcrResult:
+    """Prefer candidates in ``country``'s plate format; drop a region of another country.
+
+    Pure. With ``auto`` the result is unchanged. Candidates keep their own confidences; the
+    first one in the right format becomes the text (when it is not already).
+    """
+    if country == "auto":
+        return ocr
+    fmt = _FORMATS[country]
+    region = ocr.region
+    region_conf = ocr.region_confidence
+    if region_family(region) not in (None, country):
+        region, region_conf = None, 0.0
+    fits = [c for c in ocr.candidates if fmt.match(c.text.replace("?", "A"))]
+    if not fits or fits[0].text == ocr.text:
+        return replace(ocr, region=region, region_confidence=region_conf)
+    others = [c for c in ocr.candidates if c not in fits]
+    best = fits[0]
+    same_len = len(best.text) == len(ocr.text)
+    return replace(
+        ocr,
+        text=best.text,
+        confidence=best.confidence,
+        # Per-character confidences belong to the top text; keep them only when they line up.
+        char_confidences=ocr.char_confidences if same_len else (best.confidence,) * len(best.text),
+        candidates=tuple(fits + others),
+        region=region,
+        region_confidence=region_conf,
+    )
+
+
+def _rgb(frame: np.ndarray) -> np.ndarray:
+    if frame.ndim == 2:
+        return np.repeat(frame[:, :, None], 3, axis=2)
+    if frame.shape[2] == 1:
+        return np.repeat(frame, 3, axis=2)
+    return frame
+
+
+def plate_crop(frame_rgb: np.ndarray, det: Detection) -> np.ndarray:
+    """The crop OCR reads: warped flat when the detector gave trusted corners, else the box with
+    a margin."""
+    if det.corners is not None:
+        return rectify(frame_rgb, np.asarray(det.corners, np.float64))
+    b = det.box
+    box = expand_box(np.array([b.x, b.y, b.w, b.h]), BOX_MARGIN, frame_rgb.shape[:2])
+    return crop_box(frame_rgb, box)
+
+
+class PlateEngine:
+    """Detect and read every plate in a frame. Not thread-safe: one per worker thread."""
+
+    def __init__(
+        self, detector: PlateDetector, reader: PlateReader, settings: EngineSettings
+    ) -> None:
+        self.detector = detector
+        self.reader = reader
+        self.settings = settings
+
+    @classmethod
+    def load(
+        cls,
+        model_dir: Path | None = None,
+        threads: int = 1,
+        top_n: int = 10,
+        country: str = "auto",
+        detector_settings: DetectorSettings | None = None,
+        max_plates: int = 8,
+    ) -> PlateEngine:
+        """Load both models from ``model_dir`` (default: the package's ``inference/models``).
+
+        Raises :class:`~inference.errors.ModelError` when a model is missing or corrupt, and
+        ``ValueError`` for settings out of range.
+        """
+        settings = EngineSettings(country=country, top_n=top_n, max_plates=max_plates)
+        d = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
+        detector = PlateDetector.load(d, threads, detector_settings)
+        try:
+            reader = PlateReader.load(d, threads, top_n=top_n)
+        except BaseException:
+            detector.close()
+            raise
+        log.info(
+            "plate engine ready",
+            extra={"model_dir": str(d), "threads": threads, "country": country},
+        )
+        return cls(detector, reader, settings)
+
+    def observe(self, frame_rgb: np.ndarray, frame_time_s: float = 0.0) -> FrameResult:
+        """Detect and read every plate in ``frame_rgb`` (HxWx3 uint8 RGB, any size).
+
+        Raises :class:`~inference.errors.FrameError` for a frame that is not an image.
+        """
+        as_grey(frame_rgb)  # validates before anything else touches the frame
+        try:
+            dets = self.detector.detect(frame_rgb)
+        except ModelError:
+            raise
+        except (ValueError, TypeError) as e:  # numpy/OpenCV refusing a strange array
+            raise FrameError(f"frame cannot be processed: {e}") from e
+        rgb = _rgb(frame_rgb)
+        plates = [d for d in dets if d.label == "plate"][: self.settings.max_plates]
+        vehicles = tuple(d for d in dets if d.label == "vehicle")
+        observations = []
+        for det in plates:
+            crop = plate_crop(rgb, det)
+            if crop.shape[0] < 2 or crop.shape[1] < 2:
+                continue
+            observations.append(PlateObservation(det, self._read(crop), crop))
+        return FrameResult(frame_time_s, tuple(observations), vehicles)
+
+    def read_crop(self, crop_rgb: np.ndarray) -> OcrResult:
+        """Read an already cut-out plate crop (HxWx3 uint8 RGB)."""
+        return self._read(crop_rgb)
+
+    def _read(self, crop: np.ndarray) -> OcrResult:
+        return apply_country(self.reader.read(crop), self.settings.country)
+
+    def close(self) -> None:
+        self.detector.close()
+        self.reader.close()
+
+    def __enter__(self) -> PlateEngine:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+

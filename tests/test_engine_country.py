@@ -1,0 +1,71 @@
+"""Pure parts of the engine: country preference, crop choice, settings ranges."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inference.engine import EngineSettings, apply_country, plate_crop
+from inference.records import Box, Candidate, Detection, OcrResult
+
+
+def _ocr(*cands: tuple[str, float], region: str | None = "us-ca") -> OcrResult:
+    c = tuple(Candidate(t, p) for t, p in cands)
+    return OcrResult(
+        text=c[0].text,
+        confidence=c[0].confidence,
+        char_confidences=(0.9,) * len(c[0].text),
+        candidates=c,
+        region=region,
+        region_confidence=0.7,
+    )
+
+
+def test_auto_changes_nothing() -> None:
+    r = _ocr(("ABC1234", 0.8), ("ABC1Z34", 0.1))
+    assert apply_country(r, "auto") is r
+
+
+def test_br_prefers_a_mercosur_or_old_brazilian_format() -> None:
+    r = _ocr(("ABC12345", 0.5), ("ABC1D23", 0.3), ("AB1234", 0.1), region="br")
+    out = apply_country(r, "br")
+    assert out.text == "ABC1D23" and out.confidence == pytest.approx(0.3)
+    assert [c.text for c in out.candidates] == ["ABC1D23", "ABC12345", "AB1234"]
+    assert out.region == "br"
+
+
+def test_region_of_another_country_is_dropped() -> None:
+    r = _ocr(("ABC123", 0.9), region="eu")
+    out = apply_country(r, "us")
+    assert out.text == "ABC123" and out.region is None and out.region_confidence == 0.0
+
+
+def test_no_candidate_in_format_keeps_the_read() -> None:
+    r = _ocr(("7", 0.9), ("77", 0.05), region=None)
+    out = apply_country(r, "br")
+    assert out.text == "7" and out.candidates == r.candidates
+
+
+def test_char_confidences_follow_the_chosen_text() -> None:
+    r = _ocr(("ABC12345", 0.5), ("ABC1234", 0.3), region="br")
+    out = apply_country(r, "br")
+    assert out.text == "ABC1234" and len(out.char_confidences) == 7
+
+
+def test_plate_crop_uses_corners_when_trusted_else_box_with_margin() -> None:
+    frame = np.zeros((200, 300, 3), np.uint8)
+    frame[90:110, 100:200] = 255
+    box_only = Detection(Box(100, 90, 100, 20), 0.9)
+    crop = plate_crop(frame, box_only)
+    assert crop.shape[0] > 20 and crop.shape[1] > 100  # margin added
+    quad = ((100.0, 90.0), (200.0, 90.0), (200.0, 110.0), (100.0, 110.0))
+    warped = plate_crop(frame, Detection(Box(100, 90, 100, 20), 0.9, corners=quad))
+    assert warped.shape[2] == 3 and 100 <= warped.shape[1] <= 112
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"country": "fr"}, {"top_n": 0}, {"top_n": 51}, {"max_plates": 0}]
+)
+def test_settings_ranges(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        EngineSettings(**kwargs)  # type: ignore[arg-type]
