@@ -92,6 +92,8 @@ def preprocess(crop_rgb: np.ndarray, height: int, width: int) -> np.ndarray:
     """
     if not isinstance(crop_rgb, np.ndarray) or crop_rgb.dtype != np.uint8:
         raise FrameError("plate crop must be a uint8 numpy array")
+    if crop_rgb.ndim in (2, 3) and (crop_rgb.shape[0] < 2 or crop_rgb.shape[1] < 2):
+        raise FrameError(f"plate crop too small: {crop_rgb.shape}")
     if crop_rgb.ndim == 3 and crop_rgb.shape[2] == 3:
         gray = cv2.cvtColor(crop_rgb, cv2.COLOR_RGB2GRAY)
     elif crop_rgb.ndim == 2:
@@ -99,8 +101,6 @@ def preprocess(crop_rgb: np.ndarray, height: int, width: int) -> np.ndarray:
     else:
         raise FrameError(f"plate crop must be HxWx3 RGB or HxW gray, got {crop_rgb.shape}")
     h, w = gray.shape
-    if h < 2 or w < 2:
-        raise FrameError(f"plate crop too small: {w}x{h}")
     interp = cv2.INTER_AREA if (w > width or h > height) else cv2.INTER_LINEAR
     small = cv2.resize(gray, (width, height), interpolation=interp)
     return (small.astype(np.float32) / 255.0).reshape(1, height, width, 1)

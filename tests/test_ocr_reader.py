@@ -1,0 +1,96 @@
+"""PlateReader on the committed int8 model: golden real crops, API, refusal of a bad model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from inference.errors import FrameError, ModelError
+from inference.ocr import PlateReader
+from inference.records import OcrResult
+
+MODELS = Path(__file__).resolve().parent.parent / "inference" / "models"
+GOLDEN = Path(__file__).parent / "data" / "ocr"
+
+
+def _golden() -> list[tuple[str, np.ndarray, str, str]]:
+    truth = json.loads((GOLDEN / "truth.json").read_text())
+    out = []
+    for name, t in sorted(truth.items()):
+        bgr = cv2.imread(str(GOLDEN / name), cv2.IMREAD_COLOR)
+        out.append((name, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), t["text"], t["region"]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def reader():  # type: ignore[no-untyped-def]
+    with PlateReader.load(MODELS, threads=1) as r:
+        yield r
+
+
+def test_reads_golden_real_crops(reader: PlateReader) -> None:
+    golden = _golden()
+    assert len(golden) >= 5
+    for name, crop, text, _region in golden:
+        r = reader.read(crop)
+        assert isinstance(r, OcrResult)
+        assert r.candidates[0].text == text, f"{name}: read {r.text!r}, truth {text!r}"
+        assert r.text == text  # confident: no '?' on these clear crops
+        assert r.plate_class == "full"
+
+
+def test_region_of_golden_crops(reader: PlateReader) -> None:
+    hits = [reader.read(crop).region == region for _, crop, _, region in _golden()]
+    assert sum(hits) >= len(hits) - 2  # US state from a grey crop is hard; BR is easy
+
+
+def test_result_shape_and_batch(reader: PlateReader) -> None:
+    crops = [c for _, c, _, _ in _golden()[:3]]
+    results = reader.read_batch(crops)
+    assert [r.text for r in results] == [reader.read(c).text for c in crops]
+    r = results[0]
+    assert len(r.char_confidences) == len(r.text)
+    assert 0.0 < r.confidence <= 1.0
+    assert 1 <= len(r.candidates) <= reader.top_n
+    confs = [c.confidence for c in r.candidates]
+    assert confs == sorted(confs, reverse=True)
+    assert reader.input_hw == (64, 160)
+
+
+def test_blank_crop_gives_no_confident_read(reader: PlateReader) -> None:
+    r = reader.read(np.full((60, 200, 3), 127, np.uint8))
+    assert r.confidence < 0.5
+
+
+def test_bad_crop_is_frame_error(reader: PlateReader) -> None:
+    with pytest.raises(FrameError):
+        reader.read(np.zeros((0, 10, 3), np.uint8))
+
+
+def test_model_with_wrong_labels_is_refused(tmp_path: Path) -> None:
+    shutil.copy(MODELS / "ocr.tflite", tmp_path / "ocr.tflite")
+    data = json.loads((MODELS / "ocr.json").read_text())
+    data["labels"]["slots"] = 8
+    (tmp_path / "ocr.json").write_text(json.dumps(data))
+    with pytest.raises(ModelError, match="slots"):
+        PlateReader.load(tmp_path)
+
+
+def test_truncated_ocr_model_is_refused(tmp_path: Path) -> None:
+    blob = (MODELS / "ocr.tflite").read_bytes()
+    (tmp_path / "ocr.tflite").write_bytes(blob[: len(blob) // 2])
+    shutil.copy(MODELS / "ocr.json", tmp_path / "ocr.json")
+    with pytest.raises(ModelError, match="truncated"):
+        PlateReader.load(tmp_path)
+
+
+def test_manifest_carries_licence_and_metrics() -> None:
+    data = json.loads((MODELS / "ocr.json").read_text())
+    assert data["licence"].startswith("AGPL-3.0")
+    assert data["training_data"] and data["metrics"] and data["float_metrics"]
+    assert (MODELS / "ocr.tflite").stat().st_size < 2 * 1024 * 1024
