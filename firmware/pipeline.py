@@ -18,6 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from drivers.camera import CameraEndOfStream
 from drivers.clock import Clock
 from drivers.errors import DeviceTimeout
 from inference.errors import FrameError
@@ -114,6 +115,14 @@ class Pipeline:
                     self.counters.inc("camera_timeouts")
                     self._retry_pending()
                     continue
+                except CameraEndOfStream:
+                    # A replay without loop has ended: finish the passes in view, then idle
+                    # (no frames means no watchdog pings, which is the truth).
+                    log.info("replay finished", extra={"frames": self.counters.get("frames")})
+                    self._finish(tracker.flush(), voter)
+                    self._retry_pending()
+                    stop.wait()
+                    break
                 self.process(frame, tracker, voter)
                 self.heartbeat.beat()
         finally:
