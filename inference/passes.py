@@ -20,9 +20,10 @@ DIRECTIONS = ("approaching", "receding", "left", "right", "unknown")
 class VotedRead:
     """One read per pass: the character-level vote over every frame the plate was read in.
 
-    ``confidence`` is the joint probability of ``text`` under the vote (product of the
-    per-position shares in ``char_confidences``); ``candidates`` are the top alternatives, best
-    first (``candidates[0].text == text``). ``box``/``best_crop``/``best_frame_index`` come from the
+    ``confidence`` is the weakest per-position share in ``char_confidences`` (a position's share =
+    confidence-weighted votes for the winning character / weight of all reads covering it);
+    ``candidates`` are the top alternatives, best first (``candidates[0].text == text``), each
+    with its own weakest share. ``box``/``best_crop``/``best_frame_index`` come from the
     best observation (sharp, large, confident); ``best_frame_index`` indexes the track's frames
     and ``best_frame_s`` is that frame's time. ``best_frame`` is the whole frame at that moment
     when the caller handed frames to the tracker (for the privacy-cropped overview), else None.

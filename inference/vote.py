@@ -12,8 +12,12 @@ The vote, for a :class:`~inference.tracker.PlateTrack`:
    (edit-distance alignment) and vote, at half weight, only where they align with a character.
 4. A position's share for a character = its votes / the weight of every read covering the
    position, so ``?`` (the reader could not tell) and disagreement both lower the share.
-5. Candidates: a beam over positions of the top characters gives the most probable strings; the
-   first is the read, its joint share is the confidence.
+5. Candidates: a beam over positions of the top characters gives the most probable strings
+   (ranked by the product of shares); the first is the read.
+6. Confidence = the *weakest* position's share: a read is as good as its least certain character.
+   Not the product of shares: that falls with plate length (0.9 per character is 0.48 for seven
+   characters) although unanimity over 20 frames is stronger evidence than one frame at 0.9, and
+   a threshold on it would mean different things for 5- and 8-character plates.
 
 Region and plate class are weighted votes too. The best crop is the track's best observation
 (:func:`inference.tracker.observation_quality`: resolution x sharpness x confidence).
@@ -125,16 +129,17 @@ def _shares(reads: list[_Read]) -> list[dict[str, float]]:
 
 
 def _beam(shares: list[dict[str, float]], n: int) -> list[Candidate]:
-    beams: list[tuple[str, float]] = [("", 1.0)]
+    """Top-n strings ranked by the product of shares; each reported with its weakest share."""
+    beams: list[tuple[str, float, float]] = [("", 1.0, 1.0)]
     for dist in shares:
         options = sorted(dist.items(), key=lambda kv: -kv[1])[:BEAM_CHARS]
         if not options:
             options = [(UNKNOWN, 0.0)]
         beams = sorted(
-            ((text + ch, p * q) for text, p in beams for ch, q in options),
-            key=lambda tp: -tp[1],
+            ((text + ch, p * q, min(m, q)) for text, p, m in beams for ch, q in options),
+            key=lambda b: (-b[1], -b[2]),
         )[: max(n, BEAM_CHARS)]
-    return [Candidate(text, round(p, 6)) for text, p in beams[:n]]
+    return [Candidate(text, round(m, 6)) for text, _, m in beams[:n]]
 
 
 def _weighted_vote(items: list[tuple[str | None, float]]) -> tuple[str | None, float]:

@@ -35,7 +35,8 @@ def test_unanimous_read() -> None:
     r = vote_track(track([point(i * 0.1, "7ABC123") for i in range(5)]))
     assert isinstance(r, VotedRead)
     assert r.text == "7ABC123" and r.frames_used == 5
-    assert r.confidence == pytest.approx(0.9**7, rel=1e-3)
+    assert r.confidence == pytest.approx(0.9, rel=1e-3)
+    assert r.candidates[0].confidence == r.confidence
     assert r.candidates[0].text == "7ABC123"
     assert r.region == "us-CA" and r.plate_class == "full"
 
@@ -141,3 +142,15 @@ def test_dedup_edit_tolerance_and_empty_texts() -> None:
     assert d.admit(_read("", 3, 4)) and d.admit(_read("", 4, 5))
     strict = Deduplicator(10.0, max_edits=0)
     assert strict.admit(_read("ABC123", 0, 1)) and strict.admit(_read("ABC128", 2, 3))
+
+
+def test_confidence_is_the_weakest_position_and_independent_of_length() -> None:
+    short = vote_track(track([point(i * 0.1, "AB123", 0.85) for i in range(20)]))
+    long = vote_track(track([point(i * 0.1, "AB12345X", 0.85) for i in range(20)]))
+    assert short.confidence == pytest.approx(0.85) == long.confidence
+    split = ["AB123"] * 3 + ["AB128"] * 2
+    r = vote_track(track([point(i * 0.1, s, 0.85) for i, s in enumerate(split)]))
+    assert r.text == "AB123"
+    assert r.confidence == pytest.approx(0.85 * 3 / 5)
+    assert r.candidates[1].text == "AB128"
+    assert r.candidates[1].confidence == pytest.approx(0.85 * 2 / 5)
