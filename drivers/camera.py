@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 Backend = Literal["replay", "picamera2", "v4l2", "gstreamer"]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+MAX_REPLAY_LAG_S = 1.0
 
 
 class CameraError(DriverError):
@@ -161,9 +162,11 @@ class ReplayCamera(_CameraBase):
     Loops when ``loop`` is set; otherwise raises :class:`CameraEndOfStream` after the last frame.
     With ``realtime`` the frames are paced at ``fps`` on the injected clock (frame *n* is due at
     ``start + n / fps``; a late reader gets frames back to back rather than skipping, so a replay
-    is deterministic). Frames that fail to decode are skipped and counted (``corrupt_frames`` in
-    :meth:`describe`); the first one is logged, later ones only counted, so a bad file cannot
-    flood the log. If ``width``/``height`` are non-zero and differ, frames are resized.
+    is deterministic); more than ``MAX_REPLAY_LAG_S`` behind, the schedule restarts from now, as
+    a live camera would carry on after a stall. Frames that fail to decode are skipped and
+    counted (``corrupt_frames`` in :meth:`describe`); the first one is logged, later ones only
+    counted, so a bad file cannot flood the log. If ``width``/``height`` are non-zero and
+    differ, frames are resized.
     """
 
     def __init__(
@@ -201,6 +204,7 @@ class ReplayCamera(_CameraBase):
         self._delivered = 0
         self._corrupt = 0
         self._loops = 0
+        self._rebased = 0
         self._started = False
         self._t0 = 0.0
         self._lock = threading.Lock()
@@ -251,6 +255,12 @@ class ReplayCamera(_CameraBase):
                     raise CameraTimeout(f"next replay frame due in {wait:.3f} s")
                 if wait > 0:
                     self._clock.sleep(wait)
+                elif wait < -MAX_REPLAY_LAG_S:
+                    # Far behind (the reader stalled, or FaultyCamera held frames back): resume
+                    # at the normal rate instead of bursting the whole backlog like no camera
+                    # ever would.
+                    self._t0 = self._clock.monotonic() - self._delivered / self._fps
+                    self._rebased += 1
             image = self._next_image()
             if self._size is not None and image.shape[1::-1] != self._size:
                 import cv2
@@ -319,6 +329,7 @@ class ReplayCamera(_CameraBase):
             "frames_delivered": self._delivered,
             "corrupt_frames": self._corrupt,
             "loops": self._loops,
+            "rebased": self._rebased,
             "position": self._pos,
         }
 

@@ -71,6 +71,20 @@ def test_realtime_pacing_uses_injected_clock(video: Path) -> None:
     cam.close()
 
 
+def test_small_lag_is_caught_up_large_lag_resumes_at_normal_rate(video: Path) -> None:
+    clock = FakeClock(monotonic_start=0.0)
+    cam = ReplayCamera(video, clock, fps=10, loop=True)
+    cam.start()
+    cam.read(1.0)
+    clock.advance(0.5)  # a slow reader: the missed frames come back to back
+    assert [cam.read(1.0).monotonic_s for _ in range(3)] == pytest.approx([0.5, 0.5, 0.5])
+    clock.advance(5.0)  # a stall: no burst of 50 frames, the schedule restarts
+    times = [cam.read(1.0).monotonic_s for _ in range(3)]
+    assert times == pytest.approx([5.5, 5.6, 5.7])
+    assert cam.describe()["rebased"] == 1
+    cam.close()
+
+
 def test_timeout_when_next_frame_is_later_than_deadline(video: Path) -> None:
     clock = FakeClock()
     cam = ReplayCamera(video, clock, fps=1, loop=True)
