@@ -346,7 +346,8 @@ class _ThreadedCapture(_CameraBase):
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
-        self._slot: queue.Queue[Frame | BaseException] = queue.Queue(maxsize=1)
+        self._slot: queue.Queue[Frame] = queue.Queue(maxsize=1)
+        self._error: CameraError | None = None
         self._thread: threading.Thread | None = None
         self._running = threading.Event()
         self._count = 0
@@ -366,11 +367,12 @@ class _ThreadedCapture(_CameraBase):
         if self._thread is not None:
             return
         self._open()
+        self._error = None
         self._running.set()
         self._thread = threading.Thread(target=self._loop, name=f"camera-{self.name}", daemon=True)
         self._thread.start()
 
-    def _put(self, item: Frame | BaseException) -> None:
+    def _put(self, item: Frame) -> None:
         try:
             self._slot.put_nowait(item)
         except queue.Full:
@@ -390,7 +392,9 @@ class _ThreadedCapture(_CameraBase):
                 consecutive += 1
                 self._failures += 1
                 if consecutive >= 3:
-                    self._put(e)
+                    # The last good frame (if not yet read) is still delivered; the error
+                    # comes after it.
+                    self._error = e
                     self._running.clear()
                     return
                 continue
@@ -410,12 +414,17 @@ class _ThreadedCapture(_CameraBase):
         if self._thread is None:
             raise CameraError(f"{self.name} camera read before start()")
         try:
-            item = self._slot.get(timeout=max(0.0, timeout_s))
+            return self._slot.get_nowait()
         except queue.Empty:
+            pass
+        if self._error is not None:
+            raise CameraError(f"{self.name} capture failed: {self._error}") from self._error
+        try:
+            return self._slot.get(timeout=max(0.0, timeout_s))
+        except queue.Empty:
+            if self._error is not None:
+                raise CameraError(f"{self.name} capture failed: {self._error}") from self._error
             raise CameraTimeout(f"{self.name}: no frame within {timeout_s:.3f} s") from None
-        if isinstance(item, BaseException):
-            raise CameraError(f"{self.name} capture failed: {item}") from item
-        return item
 
     def stop(self) -> None:
         self._running.clear()

@@ -121,6 +121,26 @@ def test_folder_skips_and_counts_corrupt_images(
     assert sum("cannot be decoded" in r.message for r in caplog.records) == 1
 
 
+def test_video_with_a_corrupt_frame_skips_it(video: Path, tmp_path: Path) -> None:
+    data = bytearray(video.read_bytes())
+    starts = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xD8]
+    assert len(starts) == 5  # one JPEG per frame
+    rng = np.random.default_rng(0)
+    a, b = starts[2], starts[3] - 40
+    data[a:b] = rng.integers(0, 256, b - a, dtype=np.uint8).tobytes()  # garble frame 2
+    bad = tmp_path / "bad.avi"
+    bad.write_bytes(bytes(data))
+    with ReplayCamera(bad, FakeClock(), realtime=False, loop=False) as cam:
+        frames = []
+        with pytest.raises(CameraEndOfStream):
+            while True:
+                frames.append(cam.read(1.0))
+        info = cam.describe()
+    levels = [round((int(f.image[:, 10:, 0].mean()) - 10) / 20) for f in frames]
+    assert levels == [0, 1, 3, 4]
+    assert info["corrupt_frames"] == 1
+
+
 def test_resizes_to_configured_size(folder: Path) -> None:
     with ReplayCamera(folder, FakeClock(), realtime=False, width=32, height=24) as cam:
         assert cam.read(1.0).image.shape == (24, 32, 3)
@@ -208,10 +228,12 @@ def test_threaded_capture_path_with_a_file(video: Path) -> None:
     with cam:
         frame = cam.read(2.0)
         assert frame.image.shape == (48, 64, 3)
-        # the file ends: three failed grabs turn into a CameraError, not a hang
-        with pytest.raises((CameraError, CameraTimeout)):
+        # the file ends: three failed grabs turn into a CameraError, not a hang or a timeout
+        with pytest.raises(CameraError) as info:
             for _ in range(20):
                 cam.read(1.0)
+        assert not isinstance(info.value, CameraTimeout)
+        assert cam.describe()["grab_failures"] == 3
 
 
 def test_v4l2_missing_device() -> None:
