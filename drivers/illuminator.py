@@ -69,6 +69,20 @@ class IlluminatorSettings:
     sample_interval_s: float = 1.0
     reference_exposure_us: int = 2000
 
+    def __post_init__(self) -> None:
+        # Cross-field rules that a per-key range check cannot express.
+        if not self.night_below < self.day_above:
+            raise ValueError(
+                f"night_below ({self.night_below}) must be below day_above ({self.day_above})"
+            )
+        pins = [self.ir_led_pin, self.ir_cut_pin]
+        if self.ir_cut_mode == "pulse":
+            pins.append(self.ir_cut_pin_b)
+        if len(set(pins)) != len(pins):
+            raise ValueError(f"illuminator pins must be distinct, got {pins}")
+        if not 0.0 <= self.night_led_level <= 1.0:
+            raise ValueError(f"night_led_level must be in 0..1, got {self.night_led_level}")
+
 
 def make_pin_factory(kind: PinFactoryKind) -> Any:
     """A gpiozero pin factory. ``mock`` simulates pins (with PWM) and keeps state histories."""

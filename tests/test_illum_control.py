@@ -135,10 +135,22 @@ def test_pulse_mode_pulses_one_side_then_coasts() -> None:
         assert not a.state and not b.state  # never left energised
 
 
-def test_pin_conflict_is_an_illuminator_error() -> None:
-    s = IlluminatorSettings(ir_led_pin=23, ir_cut_pin=23)
-    with pytest.raises(IlluminatorError):
-        Illuminator(s, make_pin_factory("mock"), FakeClock())
+def test_pin_in_use_is_an_illuminator_error() -> None:
+    factory = make_pin_factory("mock")
+    with Illuminator(S, factory, FakeClock()):
+        with pytest.raises(IlluminatorError):
+            Illuminator(S, factory, FakeClock())
+
+
+def test_settings_cross_field_rules() -> None:
+    with pytest.raises(ValueError):
+        IlluminatorSettings(ir_led_pin=23, ir_cut_pin=23)
+    with pytest.raises(ValueError):
+        IlluminatorSettings(ir_cut_mode="pulse", ir_cut_pin_b=18)
+    with pytest.raises(ValueError):
+        IlluminatorSettings(night_below=90, day_above=90)
+    with pytest.raises(ValueError):
+        IlluminatorSettings(night_led_level=1.2)
 
 
 def test_unknown_or_missing_factory() -> None:

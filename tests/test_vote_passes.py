@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from inference.passes import VotedRead
 from inference.records import Box, Detection, OcrResult, PlateObservation
@@ -154,3 +156,23 @@ def test_confidence_is_the_weakest_position_and_independent_of_length() -> None:
     assert r.confidence == pytest.approx(0.85 * 3 / 5)
     assert r.candidates[1].text == "AB128"
     assert r.candidates[1].confidence == pytest.approx(0.85 * 2 / 5)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    truth=st.text(alphabet="ABCDEFGHJKLMNPRSTUVWXYZ0123456789", min_size=4, max_size=8),
+    n=st.integers(3, 15),
+    data=st.data(),
+)
+def test_property_per_position_majority_wins(truth: str, n: int, data: st.DataObject) -> None:
+    # every position read right by a strict majority of frames (others wrong anywhere) -> the
+    # vote is the truth, whatever the single frames look like
+    wrong_max = (n - 1) // 2
+    reads = [list(truth) for _ in range(n)]
+    for pos in range(len(truth)):
+        wrong = data.draw(st.sets(st.integers(0, n - 1), max_size=wrong_max))
+        for f in wrong:
+            reads[f][pos] = data.draw(st.sampled_from([c for c in "XYZ0189?" if c != truth[pos]]))
+    r = vote_track(track([point(i * 0.1, "".join(t)) for i, t in enumerate(reads)]))
+    assert r.text == truth
+    assert r.confidence > 0.45

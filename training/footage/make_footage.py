@@ -253,6 +253,8 @@ def render(out_dir: Path) -> dict[str, object]:
             plate_bgr = cv2.cvtColor(g, cv2.COLOR_GRAY2BGR)
         ph_src, pw_src = plate_bgr.shape[:2]
         src = cv2.imread(str(VEHICLE_SET / p.image), cv2.IMREAD_COLOR)
+        if src is None:
+            raise SystemExit(f"vehicle picture {p.image} missing from {VEHICLE_SET}")
         vx, vy, vw, vh = (int(round(v)) for v in p.vehicle_box)
         crop = src[vy : vy + vh, vx : vx + vw]
         if p.night:
