@@ -30,6 +30,11 @@ K_MAX = 1.5
 FALLBACK_HALF_WIDTH_PLATES = 2.0
 FALLBACK_BELOW_PLATES = 2.0
 PLATE_PAD_MAX = 0.5
+# Without a plate (a no-plate pass) only the bottom of the vehicle box is kept. The base of the
+# windscreen is at about 0.65-0.75 of the height of a car or SUV seen from the front or rear and
+# about 0.5 of a van or lorry cab; a camera looking down puts more of the roof and glass into
+# the upper part of the box, never the lower. 0.35 stays below all of those.
+NO_PLATE_KEEP_FRACTION = 0.35
 
 
 def cut_line_y(plate_box: Box, k: float = CUT_PLATE_HEIGHTS) -> int:
@@ -92,4 +97,22 @@ def plate_crop(frame: np.ndarray, plate_box: Box, pad: float = 0.1) -> np.ndarra
     bottom = min(fh, int(np.ceil(plate_box.y + plate_box.h + py)))
     if bottom <= top or right <= left:
         return np.zeros((0, 0, frame.shape[2]), frame.dtype)
+    return frame[top:bottom, left:right].copy()
+
+
+def no_plate_overview_crop(
+    frame: np.ndarray, vehicle_box: Box, keep_fraction: float = NO_PLATE_KEEP_FRACTION
+) -> np.ndarray:
+    """For a pass with no plate: the bottom ``keep_fraction`` (0..0.35) of the vehicle box."""
+    _check(frame)
+    if not 0.0 < keep_fraction <= NO_PLATE_KEEP_FRACTION:
+        raise FrameError(f"keep_fraction {keep_fraction} outside (0, {NO_PLATE_KEEP_FRACTION}]")
+    fh, fw = frame.shape[:2]
+    bottom_f = vehicle_box.y + vehicle_box.h
+    top = max(0, int(np.ceil(bottom_f - keep_fraction * vehicle_box.h)))
+    bottom = min(fh, int(np.ceil(bottom_f)))
+    left = max(0, int(np.floor(vehicle_box.x)))
+    right = min(fw, int(np.ceil(vehicle_box.x + vehicle_box.w)))
+    if bottom <= top or right <= left:
+        return np.zeros((0, max(0, right - left), frame.shape[2]), frame.dtype)
     return frame[top:bottom, left:right].copy()

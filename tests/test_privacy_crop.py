@@ -6,7 +6,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from inference.errors import FrameError
-from inference.privacy import CUT_PLATE_HEIGHTS, cut_line_y, overview_crop, plate_crop
+from inference.privacy import (
+    CUT_PLATE_HEIGHTS,
+    cut_line_y,
+    no_plate_overview_crop,
+    overview_crop,
+    plate_crop,
+)
 from inference.records import Box
 
 H, W = 720, 1280
@@ -90,3 +96,24 @@ def test_plate_crop_padding_limits() -> None:
     assert plate_crop(FRAME, plate, pad=0.1).shape == (60, 120, 3)
     edge = plate_crop(FRAME, Box(-20, 700, 100, 50), pad=0.1)
     assert edge.shape == (25, 90, 3)  # clamped to the frame
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    x=st.floats(-100, W),
+    y=st.floats(-200, H),
+    w=st.floats(1, 1500),
+    h=st.floats(1, 900),
+    keep=st.floats(0.01, 0.35),
+)
+def test_no_plate_crop_keeps_only_the_bottom_of_the_vehicle(x, y, w, h, keep) -> None:  # type: ignore[no-untyped-def]
+    crop = no_plate_overview_crop(FRAME, Box(x, y, w, h), keep)
+    if crop.size:
+        assert rows_of(crop).min() >= y + (1 - keep) * h - 1e-6
+
+
+def test_no_plate_crop_limits() -> None:
+    crop = no_plate_overview_crop(FRAME, Box(100, 100, 400, 400))
+    assert crop.shape == (140, 400, 3) and rows_of(crop).min() == 360
+    with pytest.raises(FrameError):
+        no_plate_overview_crop(FRAME, Box(100, 100, 400, 400), keep_fraction=0.6)
