@@ -210,7 +210,7 @@ class Pipeline:
                 alerts.append(AlertRecord(
                     alert_id=str(uuid.uuid4()), read_id=read.read_id,
                     hotlist_name=m.hotlist_name, hotlist_version=m.version,
-                    matched_entry=m.entry, rule=m.rule, reason=m.reason, priority=m.priority,
+                    matched_entry=m.entry.plate, rule=m.rule, reason=m.reason, priority=m.priority,
                     raised_at=now,
                 ))
         line = {

@@ -13,7 +13,9 @@ from typing import Any
 
 from drivers.camera import CameraSettings
 from firmware.config import Key, Section
+from firmware.hotlists import HotlistSettings
 from firmware.supervisor import SupervisorSettings
+from firmware.uplink import UplinkSettings
 from drivers.gps import GpsSettings
 from drivers.illuminator import IlluminatorSettings
 from inference.tracker import TrackerSettings
@@ -309,6 +311,144 @@ SECTIONS["gps"] = Section(
 )
 
 
+@dataclass(frozen=True)
+class ModemSection:
+    """[modem]: the modem settings plus whether one is fitted."""
+
+    enabled: bool = False
+    port: str = "/dev/ttyUSB2"
+    baud: int = 115200
+    power_gpio: int = -1
+    power_active_high: bool = True
+    power_off_s: float = 5.0
+    poll_interval_s: float = 30.0
+    command_timeout_s: float = 3.0
+    reregister_after_s: float = 120.0
+    radio_cycle_after_s: float = 300.0
+    power_cycle_after_s: float = 900.0
+    power_cycle_repeat_s: float = 3600.0
+    unresponsive_polls_to_power_cycle: int = 3
+    boot_wait_s: float = 30.0
+
+    def driver_settings(self) -> Any:
+        import dataclasses
+
+        from drivers.modem import ModemSettings
+
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(ModemSettings)}
+        fields["power_gpio"] = None if self.power_gpio < 0 else self.power_gpio
+        return ModemSettings(**fields)
+
+
+def _uplink_check(u: UplinkSettings) -> str | None:
+    if not u.endpoint:
+        return None
+    if not u.endpoint.startswith("https://"):
+        return "endpoint must be an https:// URL (TLS is never optional)"
+    missing = [k for k in ("ca_file", "cert_file", "key_file") if not getattr(u, k)]
+    if missing:
+        return f"endpoint is set but {', '.join(missing)} is empty"
+    if u.backoff_max_s < u.backoff_initial_s:
+        return "backoff_max_s must be >= backoff_initial_s"
+    return None
+
+
+def _modem_check(m: ModemSection) -> str | None:
+    if not m.reregister_after_s <= m.radio_cycle_after_s <= m.power_cycle_after_s:
+        return "recovery ladder must climb: reregister_after_s <= radio_cycle_after_s <= " \
+               "power_cycle_after_s"
+    return None
+
+
+def _hotlists(names: tuple[str, ...], **kw: Any) -> HotlistSettings:
+    import re
+
+    for n in names:
+        if not isinstance(n, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", n):
+            raise ValueError(f"names: {n!r} is not a list name ([A-Za-z0-9_-]+)")
+    return HotlistSettings(names=tuple(names), **kw)
+
+
+SECTIONS["uplink"] = Section(
+    UplinkSettings,
+    {
+        "endpoint": Key(str, "", doc="Agency ingest base URL (https). Empty = no uplink: reads "
+                        "queue in the store's outbox."),
+        "ca_file": Key(str, "", doc="The agency CA certificate, pinned: the only trust anchor."),
+        "cert_file": Key(str, "", doc="This device's certificate (from provisioning)."),
+        "key_file": Key(str, "", doc="This device's private key (0600)."),
+        "device_id": Key(str, "", doc="Must equal the certificate's CN; empty = [unit] "
+                         "camera_id."),
+        "batch_max_reads": Key(int, 200, min=1, max=5000),
+        "batch_max_bytes": Key(int, 262144, min=4096, max=16777216,
+                               doc="Uncompressed payload bytes per batch."),
+        "daily_bytes_cap": Key(int, 52428800, min=0, max=10**12,
+                               doc="Bytes per UTC day (0 = no cap); alerts are exempt."),
+        "send_images": Key(bool, False, doc="Send plate crops and overview images too."),
+        "image_budget_fraction": Key(float, 0.5, min=0.0, max=1.0,
+                                     doc="Images only while less of the daily cap is spent."),
+        "backoff_initial_s": Key(float, 2.0, min=0.1, max=600.0),
+        "backoff_max_s": Key(float, 300.0, min=0.1, max=86400.0),
+        "timeout_s": Key(float, 20.0, min=1.0, max=300.0),
+        "connect_timeout_s": Key(float, 10.0, min=1.0, max=120.0),
+        "drain_rate_per_s": Key(float, 25.0, min=0.1, max=1e6,
+                                doc="Steady backlog drain rate (reads/s); live reads and alerts "
+                                "keep their room."),
+        "alert_retry_min_s": Key(float, 2.0, min=0.0, max=60.0),
+        "alert_lane": Key(bool, True, doc="A second connection so alerts never wait for a "
+                          "batch."),
+        "idle_poll_s": Key(float, 5.0, min=0.1, max=300.0),
+        "gzip_level": Key(int, 6, min=1, max=9),
+    },
+    doc="Forwarding reads and alerts to the agency over HTTPS with mutual TLS.",
+    check=_uplink_check,
+)
+
+SECTIONS["hotlists"] = Section(
+    _hotlists,
+    {
+        "path": Key(str, "", doc="Directory of the encrypted lists; empty = "
+                    "<state_dir>/hotlists."),
+        "agency_public_key": Key(str, "", doc="The agency's Ed25519 key (base64 of the raw 32 "
+                                 "bytes, or a file). Empty = no hotlist matching."),
+        "names": Key(tuple, (), doc="Lists to poll and match."),
+        "poll_interval_s": Key(float, 300.0, min=30.0, max=86400.0),
+        "max_bytes": Key(int, 268435456, min=1048576, max=1073741824,
+                         doc="Largest list accepted (decompressed)."),
+        "max_chain": Key(int, 50, min=1, max=1000, doc="Deltas kept before a full list."),
+        "fuzzy": Key(bool, True, doc="OCR-confusion and partial-read rules."),
+        "max_unknown": Key(int, 2, min=0, max=3, doc="'?' allowed in a read."),
+        "min_known": Key(int, 4, min=1, max=10,
+                         doc="Known characters required for a partial match."),
+    },
+    doc="Signed hotlists and matching.",
+)
+
+SECTIONS["modem"] = Section(
+    ModemSection,
+    {
+        "enabled": Key(bool, False, doc="A cellular modem is fitted and Vigil supervises it "
+                       "(the data session stays with ModemManager/NetworkManager)."),
+        "port": Key(str, "/dev/ttyUSB2", doc="AT command port or pyserial URL."),
+        "baud": Key(int, 115200, min=9600, max=4000000),
+        "power_gpio": Key(int, -1, min=-1, max=27, doc="BCM pin that cuts modem power; -1 = "
+                          "none (no power cycling)."),
+        "power_active_high": Key(bool, True),
+        "power_off_s": Key(float, 5.0, min=0.5, max=60.0),
+        "poll_interval_s": Key(float, 30.0, min=5.0, max=3600.0),
+        "command_timeout_s": Key(float, 3.0, min=0.5, max=60.0),
+        "reregister_after_s": Key(float, 120.0, min=30.0, max=86400.0),
+        "radio_cycle_after_s": Key(float, 300.0, min=30.0, max=86400.0),
+        "power_cycle_after_s": Key(float, 900.0, min=30.0, max=86400.0),
+        "power_cycle_repeat_s": Key(float, 3600.0, min=300.0, max=86400.0),
+        "unresponsive_polls_to_power_cycle": Key(int, 3, min=1, max=100),
+        "boot_wait_s": Key(float, 30.0, min=1.0, max=300.0),
+    },
+    doc="Cellular modem supervision (AT channel, recovery ladder).",
+    check=_modem_check,
+)
+
+
 def _mount_console() -> None:
     from firmware.console import CONSOLE_SECTION
 
@@ -337,6 +477,10 @@ def finalize(built: dict[str, Any]) -> dict[str, Any]:
         built["keys"] = dataclasses.replace(built["keys"], kek_file=str(state / "kek.bin"))
     built["gps"] = dataclasses.replace(built["gps"], site_latitude=built["unit"].site_latitude,
                                        site_longitude=built["unit"].site_longitude)
+    if not built["uplink"].device_id:
+        built["uplink"] = dataclasses.replace(built["uplink"], device_id=built["unit"].camera_id)
+    if not built["hotlists"].path:
+        built["hotlists"] = dataclasses.replace(built["hotlists"], path=str(state / "hotlists"))
     if not built["status"].socket:
         built["status"] = dataclasses.replace(built["status"], socket=str(state / "control.sock"))
     return built

@@ -75,6 +75,74 @@ def overview(frame: np.ndarray | None, vehicle_box: Any, plate_box: Any) -> np.n
     return crop if crop.size else None
 
 
+class _TimeSyncWorker:
+    def __init__(self, timesync: Any) -> None:
+        self.timesync = timesync
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            stop.wait(self.timesync.step())
+
+    def status(self) -> dict[str, Any]:
+        return dict(self.timesync.status_dict())
+
+
+class Links:
+    """The agency side: clock judge, link state, uplink, modem supervisor, hotlists."""
+
+    def __init__(self, timesync: Any) -> None:
+        self.timesync = timesync
+        self.uplink: Any = None
+        self.hotlists: Any = None
+
+    def matcher(self) -> Any | None:
+        return self.hotlists.matcher if self.hotlists is not None else None
+
+    def on_alert(self, alerts: list[Any]) -> None:
+        if self.uplink is not None:
+            self.uplink.send_alert_now()
+
+
+def _build_links(settings: config.Settings, clock: Clock, store: Any, components: Any) -> Links:
+    from firmware.link_state import LinkStateMachine
+    from firmware.timesync import TimeSync
+
+    timesync = TimeSync(clock)
+    links = Links(timesync)
+    ts_worker = _TimeSyncWorker(timesync)
+    components.extra_workers["timesync"] = (lambda: ts_worker.run, False, ts_worker)
+    link = LinkStateMachine(clock)
+    if settings.uplink.endpoint:
+        from firmware.uplink import Uplink
+
+        uplink = Uplink(settings.uplink, store, link, clock, clock_synced=timesync.is_synced)
+        links.uplink = uplink
+        components.closables.append(uplink)
+        components.extra_workers["uplink"] = (lambda: uplink.run, False, uplink)
+    else:
+        log.info("no [uplink] endpoint: reads queue in the store's outbox")
+    if settings.modem.enabled:
+        from drivers.modem import ModemSupervisor, open_modem, power_switch_for
+
+        ms = settings.modem.driver_settings()
+        modem = ModemSupervisor(open_modem(ms, clock), link, ms, clock,
+                                power_switch_for(ms, clock))
+        components.extra_workers["modem"] = (lambda: modem.run, False, modem)
+    if settings.hotlists.agency_public_key:
+        from firmware.hotlists import HotlistUpdater
+        from firmware.uplink import HttpsTransport
+
+        transport = HttpsTransport(settings.uplink, clock) if settings.uplink.endpoint else None
+        updater = HotlistUpdater(
+            settings.hotlists, transport, store.derive_key("hotlist"), clock,
+            audit=lambda a, r, res, d: store.audit("hotlists", "system", a, r, res, dict(d)),
+        )
+        updater.load()  # the stored, re-verified lists: matching works offline from the start
+        links.hotlists = updater
+        components.extra_workers["hotlists"] = (lambda: updater.run, False, updater)
+    return links
+
+
 def load_engine(settings: config.Settings) -> Any:
     from inference.engine import PlateEngine
 
@@ -113,6 +181,7 @@ def build_components(settings: config.Settings, clock: Clock, **overrides: Any) 
         components.illumination = controller
         on_frame = controller.observe_frame
 
+    links = _build_links(settings, clock, store, components)
     components.pipeline_parts = PipelineParts(
         camera=camera,
         engine=engine,
@@ -122,8 +191,9 @@ def build_components(settings: config.Settings, clock: Clock, **overrides: Any) 
         clock=clock,
         camera_id=settings.unit.camera_id,
         location=location_fn(location_source),
-        clock_synced=overrides.pop("clock_synced", None) or (lambda: True),
-        matcher=overrides.pop("matcher", None) or (lambda: None),
+        clock_synced=overrides.pop("clock_synced", None) or links.timesync.is_synced,
+        matcher=overrides.pop("matcher", None) or links.matcher,
+        on_alert=links.on_alert,
         overview=overview,
         emit=overrides.pop("emit", None) or StdoutSink(settings.logging.reads_stdout),
         on_frame=on_frame,
