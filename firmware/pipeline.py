@@ -63,7 +63,7 @@ class PipelineParts:
     overview: Callable[[np.ndarray | None, Any, Any], np.ndarray | None]
     emit: Callable[[dict[str, Any]], None]
     on_alert: Callable[[list[Any]], None] | None = None
-    on_frame: Callable[[Any], None] | None = None
+    on_frame: Callable[[Any], object] | None = None
 
 
 class Pipeline:

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from drivers.camera import CameraSettings
+from drivers.gps import GpsSettings
+from drivers.illuminator import IlluminatorSettings
 from firmware.config import Key, Section
 from firmware.hotlists import HotlistSettings
 from firmware.supervisor import SupervisorSettings
 from firmware.uplink import UplinkSettings
-from drivers.gps import GpsSettings
-from drivers.illuminator import IlluminatorSettings
 from inference.tracker import TrackerSettings
 from storage.settings import RETENTION_POLICY_MAX_DAYS, StoreSettings
 
