@@ -61,6 +61,7 @@ class Components:
     pipeline_parts: Any = None
     illumination: Any = None
     closables: list[Any] = field(default_factory=list)
+    faults: dict[str, str] = field(default_factory=dict)  # parts that failed at start
 
     def close(self) -> None:
         for part in (self.camera, self.engine, *reversed(self.closables), self.store):
@@ -149,8 +150,10 @@ class Daemon:
         age = self.heartbeat.age_s()
         out: dict[str, Any] = {
             "version": VERSION,
-            "state": "degraded" if self.supervisor.degraded or self._store_degraded() else (
-                "running" if self._ready else "starting"),
+            "state": "degraded"
+            if self.supervisor.degraded or self._store_degraded() or self.c.faults
+            else ("running" if self._ready else "starting"),
+            "faults": dict(self.c.faults),
             "camera_id": self.settings.unit.camera_id,
             "config": self.settings.source,
             "workers": workers,
@@ -267,11 +270,17 @@ class Daemon:
 
 
 def run_daemon(settings: config.Settings) -> int:
+    from drivers.errors import VigilError
+
     try:
         components = build(settings)
     except ConfigError as e:
         log.error("config error", extra={"error": str(e)})
         return config.EX_CONFIG
+    except VigilError as e:
+        log.error("start-up failed: not ready", extra={"error": str(e),
+                                                       "error_type": type(e).__name__})
+        return 1
     daemon = Daemon(components)
     try:
         return daemon.run()

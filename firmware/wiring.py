@@ -174,12 +174,21 @@ def build_components(settings: config.Settings, clock: Clock, **overrides: Any) 
         from drivers.illuminator import Illuminator, make_pin_factory
         from firmware.illumination import IlluminationController
 
-        ill = overrides.pop("illuminator", None) or Illuminator(
-            settings.illuminator, make_pin_factory(settings.illuminator.pin_factory), clock)
-        components.closables.append(ill)
-        controller = IlluminationController(ill, clock, settings.illuminator)
-        components.illumination = controller
-        on_frame = controller.observe_frame
+        from drivers.errors import DriverError
+
+        try:
+            ill = overrides.pop("illuminator", None) or Illuminator(
+                settings.illuminator, make_pin_factory(settings.illuminator.pin_factory), clock)
+        except DriverError as e:
+            # Plates are still readable by day without IR: run degraded rather than not at all.
+            log.error("illuminator unavailable: running without IR control",
+                      extra={"error": str(e)})
+            components.faults["illuminator"] = str(e)
+        else:
+            components.closables.append(ill)
+            controller = IlluminationController(ill, clock, settings.illuminator)
+            components.illumination = controller
+            on_frame = controller.observe_frame
 
     links = _build_links(settings, clock, store, components)
     components.pipeline_parts = PipelineParts(

@@ -26,6 +26,9 @@ realtime = true
 fps = 10.0
 stall_file = "{tmp_path / 'stall'}"
 
+[illuminator]
+pin_factory = "mock"
+
 [logging]
 reads_stdout = true
 

@@ -100,7 +100,8 @@ def _validate(section: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> confi
     from firmware import sections
 
     monkeypatch.setitem(sections.SECTIONS, "console", CONSOLE_SECTION)
-    return config.validate({"console": section}, "test.toml")
+    site = {"site_latitude": 45.0, "site_longitude": -122.0}
+    return config.validate({"unit": site, "console": section}, "test.toml")
 
 
 def test_console_section_validation(monkeypatch: pytest.MonkeyPatch) -> None:
