@@ -171,10 +171,9 @@ def build_components(settings: config.Settings, clock: Clock, **overrides: Any) 
     components.closables.append(location_source)
     on_frame = None
     if settings.illuminator.enabled:
+        from drivers.errors import DriverError
         from drivers.illuminator import Illuminator, make_pin_factory
         from firmware.illumination import IlluminationController
-
-        from drivers.errors import DriverError
 
         try:
             ill = overrides.pop("illuminator", None) or Illuminator(
