@@ -41,7 +41,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-import httpx
 
 from drivers.clock import Clock
 from firmware.errors import FirmwareError
@@ -202,6 +201,10 @@ class HttpsTransport:
     def __init__(self, settings: UplinkSettings, clock: Clock) -> None:
         if not settings.endpoint.startswith("https://"):
             raise UplinkConfigError("uplink.endpoint must be an https:// URL")
+        # Imported here: httpx costs ~12 MB of RSS, and a unit without an uplink never needs it.
+        import httpx
+
+        self._httpx = httpx
         self._clock = clock
         ctx = build_ssl_context(settings)
         self._client = httpx.Client(
@@ -223,6 +226,7 @@ class HttpsTransport:
         self, method: str, path: str, body: bytes | None = None,
         headers: Mapping[str, str] | None = None, params: Mapping[str, str] | None = None,
     ) -> Response:
+        httpx = self._httpx
         t0 = self._clock.monotonic()
         try:
             r = self._client.request(
