@@ -136,14 +136,16 @@ class PlateDetector:
         out: dict[str, np.ndarray],
         lb: Letterbox,
         plate_threshold: float | None = None,
+        vehicle_threshold: float | None = None,
     ) -> list[Detection]:
+        """Detections from raw outputs; thresholds default to the settings'."""
         s = self.settings
         found: list[Detection] = []
         for ci, label in enumerate(self.classes):
             if label == "plate":
                 thr = s.plate_threshold if plate_threshold is None else plate_threshold
             else:
-                thr = s.vehicle_threshold
+                thr = s.vehicle_threshold if vehicle_threshold is None else vehicle_threshold
             with_corners = label == "plate" and self.corners_trained and "corners" in out
             dec = decode_centernet(
                 out["heatmap"][:, :, ci],

@@ -76,7 +76,9 @@ def apply_country(ocr: OcrResult, country: str) -> OcrResult:
     if region_family(region) not in (None, country):
         region, region_conf = None, 0.0
     fits = [c for c in ocr.candidates if fmt.match(c.text.replace("?", "A"))]
-    if not fits or fits[0].text == ocr.text:
+    # The top candidate already fits: keep the read as it is (its text may show "?" for
+    # uncertain characters, which the candidates spell out).
+    if not fits or not ocr.candidates or fits[0] == ocr.candidates[0]:
         return replace(ocr, region=region, region_confidence=region_conf)
     others = [c for c in ocr.candidates if c not in fits]
     best = fits[0]

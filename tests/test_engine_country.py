@@ -46,6 +46,13 @@ def test_no_candidate_in_format_keeps_the_read() -> None:
     assert out.text == "7" and out.candidates == r.candidates
 
 
+def test_partial_read_kept_when_its_top_candidate_fits() -> None:
+    r = _ocr(("K555KM", 0.4), ("K555KN", 0.2), region="eu")
+    r = OcrResult("K?55K?", 0.4, (0.9, 0.3, 0.9, 0.9, 0.9, 0.2), r.candidates, "eu", 0.5)
+    out = apply_country(r, "eu")
+    assert out.text == "K?55K?" and out.char_confidences == r.char_confidences
+
+
 def test_char_confidences_follow_the_chosen_text() -> None:
     r = _ocr(("ABC12345", 0.5), ("ABC1234", 0.3), region="br")
     out = apply_country(r, "br")
