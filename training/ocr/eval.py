@@ -134,7 +134,8 @@ def main() -> None:
             metrics[name] = m
             take = 12 if name != "real_eu_test" else 0
             for i in failures[:take]:
-                failure_rows.append((items[i][0], results[i].text, str(items[i][1])))
+                best = results[i].candidates[0].text if results[i].candidates else ""
+                failure_rows.append((items[i][0], f"{results[i].text} ({best})", str(items[i][1])))
     print(json.dumps(metrics, indent=2))
     if a.no_write:
         return

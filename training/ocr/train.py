@@ -49,6 +49,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--stage", default="main", help="checkpoint name; a new stage restarts the LR")
+    ap.add_argument("--init", type=Path, help="start a new stage from this saved model's weights")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -65,8 +67,9 @@ def main() -> None:
     n = len(train["x"])
     log.info("train samples %d, val %d", n, len(val["x"]))
     steps = n // a.batch
-    ckpt = WORK / "ckpt.keras"
-    state_p = WORK / "train_state.json"
+    suffix = "" if a.stage == "main" else f"_{a.stage}"
+    ckpt = WORK / f"ckpt{suffix}.keras"
+    state_p = WORK / f"train_state{suffix}.json"
     initial_epoch = 0
     if ckpt.exists() and state_p.exists():
         model = keras.models.load_model(ckpt)
@@ -74,6 +77,9 @@ def main() -> None:
         log.info("resuming from epoch %d", initial_epoch)
     else:
         model = build_model()
+        if a.init is not None:
+            model.set_weights(keras.models.load_model(a.init).get_weights())
+            log.info("stage %s starts from %s", a.stage, a.init)
         sched = keras.optimizers.schedules.CosineDecay(
             a.lr, decay_steps=steps * a.epochs, alpha=0.02, warmup_target=None
         )
@@ -144,8 +150,8 @@ def main() -> None:
         callbacks=[Epoch()],
         verbose=2,
     )
-    model.save(WORK / "final.keras")
-    Path(WORK / "DONE").write_text("done\n")
+    model.save(WORK / f"final{suffix}.keras")
+    Path(WORK / f"DONE{suffix}").write_text("done\n")
 
 
 if __name__ == "__main__":
