@@ -31,8 +31,11 @@ log = logging.getLogger(__name__)
 
 NAME = "ocr"
 TRAINER = (
-    ".venv-train/bin/python -m training.ocr.data && .venv-train/bin/python -m training.ocr.train"
-    " && .venv-train/bin/python -m training.ocr.export && .venv/bin/python -m training.ocr.eval"
+    "training/README.md#ocr: .venv-train/bin/python -m training.ocr.data --synth 30000; "
+    "-m training.ocr.train --epochs 5 --threads 1; -m training.ocr.train --stage long "
+    "--init training/work/ocr/stage1.keras --epochs 7 --lr 1.5e-3 --threads 1; "
+    "-m training.ocr.export --checkpoint training/work/ocr/final_long.keras; "
+    ".venv/bin/python -m training.ocr.eval"
 )
 
 
