@@ -148,7 +148,7 @@ def _process(engine: PlateEngine, item: Item, every: int, out: IO[str]) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     """0 when every file was processed, 1 when some failed, 2 when nothing could start."""
-    from tqdm import tqdm
+    from tqdm import tqdm  # type: ignore[import-untyped]
 
     if args.every < 1:
         print("vigil read: --every must be >= 1", file=sys.stderr)

@@ -37,13 +37,14 @@ MIN_FRAME_SIDE = 16
 class DetectorSettings:
     """Detection thresholds (config keys under ``[inference.detector]``).
 
-    ``plate_threshold`` / ``vehicle_threshold``: minimum heatmap score, 0..1 (defaults 0.3 / 0.4;
-    lower finds more distant plates and more false ones). ``nms_iou``: boxes of one class
+    ``plate_threshold`` / ``vehicle_threshold``: minimum heatmap score, 0..1 (defaults 0.4 / 0.2,
+    from the held-out threshold sweep in ``docs/models-detector.md``; lower finds more distant
+    plates and more false ones). ``nms_iou``: boxes of one class
     overlapping more than this are merged, 0..1. ``max_detections``: per class and frame.
     """
 
-    plate_threshold: float = 0.3
-    vehicle_threshold: float = 0.4
+    plate_threshold: float = 0.4
+    vehicle_threshold: float = 0.2
     nms_iou: float = 0.5
     max_detections: int = 32
 

@@ -238,10 +238,10 @@ def rectify(
     crops with some border.
     """
     q = np.asarray(quad, np.float64).reshape(4, 2)
-    top = np.linalg.norm(q[1] - q[0])
-    bottom = np.linalg.norm(q[2] - q[3])
-    left = np.linalg.norm(q[3] - q[0])
-    right = np.linalg.norm(q[2] - q[1])
+    top = float(np.linalg.norm(q[1] - q[0]))
+    bottom = float(np.linalg.norm(q[2] - q[3]))
+    left = float(np.linalg.norm(q[3] - q[0]))
+    right = float(np.linalg.norm(q[2] - q[1]))
     w = max(2.0, (top + bottom) / 2)
     h = max(2.0, (left + right) / 2)
     mx, my = margin[0] * w, margin[1] * h

@@ -1,0 +1,87 @@
+"""PlateEngine end to end on committed held-out frames with the committed int8 models."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from inference.engine import PlateEngine
+from inference.errors import FrameError, ModelError
+from inference.records import Box
+
+DATA = Path(__file__).resolve().parent / "data" / "detector"
+FRAMES = json.loads((DATA / "frames.json").read_text())
+
+
+def _rgb(name: str) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(DATA / name)), cv2.COLOR_BGR2RGB)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[PlateEngine]:
+    with PlateEngine.load() as e:
+        yield e
+
+
+@pytest.mark.parametrize(
+    "name", ["romanian-lp-robertlucian-00077.jpg", "romanian-lp-robertlucian-00425.jpg"]
+)
+def test_observe_finds_and_reads_every_plate(engine: PlateEngine, name: str) -> None:
+    result = engine.observe(_rgb(name), frame_time_s=12.5)
+    assert result.frame_time_s == 12.5
+    for x, y, w, h in FRAMES[name]["plates"]:
+        truth = Box(x, y, w, h)
+        obs = max(result.plates, key=lambda o: o.detection.box.iou(truth))
+        assert obs.detection.box.iou(truth) >= 0.5
+        assert obs.detection.label == "plate"
+        assert obs.crop.dtype == np.uint8 and obs.crop.ndim == 3 and obs.crop.shape[2] == 3
+        assert obs.crop.shape[1] >= 0.8 * w  # the crop is the plate at its own resolution
+        assert obs.ocr.text and 0.0 <= obs.ocr.confidence <= 1.0
+        assert obs.ocr.candidates
+        # A partial read shows "?" where its best candidate spells a character out.
+        assert len(obs.ocr.candidates[0].text) == len(obs.ocr.text)
+
+
+def test_read_crop_matches_the_plate_read_in_the_frame(engine: PlateEngine) -> None:
+    name = "romanian-lp-robertlucian-00088.jpg"
+    result = engine.observe(_rgb(name))
+    obs = max(result.plates, key=lambda o: o.detection.score)
+    again = engine.read_crop(obs.crop)
+    assert again.text == obs.ocr.text
+
+
+def test_vehicles_are_detections_with_the_vehicle_label(engine: PlateEngine) -> None:
+    result = engine.observe(_rgb("romanian-lp-robertlucian-00353.jpg"))
+    assert all(v.label == "vehicle" for v in result.vehicles)
+    assert all(p.detection.label == "plate" for p in result.plates)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [np.zeros((0, 0, 3), np.uint8), np.zeros((720, 1280), np.float64), "frame", None,
+     np.zeros((720, 1280, 5), np.uint8)],
+)
+def test_bad_frames_raise_frame_error(engine: PlateEngine, frame: object) -> None:
+    with pytest.raises(FrameError):
+        engine.observe(frame)  # type: ignore[arg-type]
+
+
+def test_grey_frame_is_accepted(engine: PlateEngine) -> None:
+    grey = cv2.cvtColor(_rgb("romanian-lp-robertlucian-00088.jpg"), cv2.COLOR_RGB2GRAY)
+    result = engine.observe(grey)
+    assert result.plates and result.plates[0].crop.shape[2] == 3
+
+
+def test_missing_models_refused(tmp_path: Path) -> None:
+    with pytest.raises(ModelError):
+        PlateEngine.load(tmp_path)
+
+
+def test_bad_country_refused() -> None:
+    with pytest.raises(ValueError):
+        PlateEngine.load(country="xx")
