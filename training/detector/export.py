@@ -94,11 +94,15 @@ def main(argv: list[str] | None = None) -> int:
         "created": dt.date.today().isoformat(),
         "trainer": TRAINER,
     }
+    state = args.weights.parent / "state.json"
+    rendered = json.loads(state.read_text()).get("synth_rendered", 0) if state.exists() else 0
     if args.corners_trained:
+        name = "synthetic plates (training/synth) pasted into crops of the scenes above"
+        if not rendered:
+            name += "; number of distinct renders not recorded"
         common["training_data"] = [
             *common["training_data"],
-            {"set": "synthetic plates (training/synth) pasted into the scenes above",
-             "licence": "AGPL-3.0-or-later", "count": 0},
+            {"set": name, "licence": "AGPL-3.0-or-later", "count": int(rendered)},
         ]
 
     conv = tf.lite.TFLiteConverter.from_keras_model(model)

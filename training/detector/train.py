@@ -138,7 +138,12 @@ def main(argv: list[str] | None = None) -> int:
         tmp = args.work / "ckpt.tmp.weights.h5"
         model.save_weights(str(tmp))
         os.replace(tmp, ckpt)
-        state = {"epoch": epoch + 1, "steps_per_epoch": args.steps, "epochs": args.epochs}
+        # Distinct synthetic plates rendered so far, over resumed runs too (for the manifest).
+        rendered = state.get("synth_rendered", 0) + (paste.rendered if paste is not None else 0)
+        if paste is not None:
+            paste.rendered = 0
+        state = {"epoch": epoch + 1, "steps_per_epoch": args.steps, "epochs": args.epochs,
+                 "synth_rendered": rendered}
         state_path.write_text(json.dumps(state))
         log.info(
             "epoch %d/%d %.0fs %s",
