@@ -14,6 +14,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -22,7 +23,10 @@ import tensorflow as tf  # noqa: E402
 
 from training.detector.data import splits  # noqa: E402
 from training.detector.model import build  # noqa: E402
-from training.detector.sampler import CROP, PasteFn, batch, load_all  # noqa: E402
+from training.detector.sampler import CROP, batch, load_all  # noqa: E402
+
+if TYPE_CHECKING:
+    from training.detector.composite import SynthPaster
 
 log = logging.getLogger("training.detector.train")
 WORK = Path("training/work/detector")
@@ -69,10 +73,10 @@ class Schedule(tf.keras.optimizers.schedules.LearningRateSchedule):
         return {"peak": self.peak, "warmup": self.warmup, "total": self.total}
 
 
-def make_paste() -> PasteFn:
+def make_paste(seed: int) -> SynthPaster:
     from training.detector.composite import SynthPaster
 
-    return SynthPaster(seed=1234)
+    return SynthPaster(seed=seed)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     train, test = splits()
     items = load_all(train)
     log.info("loaded %d training scenes (%d held out)", len(items), len(test))
-    paste = make_paste() if args.synth else None
+    # A resumed run seeds its plate pool by the epoch it starts at, so its renders are new ones
+    # (and the count of distinct renders in state.json stays true).
+    paste = make_paste(1234 + state["epoch"]) if args.synth else None
 
     model = build((CROP, CROP))
     total = args.epochs * args.steps
