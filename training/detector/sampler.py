@@ -154,11 +154,16 @@ def sample(
 
 
 def batch(
-    items: list[Loaded], rng: np.random.Generator, n: int, paste: PasteFn | None = None
+    items: list[Loaded],
+    rng: np.random.Generator,
+    n: int,
+    paste: PasteFn | None = None,
+    p: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``n`` crops; scenes drawn uniformly, or with probabilities ``p``."""
     xs, ts = [], []
     for _ in range(n):
-        x, t = sample(items[int(rng.integers(len(items)))], rng, paste)
+        x, t = sample(items[int(rng.choice(len(items), p=p))], rng, paste)
         xs.append(x)
         ts.append(t)
     return np.stack(xs)[..., None], {

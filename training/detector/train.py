@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from training.detector.data import splits  # noqa: E402
+from training.detector.data import OPENIMAGES, splits  # noqa: E402
 from training.detector.model import build  # noqa: E402
 from training.detector.sampler import CROP, batch, load_all  # noqa: E402
 
@@ -91,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--init", type=Path, help="start from these weights (fine-tuning)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--vehicle-weight", type=float, default=1.0,
+                   help="weight of the vehicle heatmap loss")
+    p.add_argument("--openimages-share", type=float, default=None,
+                   help="share of crops drawn from openimages (default: by scene count)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -107,6 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     # A resumed run seeds its plate pool by the epoch it starts at, so its renders are new ones
     # (and the count of distinct renders in state.json stays true).
     paste = make_paste(1234 + state["epoch"]) if args.synth else None
+    probs = None
+    if args.openimages_share is not None:
+        is_oi = np.array([it.scene.source == OPENIMAGES for it in items])
+        probs = np.where(is_oi, args.openimages_share / is_oi.sum(),
+                         (1 - args.openimages_share) / (~is_oi).sum())
+    class_weight = tf.constant([1.0, args.vehicle_weight])
 
     model = build((CROP, CROP))
     total = args.epochs * args.steps
@@ -137,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         sums: dict[str, float] = {}
         for _ in range(args.steps):
             use_paste = paste if paste is not None and rng.random() < args.synth_p else None
-            x, t = batch(items, rng, args.batch, use_paste)
+            x, t = batch(items, rng, args.batch, use_paste, probs)
+            t["class_mask"] = t["class_mask"] * class_weight.numpy()
             res = step(tf.constant(x), {k: tf.constant(v) for k, v in t.items()})
             for k, v in res.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
