@@ -34,7 +34,9 @@ from training.synth.render import render_plate
 
 log = logging.getLogger(__name__)
 
-DATA = Path(os.environ.get("VIGIL_DATASETS", "/work/shared/datasets"))
+DATA = Path(
+    os.environ.get("VIGIL_DATASETS") or Path(__file__).resolve().parents[3] / "shared" / "datasets"
+)
 VEHICLE_SET = DATA / "openimages-plates-roboflow-f8vsn"
 ROAD_SET = DATA / "romanian-lp-robertlucian"
 ROAD_IMAGE = "images/romanian-lp-robertlucian-00114.jpg"

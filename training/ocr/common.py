@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,9 @@ REGIONS = tuple(f"us-{s}" for s in US_STATES) + ("eu", "br")
 PLATE_CLASSES = ("full", "paper")
 
 WORK = Path("training/work/ocr")
-DATASETS = Path("/work/shared/datasets")
+DATASETS = Path(
+    os.environ.get("VIGIL_DATASETS") or Path(__file__).resolve().parents[3] / "shared" / "datasets"
+)
 MODEL_DIR = Path("inference/models")
 
 # Synthetic seeds: training plates use entropy [SEED_TRAIN, i], the synthetic test set

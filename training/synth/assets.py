@@ -1,6 +1,7 @@
 """Where the synthetic renderer finds its fonts and US plate templates (read once, cached).
 
-The data root defaults to ``/work/shared/datasets`` and can be moved with ``VIGIL_DATASETS``.
+The data root defaults to ``../shared/datasets`` beside the checkout; ``VIGIL_DATASETS``
+moves it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-DATA_ROOT = Path(os.environ.get("VIGIL_DATASETS", "/work/shared/datasets"))
+DATA_ROOT = Path(
+    os.environ.get("VIGIL_DATASETS") or Path(__file__).resolve().parents[3] / "shared" / "datasets"
+)
 FONT_DIR = DATA_ROOT / "fonts"
 TEMPLATE_SET = DATA_ROOT / "openalpr-us-state-plate-templates"
 
