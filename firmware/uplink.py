@@ -41,7 +41,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-
 from drivers.clock import Clock
 from firmware.errors import FirmwareError
 from firmware.link_state import LinkState, LinkStateMachine
