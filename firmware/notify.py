@@ -18,8 +18,13 @@ class Notifier:
     def __init__(self, address: str | None = None) -> None:
         self.address = address if address is not None else os.environ.get("NOTIFY_SOCKET")
         self._sock: socket.socket | None = None
+        self._dropping = False
         if self.address:
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            # Never block on the service manager: if its queue is full a ping is dropped (and a
+            # missed watchdog ping is the right outcome when the manager cannot keep up), but
+            # the daemon's main loop, and so SIGTERM handling, never stalls in sendto().
+            self._sock.setblocking(False)
 
     @property
     def enabled(self) -> bool:
@@ -33,9 +38,16 @@ class Notifier:
         target = "\0" + self.address[1:] if self.address.startswith("@") else self.address
         try:
             self._sock.sendto(payload, target)
+        except BlockingIOError:
+            if not self._dropping:  # once per run of drops, not once per ping
+                log.warning("notify socket full: messages dropped",
+                            extra={"first_dropped": payload.decode()[:40]})
+            self._dropping = True
+            return False
         except OSError as e:
             log.warning("notify socket send failed", extra={"error": str(e)})
             return False
+        self._dropping = False
         return True
 
     def ready(self, status: str) -> bool:

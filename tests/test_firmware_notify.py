@@ -57,3 +57,14 @@ def test_watchdog_interval_is_half_the_timeout(monkeypatch):
     assert watchdog_interval_s() == 5.0
     monkeypatch.setenv("WATCHDOG_PID", "1")  # meant for another process
     assert watchdog_interval_s() is None
+
+
+def test_a_full_notify_queue_never_blocks_the_daemon(listener):
+    path, sock = listener  # nobody reads: the receive queue fills up
+    n = Notifier(str(path))
+    import time
+
+    t0 = time.monotonic()
+    results = [n.watchdog() for _ in range(2000)]
+    assert time.monotonic() - t0 < 2.0
+    assert results[0] is True and results[-1] is False  # later pings dropped, not blocked

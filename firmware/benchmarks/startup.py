@@ -30,6 +30,15 @@ def _rss_mb(pid: int) -> float | None:
     return None
 
 
+def _drain(sock: socket.socket, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            sock.recv(4096)
+        except TimeoutError:
+            pass
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     steady_s = 5.0 if quick else 30.0
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp:
@@ -64,7 +73,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                 rss = _rss_mb(proc.pid)
                 if rss is not None:
                     samples.append(rss)
-                time.sleep(0.5)
+                _drain(listener, 0.5)  # keep reading notify messages, as systemd does
             t_stop = time.monotonic()
             proc.send_signal(signal.SIGTERM)
             rc = proc.wait(timeout=10)
