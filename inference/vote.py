@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 UNKNOWN = "?"
 OTHER_LENGTH_WEIGHT = 0.5
+FULL_WEIGHT_WIDTH_PX = 160.0  # the plate reader's input width
+MIN_SIZE_WEIGHT = 0.2
 BEAM_CHARS = 3
 
 
@@ -59,8 +61,12 @@ def _reads(track: PlateTrack) -> list[_Read]:
         cc = ocr.char_confidences
         if len(cc) != len(ocr.text):
             cc = (ocr.confidence,) * len(ocr.text)
+        # A distant plate is upscaled into the reader's 160 px input and its read is noisier
+        # than its softmax admits: weigh each frame by how many real pixels it had too.
+        size = min(1.0, max(MIN_SIZE_WEIGHT, p.observation.detection.box.w / FULL_WEIGHT_WIDTH_PX))
         out.append(
-            _Read(ocr.text, tuple(min(1.0, max(0.0, c)) for c in cc), max(ocr.confidence, 0.01))
+            _Read(ocr.text, tuple(min(1.0, max(0.0, c)) for c in cc),
+                  max(ocr.confidence, 0.01) * size)
         )
     return out
 
