@@ -118,9 +118,9 @@ class Pipeline:
                 except CameraEndOfStream:
                     # A replay without loop has ended: finish the passes in view, then idle
                     # (no frames means no watchdog pings, which is the truth).
-                    log.info("replay finished", extra={"frames": self.counters.get("frames")})
                     self._finish(tracker.flush(), voter)
                     self._retry_pending()
+                    log.info("replay finished", extra={"frames": self.counters.get("frames")})
                     stop.wait()
                     break
                 self.process(frame, tracker, voter)

@@ -46,7 +46,7 @@ class InferenceSettings:
     threads: int = 1
     country: str = "auto"
     top_n: int = 10
-    min_read_confidence: float = 0.5
+    min_read_confidence: float = 0.25
     motion_gate: bool = True
     motion_threshold: float = 4.0
     idle_detect_every_s: float = 1.0
@@ -105,8 +105,9 @@ SECTIONS: dict[str, Section] = {
             "country": Key(str, "auto", choices=("auto", "us", "eu", "br"),
                            doc="Plate layout hint."),
             "top_n": Key(int, 10, min=1, max=20, doc="Candidates kept per read."),
-            "min_read_confidence": Key(float, 0.5, min=0.0, max=1.0,
-                                       doc="Voted reads below this are not emitted."),
+            "min_read_confidence": Key(float, 0.25, min=0.0, max=1.0,
+                                       doc="A pass whose vote is weaker than this (the least "
+                                       "agreed character's share of the vote) is not stored."),
             "motion_gate": Key(bool, True, doc="Skip detection on frames without motion."),
             "motion_threshold": Key(float, 4.0, min=0.1, max=100.0,
                                     doc="Mean absolute luma difference (0-255) that counts as "

@@ -26,7 +26,9 @@ pytestmark = pytest.mark.hil
 
 def test_reads_and_a_hotlist_alert_reach_the_agency_once(tmp_path: Path) -> None:
     truth = json.loads((REPO / "firmware" / "sample" / "footage.json").read_text())
-    wanted = truth["vehicles"][0]["text"]
+    # A late vehicle: on a first boot the list is fetched while the replay (run as fast as it
+    # can be read) is already going, and an early vehicle could pass before the list arrives.
+    wanted = truth["vehicles"][4]["text"]
     pki = make_test_pki(tmp_path / "pki")
     agency = Ed25519PrivateKey.generate()
     pub = base64.b64encode(agency.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
@@ -67,8 +69,7 @@ names = ["stolen"]
             rig.start()
             rig.wait_ready()
             rig.wait_for(lambda: rig.log_events("replay finished"), 120, "end of the replay")
-            n_reads = len(rig.reads)
-            rig.wait_for(lambda: srv.summary()["reads"] >= n_reads
+            rig.wait_for(lambda: srv.summary()["reads"] >= len(rig.reads)
                          and srv.summary()["alerts"] >= 1, 30, "delivery to the agency")
             rig.wait_for(lambda: rig.control("status")["queue_depth"] == {"alerts": 0, "reads": 0},
                          10, "the outbox to empty")
@@ -78,6 +79,7 @@ names = ["stolen"]
             rig.close()
         summary = srv.summary()
     assert rc == 0
+    n_reads = len(rig.reads)
     assert n_reads >= 1
     alerted = [r for r in rig.reads if r["alerts"]]
     assert [r["plate"] for r in alerted] == [wanted]

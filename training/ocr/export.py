@@ -34,7 +34,9 @@ TRAINER = (
     "training/README.md#ocr: .venv-train/bin/python -m training.ocr.data --synth 30000; "
     "-m training.ocr.train --epochs 5 --threads 1; -m training.ocr.train --stage long "
     "--init training/work/ocr/stage1.keras --epochs 7 --lr 1.5e-3 --threads 1; "
-    "-m training.ocr.export --checkpoint training/work/ocr/final_long.keras; "
+    "-m training.ocr.train --stage long2 --init training/work/ocr/final_long.keras "
+    "--epochs 12 --lr 1e-3 --threads 2; "
+    "-m training.ocr.export --checkpoint training/work/ocr/final_long2.keras; "
     ".venv/bin/python -m training.ocr.eval"
 )
 
