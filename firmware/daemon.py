@@ -130,6 +130,13 @@ class Daemon:
         for name, (factory, essential, _obj) in self.c.extra_workers.items():
             self.supervisor.add(name, factory, essential=essential)
 
+    def _audit(self, action: str, reason: str, result: str, detail: dict[str, Any]) -> None:
+        """Daemon lifecycle and config changes go into the audit chain too."""
+        try:
+            self.c.store.audit("vigil", "system", action, reason, result, detail)
+        except Exception as e:  # noqa: BLE001 - a sick store must not stop start-up or reload
+            log.error("audit append failed", extra={"action": action, "error": str(e)})
+
     def _handlers(self) -> dict[str, Any]:
         handlers: dict[str, Any] = {"status": lambda _req: self.status(),
                                     "ping": lambda _req: "pong"}
@@ -213,6 +220,8 @@ class Daemon:
         self._register_workers()
         self.supervisor.start()
         self._ready = True
+        self._audit("daemon.start", "service start", "ok",
+                    {"config": self.settings.source, "version": VERSION})
         self.notifier.ready(self.summary())
         log.info("ready", extra={"config": self.settings.source, "version": VERSION})
         interval = watchdog_interval_s() or self.settings.watchdog.interval_s
@@ -241,11 +250,13 @@ class Daemon:
                 config.simulation_defaults())
         except ConfigError as e:
             log.error("reload rejected: keeping the running config", extra={"error": str(e)})
+            self._audit("config.reload", "SIGHUP", "rejected", {"error": str(e)[:500]})
             self.notifier.ready(self.summary())
             return
         changed = [k for k in new.sections if new.sections[k] != self.settings.sections[k]]
         needs_restart = [k for k in changed if k not in LIVE_SECTIONS]
         log.info("config reloaded", extra={"changed_sections": changed})
+        self._audit("config.reload", "SIGHUP", "ok", {"changed_sections": changed})
         if needs_restart:
             # Camera, store, keys and links hold open devices and files; reopening them under a
             # running pipeline risks losing a pass, so those changes wait for a restart.
@@ -264,6 +275,8 @@ class Daemon:
         laggards = self.supervisor.stop()
         if self.control is not None:
             self.control.close()
+        self._audit("daemon.stop", "SIGTERM", "ok" if not laggards else "laggards",
+                    {"reads": self.c.counters.get("reads"), "laggards": laggards})
         self.c.close()
         log.info("stopped", extra={"laggards": laggards})
         return 0 if not laggards else 1

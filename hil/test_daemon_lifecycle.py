@@ -129,6 +129,22 @@ def test_sighup_rejects_bad_config_and_keeps_running(rig, tmp_path):
     rig.wait_for(lambda: rig.log_events("config reloaded"), 10, "reload")
     rc, _ = rig.stop()
     assert rc == 0
+    # Both the rejected and the accepted change are in the audit chain.
+    import os
+
+    from firmware import config
+    from firmware.daemon import open_store
+
+    os.environ["STATE_DIRECTORY"] = str(rig.state)
+    try:
+        with open_store(config.load(rig.config_path)) as store:
+            actions = [(e.action, e.result) for e in store.audit_entries()]
+            assert store.verify_audit().ok
+    finally:
+        del os.environ["STATE_DIRECTORY"]
+    assert ("config.reload", "rejected") in actions
+    assert ("config.reload", "ok") in actions
+    assert actions.index(("daemon.stop", "ok")) > actions.index(("config.reload", "ok"))
 
 
 def test_bad_config_exits_78_before_touching_hardware(tmp_path):
