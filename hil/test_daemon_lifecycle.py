@@ -63,25 +63,23 @@ def test_ready_reads_then_clean_sigterm_with_nothing_lost(rig, tmp_path):
     assert took < 5.0
     assert rig.notify.any("STOPPING=1")
     # Every read the daemon acknowledged on stdout (including the ones drained at SIGTERM) is
-    # in the encrypted store.
+    # in the encrypted store and decrypts.
+    import os
+
     from firmware import config
     from firmware.daemon import open_store
 
-    settings = config.load(rig.config_path)
-    import os
-
     os.environ["STATE_DIRECTORY"] = str(rig.state)
     try:
-        settings = config.load(rig.config_path)
-        with open_store(settings) as store:
-            stored = store.read_ids() if hasattr(store, "read_ids") else None
+        with open_store(config.load(rig.config_path)) as store:
+            printed = [r["read_id"] for r in rig.reads]
+            stored = store.get_reads(printed, "hil", "technician", "lifecycle test")
             depth = store.outbox_depth()
     finally:
         del os.environ["STATE_DIRECTORY"]
-    printed = {r["read_id"] for r in rig.reads}
-    if stored is not None:
-        assert printed <= set(stored)
-    assert depth["reads"] >= len(printed)  # no uplink configured: all still queued
+    assert sorted(r.read_id for r in stored) == sorted(printed)
+    assert {r.plate_text for r in stored} == {r["plate"] for r in rig.reads}
+    assert depth["reads"] == len(printed)  # no uplink configured: all still queued
 
 
 def test_killed_worker_is_restarted(rig):
