@@ -17,6 +17,7 @@ process) by creating the file.
 
 from __future__ import annotations
 
+import abc
 import logging
 import os
 import queue
@@ -116,17 +117,17 @@ class Camera(Protocol):
     ) -> None: ...
 
 
-class _CameraBase:
+class _CameraBase(abc.ABC):
     """Context-manager plumbing shared by every backend."""
 
-    def start(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def start(self) -> None: ...
 
-    def stop(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def stop(self) -> None: ...
 
-    def close(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def close(self) -> None: ...
 
     def __enter__(self) -> Self:
         self.start()
@@ -358,14 +359,14 @@ class _ThreadedCapture(_CameraBase):
         self._dropped = 0
         self._failures = 0
 
-    def _grab(self) -> tuple[np.ndarray, int | None, float | None]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _grab(self) -> tuple[np.ndarray, int | None, float | None]: ...
 
-    def _open(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _open(self) -> None: ...
 
-    def _release(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _release(self) -> None: ...
 
     def start(self) -> None:
         if self._thread is not None:

@@ -14,6 +14,7 @@ through the same parser at a controllable pace.
 
 from __future__ import annotations
 
+import abc
 import logging
 import threading
 from collections.abc import Iterable, Iterator
@@ -195,7 +196,7 @@ class NmeaState:
         )
 
 
-class _NmeaThread(_Closable):
+class _NmeaThread(_Closable, abc.ABC):
     """Runs ``_next_line`` in a thread into an :class:`NmeaState`; ``location()`` is thread-safe."""
 
     def __init__(self, clock: Clock, max_fix_age_s: float) -> None:
@@ -206,8 +207,9 @@ class _NmeaThread(_Closable):
         self._thread: threading.Thread | None = None
         self.failed: BaseException | None = None
 
+    @abc.abstractmethod
     def _next_line(self) -> str | None:
-        raise NotImplementedError
+        """The next NMEA line, or None when there is none yet."""
 
     def start(self) -> Self:
         if self._thread is None:
