@@ -544,34 +544,25 @@ class Store:
             self._fail_items(failed)
         return items
 
+    def _rows_in(self, sql: str, keys: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+        """Rows of ``sql`` (one ``{marks}`` placeholder in its IN list) for every key, in
+        chunks small enough for SQLite's bound-parameter limit."""
+        for chunk in _chunks(list(keys), _CHUNK):
+            yield from self._conn.execute(sql.format(marks=",".join("?" * len(chunk))), chunk)
+
     def _fetch_read_payloads(self, read_ids: Sequence[str]) -> dict[str, tuple[str, bytes]]:
-        out: dict[str, tuple[str, bytes]] = {}
-        for chunk in _chunks(list(read_ids), _CHUNK):
-            marks = ",".join("?" * len(chunk))
-            for rid, day, payload in self._conn.execute(
-                f"SELECT read_id, day, payload FROM reads WHERE read_id IN ({marks})", chunk
-            ):
-                out[rid] = (day, payload)
-        return out
+        sql = "SELECT read_id, day, payload FROM reads WHERE read_id IN ({marks})"
+        return {rid: (day, payload) for rid, day, payload in self._rows_in(sql, read_ids)}
 
     def _fetch_alert_payloads(self, alert_ids: Sequence[str]) -> dict[str, tuple[str, bytes]]:
-        out: dict[str, tuple[str, bytes]] = {}
-        for chunk in _chunks(list(alert_ids), _CHUNK):
-            marks = ",".join("?" * len(chunk))
-            for aid, day, payload in self._conn.execute(
-                f"SELECT alert_id, day, payload FROM alerts WHERE alert_id IN ({marks})", chunk
-            ):
-                out[aid] = (day, payload)
-        return out
+        sql = "SELECT alert_id, day, payload FROM alerts WHERE alert_id IN ({marks})"
+        return {aid: (day, payload) for aid, day, payload in self._rows_in(sql, alert_ids)}
 
     def _fetch_images(self, read_ids: Sequence[str]) -> dict[str, dict[str, bytes]]:
         out: dict[str, dict[str, bytes]] = {}
-        for chunk in _chunks(list(read_ids), _CHUNK):
-            marks = ",".join("?" * len(chunk))
-            for rid, kind, data in self._conn.execute(
-                f"SELECT read_id, kind, data FROM images WHERE read_id IN ({marks})", chunk
-            ):
-                out.setdefault(rid, {})[kind] = data
+        sql = "SELECT read_id, kind, data FROM images WHERE read_id IN ({marks})"
+        for rid, kind, data in self._rows_in(sql, read_ids):
+            out.setdefault(rid, {})[kind] = data
         return out
 
     def _open_read(self, row: tuple[str, bytes] | None, read_id: str) -> dict[str, Any]:
