@@ -21,13 +21,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Literal, Protocol, Self
 
 import pynmea2  # type: ignore[import-untyped]
 
 from drivers.clock import Clock
 from drivers.errors import DriverError
+from drivers.resource import Closing
 from drivers.serial_port import LineReader, SerialError, SerialTimeout, open_serial
 
 log = logging.getLogger(__name__)
@@ -77,20 +77,9 @@ class LocationSource(Protocol):
     def close(self) -> None: ...
 
 
-class _Closable:
+class _Closable(Closing):
     def close(self) -> None:
         pass
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class SiteLocation(_Closable):

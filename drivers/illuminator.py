@@ -24,11 +24,11 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 from drivers.clock import Clock
 from drivers.errors import DriverError
+from drivers.resource import Closing
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def make_pin_factory(kind: PinFactoryKind) -> Any:
     raise IlluminatorError(f"unknown pin factory {kind!r}")
 
 
-class Illuminator:
+class Illuminator(Closing):
     """Drives the LED bank and the IR-cut filter. Thread-safe; ``close()`` switches LEDs off."""
 
     def __init__(self, settings: IlluminatorSettings, pin_factory: Any, clock: Clock) -> None:
@@ -207,14 +207,3 @@ class Illuminator:
                 except Exception as e:
                     log.warning("illuminator pin close failed", extra={"error": str(e)})
             self._devices.clear()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

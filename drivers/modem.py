@@ -38,6 +38,7 @@ from typing import Any, Protocol
 
 from drivers.clock import Clock
 from drivers.errors import DeviceTimeout, DriverError
+from drivers.resource import Closing
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ class AtResponse:
     final: str
 
 
-class AtChannel:
+class AtChannel(Closing):
     """Command/response over a serial port, one command at a time (thread-safe)."""
 
     def __init__(self, port: SerialPort, clock: Clock, timeout_s: float = 2.0) -> None:
@@ -115,12 +116,6 @@ class AtChannel:
 
     def close(self) -> None:
         self._port.close()
-
-    def __enter__(self) -> AtChannel:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _next_line(self, deadline: float) -> str | None:
         while True:
@@ -676,7 +671,7 @@ class FakeModemState:
     power_cycle_cures: bool = True
 
 
-class FakeModem:
+class FakeModem(Closing):
     """A modem simulator speaking AT on the master side of a pseudo-terminal.
 
     ``FakeModem()`` opens a pty; :attr:`port_name` is the slave device to give to
@@ -705,12 +700,6 @@ class FakeModem:
                 os.close(fd)
             except OSError:
                 pass
-
-    def __enter__(self) -> FakeModem:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def inject(self, line: str) -> None:
         self._write(f"\r\n{line}\r\n".encode())

@@ -14,11 +14,11 @@ ASCII/UTF-8 are replaced, never raised. Deadlines run on the injected clock's mo
 from __future__ import annotations
 
 import logging
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 
 from drivers.clock import Clock
 from drivers.errors import DeviceTimeout, DriverError
+from drivers.resource import Closing
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def open_serial(url: str, baudrate: int = 9600, *, read_timeout_s: float = 0.05)
         raise SerialError(f"cannot open serial port {url}: {e}") from e
 
 
-class LineReader:
+class LineReader(Closing):
     """Reads text lines from a byte stream with a deadline; writes lines with CRLF.
 
     Counters (``lines``, ``overlong``) are plain attributes for health reporting.
@@ -120,14 +120,3 @@ class LineReader:
 
     def close(self) -> None:
         self._port.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from drivers.clock import Clock
+from drivers.resource import Closing
 from firmware.errors import FirmwareError
 from firmware.link_state import LinkState, LinkStateMachine
 
@@ -406,7 +407,7 @@ class UplinkCounters:
     bytes_total: int = 0
 
 
-class Uplink:
+class Uplink(Closing):
     """The uplink worker. Wire with ``Uplink(settings, store, link, clock)``; run
     :meth:`run` on a thread; call :meth:`send_alert_now` after storing an alert."""
 
@@ -498,12 +499,6 @@ class Uplink:
         self._transport.close()
         if self._alert_transport is not None:
             self._alert_transport.close()
-
-    def __enter__(self) -> Uplink:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self, stop_event: threading.Event) -> None:

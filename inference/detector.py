@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 import cv2
 import numpy as np
 
+from drivers.resource import Closing
 from inference.errors import FrameError, ModelError
 from inference.geometry import (
     Letterbox,
@@ -80,7 +80,7 @@ def as_grey(frame: object) -> np.ndarray:
     return grey
 
 
-class PlateDetector:
+class PlateDetector(Closing):
     """The detector model plus its pre- and post-processing. One per worker thread."""
 
     def __init__(self, model: TFLiteModel, settings: DetectorSettings) -> None:
@@ -184,14 +184,3 @@ class PlateDetector:
 
     def close(self) -> None:
         self._model.close()
-
-    def __enter__(self) -> PlateDetector:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

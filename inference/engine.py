@@ -11,10 +11,10 @@ import logging
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import TracebackType
 
 import numpy as np
 
+from drivers.resource import Closing
 from inference.detector import DetectorSettings, PlateDetector, as_grey
 from inference.errors import FrameError, ModelError
 from inference.geometry import crop_box, expand_box, rectify
@@ -113,7 +113,7 @@ def plate_crop(frame_rgb: np.ndarray, det: Detection) -> np.ndarray:
     return crop_box(frame_rgb, box)
 
 
-class PlateEngine:
+class PlateEngine(Closing):
     """Detect and read every plate in a frame. Not thread-safe: one per worker thread."""
 
     def __init__(
@@ -185,15 +185,4 @@ class PlateEngine:
     def close(self) -> None:
         self.detector.close()
         self.reader.close()
-
-    def __enter__(self) -> PlateEngine:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 

@@ -17,11 +17,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 import cv2
 import numpy as np
 
+from drivers.resource import Closing
 from inference.errors import FrameError, ModelError
 from inference.records import Candidate, OcrResult
 from inference.runtime import TFLiteModel
@@ -203,7 +203,7 @@ def decode(
     )
 
 
-class PlateReader:
+class PlateReader(Closing):
     """Reads plate crops with the committed OCR model. One per thread (the interpreter is not
     thread-safe)."""
 
@@ -275,14 +275,3 @@ class PlateReader:
 
     def close(self) -> None:
         self._model.close()
-
-    def __enter__(self) -> PlateReader:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

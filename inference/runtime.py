@@ -17,11 +17,11 @@ import hashlib
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 
+from drivers.resource import Closing
 from inference.errors import ModelError
 from inference.manifest import ModelManifest, TensorSpec
 
@@ -80,7 +80,7 @@ def _same_quant(a: tuple[float, int], b: tuple[float, int]) -> bool:
     return abs(a[0] - b[0]) <= 1e-6 * max(abs(a[0]), abs(b[0])) and a[1] == b[1]
 
 
-class TFLiteModel:
+class TFLiteModel(Closing):
     """A verified, allocated TFLite interpreter. Not thread-safe: one per worker thread."""
 
     def __init__(
@@ -180,17 +180,6 @@ class TFLiteModel:
 
     def close(self) -> None:
         self._interp = None
-
-    def __enter__(self) -> TFLiteModel:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _signature_indices(interp: Any, kind: str) -> dict[str, int]:

@@ -25,10 +25,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any
 
 from drivers.clock import Clock
+from drivers.resource import Closing
 from storage import audit as audit_mod
 from storage import codec
 from storage.crypto import (
@@ -93,7 +93,7 @@ class _Sealed:
     outbox_rows: list[tuple[str, str, str, str, int, int]]
 
 
-class Store:
+class Store(Closing):
     """Open with :meth:`open`; use as a context manager or call :meth:`close`."""
 
     def __init__(
@@ -1308,17 +1308,6 @@ class Store:
             with self._lock:
                 self._closed = True
                 self._conn.close()
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 # ---------------------------------------------------------------------- module helpers
