@@ -13,9 +13,10 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from drivers.clock import Clock, SystemClock
 from firmware import config
@@ -47,6 +48,14 @@ def open_store(settings: config.Settings, clock: Clock | None = None):  # type: 
                       clock or SystemClock())
 
 
+class Worker(Protocol):
+    def run(self, stop: threading.Event) -> None: ...
+
+
+def _factory_of(worker: Worker) -> Callable[[], Callable[[threading.Event], None]]:
+    return lambda: worker.run
+
+
 @dataclass
 class Components:
     """Everything the daemon runs, built in one place so tests can swap parts for fakes."""
@@ -57,7 +66,8 @@ class Components:
     engine: Any
     store: Any
     counters: Counters = field(default_factory=Counters)
-    extra_workers: dict[str, Any] = field(default_factory=dict)
+    # Non-essential workers by name: each has run(stop_event) and, optionally, status().
+    extra_workers: dict[str, Worker] = field(default_factory=dict)
     pipeline_parts: Any = None
     illumination: Any = None
     closables: list[Any] = field(default_factory=list)
@@ -126,9 +136,9 @@ class Daemon:
 
             console = Console(self.settings.console, pyserial_factory(self.settings.console),
                               self.c.store, self.status, self.clock, logs_fn=RECENT.last)
-            self.c.extra_workers["console"] = (lambda: console.run, False, console)
-        for name, (factory, essential, _obj) in self.c.extra_workers.items():
-            self.supervisor.add(name, factory, essential=essential)
+            self.c.extra_workers["console"] = console
+        for name, worker in self.c.extra_workers.items():
+            self.supervisor.add(name, _factory_of(worker), essential=False)
 
     def _audit(self, action: str, reason: str, result: str, detail: dict[str, Any]) -> None:
         """Daemon lifecycle and config changes go into the audit chain too."""
@@ -183,10 +193,9 @@ class Daemon:
             out["illumination"] = {"mode": mode.value if mode else None,
                                    "switches": self.c.illumination.switches,
                                    "failures": self.c.illumination.failures}
-        for name, part in self.c.extra_workers.items():
-            obj = part[2] if len(part) > 2 else None
-            if obj is not None and hasattr(obj, "status"):
-                out[name] = obj.status()
+        for name, worker in self.c.extra_workers.items():
+            if hasattr(worker, "status"):
+                out[name] = worker.status()
         return out
 
     def _store_degraded(self) -> bool:

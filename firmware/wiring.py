@@ -110,7 +110,7 @@ def _build_links(settings: config.Settings, clock: Clock, store: Any, components
     timesync = TimeSync(clock)
     links = Links(timesync)
     ts_worker = _TimeSyncWorker(timesync)
-    components.extra_workers["timesync"] = (lambda: ts_worker.run, False, ts_worker)
+    components.extra_workers["timesync"] = ts_worker
     link = LinkStateMachine(clock)
     if settings.uplink.endpoint:
         from firmware.uplink import Uplink
@@ -118,7 +118,7 @@ def _build_links(settings: config.Settings, clock: Clock, store: Any, components
         uplink = Uplink(settings.uplink, store, link, clock, clock_synced=timesync.is_synced)
         links.uplink = uplink
         components.closables.append(uplink)
-        components.extra_workers["uplink"] = (lambda: uplink.run, False, uplink)
+        components.extra_workers["uplink"] = uplink
     else:
         log.info("no [uplink] endpoint: reads queue in the store's outbox")
     if settings.modem.enabled:
@@ -127,7 +127,7 @@ def _build_links(settings: config.Settings, clock: Clock, store: Any, components
         ms = settings.modem.driver_settings()
         modem = ModemSupervisor(open_modem(ms, clock), link, ms, clock,
                                 power_switch_for(ms, clock))
-        components.extra_workers["modem"] = (lambda: modem.run, False, modem)
+        components.extra_workers["modem"] = modem
     if settings.hotlists.agency_public_key:
         from firmware.hotlists import HotlistUpdater
         from firmware.uplink import HttpsTransport
@@ -139,7 +139,7 @@ def _build_links(settings: config.Settings, clock: Clock, store: Any, components
         )
         updater.load()  # the stored, re-verified lists: matching works offline from the start
         links.hotlists = updater
-        components.extra_workers["hotlists"] = (lambda: updater.run, False, updater)
+        components.extra_workers["hotlists"] = updater
     return links
 
 

@@ -150,6 +150,18 @@ class SimulatedRig:
 
         return request(self.state / "control.sock", cmd, **args)
 
+    def open_store(self) -> Any:
+        """The daemon's encrypted store, opened the way `vigil stats` would (state paths come
+        from the same STATE_DIRECTORY the daemon ran with). Open it after the daemon stopped."""
+        from unittest import mock
+
+        from firmware import config
+        from firmware.daemon import open_store
+
+        with mock.patch.dict(os.environ, {"STATE_DIRECTORY": str(self.state)}):
+            settings = config.load(self.config_path)
+        return open_store(settings)
+
     def log_events(self, msg: str) -> list[dict[str, Any]]:
         out = []
         for line in list(self.stderr_lines):

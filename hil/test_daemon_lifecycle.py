@@ -64,19 +64,10 @@ def test_ready_reads_then_clean_sigterm_with_nothing_lost(rig, tmp_path):
     assert rig.notify.any("STOPPING=1")
     # Every read the daemon acknowledged on stdout (including the ones drained at SIGTERM) is
     # in the encrypted store and decrypts.
-    import os
-
-    from firmware import config
-    from firmware.daemon import open_store
-
-    os.environ["STATE_DIRECTORY"] = str(rig.state)
-    try:
-        with open_store(config.load(rig.config_path)) as store:
-            printed = [r["read_id"] for r in rig.reads]
-            stored = store.get_reads(printed, "hil", "technician", "lifecycle test")
-            depth = store.outbox_depth()
-    finally:
-        del os.environ["STATE_DIRECTORY"]
+    with rig.open_store() as store:
+        printed = [r["read_id"] for r in rig.reads]
+        stored = store.get_reads(printed, "hil", "technician", "lifecycle test")
+        depth = store.outbox_depth()
     assert sorted(r.read_id for r in stored) == sorted(printed)
     assert {r.plate_text for r in stored} == {r["plate"] for r in rig.reads}
     assert depth["reads"] == len(printed)  # no uplink configured: all still queued
@@ -128,18 +119,9 @@ def test_sighup_rejects_bad_config_and_keeps_running(rig, tmp_path):
     rc, _ = rig.stop()
     assert rc == 0
     # Both the rejected and the accepted change are in the audit chain.
-    import os
-
-    from firmware import config
-    from firmware.daemon import open_store
-
-    os.environ["STATE_DIRECTORY"] = str(rig.state)
-    try:
-        with open_store(config.load(rig.config_path)) as store:
-            actions = [(e.action, e.result) for e in store.audit_entries()]
-            assert store.verify_audit().ok
-    finally:
-        del os.environ["STATE_DIRECTORY"]
+    with rig.open_store() as store:
+        actions = [(e.action, e.result) for e in store.audit_entries()]
+        assert store.verify_audit().ok
     assert ("config.reload", "rejected") in actions
     assert ("config.reload", "ok") in actions
     assert actions.index(("daemon.stop", "ok")) > actions.index(("config.reload", "ok"))
