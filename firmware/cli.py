@@ -116,6 +116,12 @@ def _mount_optional(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     batch_read.add_arguments(read)
     read.set_defaults(func=batch_read.run)
 
+    from inference import eval_cli
+
+    ev = sub.add_parser("eval", help="score end-to-end reads on a labelled dataset")
+    eval_cli.add_arguments(ev)
+    ev.set_defaults(func=eval_cli.run)
+
     from firmware import cmd_storage
 
     cmd_storage.register(sub, _open_store_for_cli)

@@ -1,18 +1,17 @@
-"""Read a rectified plate crop: text, per-character confidences, top-N candidates, region, class.
+"""Read a rectified plate crop: text, per-character confidences, top-N candidates, region.
 
-The model (``models/ocr.tflite``, see ``docs/models-ocr.md``) is a conv-only network with a
-fixed-slot head: ``slots`` positions, each a softmax over the alphabet plus a pad symbol, text
-left-aligned and padded on the right. That handles two-row plates (the network sees the whole
-plate) and gives a probability per character. Two small heads give the region (US state, ``eu``,
-``br``) and the plate class (``full`` / ``paper``).
+The model (``models/ocr.tflite``, see ``docs/models-ocr.md``) is PP-OCRv4's pretrained text
+recognizer (a PPLCNetV3 backbone, an SVTR neck and a CTC head) with its head narrowed to plate
+characters and fine-tuned on plates here: per horizontal step a softmax over blank + 0-9 + A-Z,
+decoded by CTC (``inference.ctc``), so the text may sit anywhere in the crop and be any length.
+A small head on the time-averaged features gives the region (a hint, never a match key).
 
 Everything between the crop and the :class:`~inference.records.OcrResult` is a pure function
-here (:func:`preprocess`, :func:`top_n_sequences`, :func:`decode`), testable without a model.
+here (:func:`preprocess`, :func:`decode`), testable without a model.
 """
 
 from __future__ import annotations
 
-import heapq
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import cv2
 import numpy as np
 
 from drivers.resource import Closing
+from inference.ctc import best_path, prefix_beam_search
 from inference.errors import FrameError, ModelError
 from inference.records import Candidate, OcrResult
 from inference.runtime import TFLiteModel
@@ -59,94 +59,53 @@ class OcrSettings:
 class OcrLabels:
     """What the model's outputs mean, read from the manifest's ``labels``."""
 
-    alphabet: str  # one character per class, the pad symbol included
-    pad: str
-    slots: int
+    alphabet: str  # one character per class, the CTC blank included
+    blank: str
     regions: tuple[str, ...]
-    plate_classes: tuple[str, ...]
 
     @property
-    def pad_index(self) -> int:
-        return self.alphabet.index(self.pad)
+    def blank_index(self) -> int:
+        return self.alphabet.index(self.blank)
 
     @classmethod
     def from_manifest(cls, labels: dict[str, object], source: str) -> OcrLabels:
         try:
+            if labels.get("decoder") != "ctc":
+                raise ValueError(f"decoder must be 'ctc', got {labels.get('decoder')!r}")
             alphabet = str(labels["alphabet"])
-            pad = str(labels["pad"])
-            slots = int(labels["slots"])  # type: ignore[call-overload]
-            regions = tuple(str(r) for r in labels["regions"])  # type: ignore[attr-defined]
-            classes = tuple(str(c) for c in labels["plate_classes"])  # type: ignore[attr-defined]
+            blank = str(labels["blank"])
+            regions = tuple(str(r) for r in labels.get("regions", ()))  # type: ignore[attr-defined]
         except (KeyError, TypeError, ValueError) as e:
             raise ModelError(f"model manifest {source}: OCR labels incomplete: {e}") from e
-        if len(pad) != 1 or pad not in alphabet or len(set(alphabet)) != len(alphabet):
-            raise ModelError(f"model manifest {source}: labels.pad must be one alphabet symbol")
-        return cls(alphabet, pad, slots, regions, classes)
+        if len(blank) != 1 or blank not in alphabet or len(set(alphabet)) != len(alphabet):
+            raise ModelError(f"model manifest {source}: labels.blank must be one alphabet symbol")
+        return cls(alphabet, blank, regions)
 
 
 def preprocess(crop_rgb: np.ndarray, height: int, width: int) -> np.ndarray:
-    """HxWx3 uint8 RGB crop -> (1, height, width, 1) float32 grayscale in [0, 1].
+    """HxWx3 uint8 RGB crop -> (1, height, width, 3) float32 in [-1, 1], BGR order.
 
-    The whole crop is stretched to the model's size: the network was trained on plates of every
-    aspect (2:1 US, 4.7:1 EU, two-row) squeezed the same way.
+    As the pretrained recognizer was trained: the crop keeps its aspect ratio at ``height`` rows
+    (squeezed only when it would be wider than ``width``), is scaled to [-1, 1], and the rest of
+    the row is zero padding on the right. BGR because its training images were read by OpenCV.
     """
     if not isinstance(crop_rgb, np.ndarray) or crop_rgb.dtype != np.uint8:
         raise FrameError("plate crop must be a uint8 numpy array")
     if crop_rgb.ndim in (2, 3) and (crop_rgb.shape[0] < 2 or crop_rgb.shape[1] < 2):
         raise FrameError(f"plate crop too small: {crop_rgb.shape}")
     if crop_rgb.ndim == 3 and crop_rgb.shape[2] == 3:
-        gray = cv2.cvtColor(crop_rgb, cv2.COLOR_RGB2GRAY)
+        bgr = crop_rgb[:, :, ::-1]
     elif crop_rgb.ndim == 2:
-        gray = crop_rgb
+        bgr = np.repeat(crop_rgb[:, :, None], 3, axis=2)
     else:
         raise FrameError(f"plate crop must be HxWx3 RGB or HxW gray, got {crop_rgb.shape}")
-    h, w = gray.shape
-    interp = cv2.INTER_AREA if (w > width or h > height) else cv2.INTER_LINEAR
-    small = cv2.resize(gray, (width, height), interpolation=interp)
-    return (small.astype(np.float32) / 255.0).reshape(1, height, width, 1)
-
-
-def top_n_sequences(
-    probs: np.ndarray, pad_index: int, n: int
-) -> list[tuple[float, tuple[int, ...]]]:
-    """The ``n`` most probable slot sequences, best first, as (log probability, class indices).
-
-    Slots are independent softmaxes; a valid sequence is left-aligned (once a slot is pad, every
-    later slot is pad), so each text has exactly one sequence. The beam ranks a prefix by its
-    score plus the best valid completion of the remaining slots (an exact bound, computed
-    backwards), and a sequence that reached pad is complete; keeping the ``n`` best by that
-    ranking is exact, not an approximation.
-    """
-    if probs.ndim != 2:
-        raise ValueError(f"probs must be (slots, classes), got {probs.shape}")
-    if n < 1:
-        raise ValueError("n must be >= 1")
-    logp = np.log(np.clip(probs.astype(np.float64), 1e-12, 1.0))
-    slots = logp.shape[0]
-    char_logp = logp.copy()
-    char_logp[:, pad_index] = -np.inf
-    pad_suffix = np.concatenate([np.cumsum(logp[::-1, pad_index])[::-1], [0.0]])
-    best_future = np.zeros(slots + 1)
-    for i in range(slots - 1, -1, -1):
-        best_future[i] = max(pad_suffix[i], float(char_logp[i].max()) + best_future[i + 1])
-    k = min(n, logp.shape[1] - 1)
-    # (bound, score, sequence, complete)
-    beam: list[tuple[float, float, tuple[int, ...], bool]] = [(best_future[0], 0.0, (), False)]
-    for i in range(slots):
-        top = np.argsort(-char_logp[i])[:k]
-        nxt: list[tuple[float, float, tuple[int, ...], bool]] = []
-        for entry in beam:
-            _, score, seq, done = entry
-            if done:
-                nxt.append(entry)
-                continue
-            full = score + float(pad_suffix[i])
-            nxt.append((full, full, seq + (pad_index,) * (slots - i), True))
-            for c in top:
-                s2 = score + float(char_logp[i, c])
-                nxt.append((s2 + float(best_future[i + 1]), s2, (*seq, int(c)), i == slots - 1))
-        beam = heapq.nlargest(n, nxt, key=lambda t: t[0])
-    return [(score, seq) for _, score, seq, _ in beam]
+    h, w = bgr.shape[:2]
+    new_w = int(min(width, max(8, np.ceil(height * w / h))))
+    interp = cv2.INTER_AREA if h > height else cv2.INTER_LINEAR
+    small = cv2.resize(np.ascontiguousarray(bgr), (new_w, height), interpolation=interp)
+    out = np.zeros((1, height, width, 3), np.float32)
+    out[0, :, :new_w] = small.astype(np.float32) / 127.5 - 1.0
+    return out
 
 
 def decode(
@@ -155,51 +114,43 @@ def decode(
     top_n: int = DEFAULT_TOP_N,
     partial_threshold: float = DEFAULT_PARTIAL_THRESHOLD,
     region_probs: np.ndarray | None = None,
-    class_probs: np.ndarray | None = None,
 ) -> OcrResult:
-    """Slot probabilities (slots, classes) and optional head outputs -> :class:`OcrResult`.
+    """Per-step probabilities (steps, classes) and an optional region head -> :class:`OcrResult`.
 
-    ``text`` is the best sequence with every character below ``partial_threshold`` replaced by
-    ``?``; ``confidence`` the best sequence's probability (product over all slots, pads included);
-    ``candidates`` the top-N full texts with their probabilities. ``plate_class`` is ``partial``
-    when any ``?`` is shown, else the class head's answer.
+    ``candidates`` are the top-N texts of a CTC prefix beam search with their probabilities;
+    ``text`` is the first of them with every character whose probability (its best step on the
+    greedy path) is below ``partial_threshold`` shown as ``?``; ``confidence`` its probability.
+    ``plate_class`` is ``partial`` when any ``?`` is shown, else ``full``.
     """
-    pad = labels.pad_index
-    seqs = top_n_sequences(probs, pad, max(1, top_n))
-    best_score, best = seqs[0]
-    chars: list[str] = []
-    confs: list[float] = []
-    for slot, c in enumerate(best):
-        if c == pad:
-            break
-        p = float(probs[slot, c])
-        confs.append(p)
-        chars.append(labels.alphabet[c] if p >= partial_threshold else "?")
+    blank = labels.blank_index
+    beams = prefix_beam_search(probs, blank, max(1, top_n))
+    greedy, greedy_confs = best_path(probs, blank)
     seen: set[str] = set()
     candidates: list[Candidate] = []
-    for score, seq in seqs:
-        text = "".join(labels.alphabet[c] for c in seq if c != pad)
+    for p, seq in beams:
+        text = "".join(labels.alphabet[c] for c in seq)
         if text and text not in seen:
             seen.add(text)
-            candidates.append(Candidate(text, float(np.exp(score))))
+            candidates.append(Candidate(text, float(p)))
+    best_text = candidates[0].text if candidates else ""
+    if "".join(labels.alphabet[c] for c in greedy) == best_text:
+        confs = greedy_confs
+    else:  # the beam's best differs from the greedy path: no per-step alignment to show
+        confs = (candidates[0].confidence,) * len(best_text) if candidates else ()
+    chars = [c if p >= partial_threshold else "?" for c, p in zip(best_text, confs, strict=True)]
     region: str | None = None
     region_conf = 0.0
     if region_probs is not None and labels.regions:
         i = int(np.argmax(region_probs))
         region, region_conf = labels.regions[i], float(region_probs[i])
-    plate_class = "full"
-    if class_probs is not None and labels.plate_classes:
-        plate_class = labels.plate_classes[int(np.argmax(class_probs))]
-    if "?" in chars:
-        plate_class = "partial"
     return OcrResult(
         text="".join(chars),
-        confidence=float(np.exp(best_score)),
+        confidence=candidates[0].confidence if candidates else 0.0,
         char_confidences=tuple(confs),
         candidates=tuple(candidates),
         region=region,
         region_confidence=region_conf,
-        plate_class=plate_class,
+        plate_class="partial" if "?" in chars else "full",
     )
 
 
@@ -219,16 +170,17 @@ class PlateReader(Closing):
         self.top_n = top_n
         self.partial_threshold = partial_threshold
         spec = model.manifest.inputs[0]
-        if len(spec.shape) != 4 or spec.shape[0] != 1 or spec.shape[3] != 1:
-            raise ModelError(f"OCR model input must be (1, h, w, 1), got {spec.shape}")
+        if len(spec.shape) != 4 or spec.shape[0] != 1 or spec.shape[3] != 3:
+            raise ModelError(f"OCR model input must be (1, h, w, 3), got {spec.shape}")
         self._input = spec.name
         self._hw = (spec.shape[1], spec.shape[2])
         chars = model.manifest.output("chars")
-        if chars.shape[-2:] != (labels.slots, len(labels.alphabet)):
+        if len(chars.shape) != 3 or chars.shape[-1] != len(labels.alphabet):
             raise ModelError(
                 f"OCR output 'chars' is {chars.shape}, labels say "
-                f"{labels.slots} slots x {len(labels.alphabet)} classes"
+                f"(1, steps, {len(labels.alphabet)} classes)"
             )
+        self._steps = chars.shape[1]
 
     @classmethod
     def load(
@@ -262,12 +214,11 @@ class PlateReader(Closing):
         x = preprocess(crop_rgb, *self._hw)
         out = self._model.run(**{self._input: x})
         return decode(
-            out["chars"].reshape(self.labels.slots, len(self.labels.alphabet)),
+            out["chars"].reshape(self._steps, len(self.labels.alphabet)),
             self.labels,
             self.top_n,
             self.partial_threshold,
             out["region"].reshape(-1) if "region" in out else None,
-            out["plate_class"].reshape(-1) if "plate_class" in out else None,
         )
 
     def read_batch(self, crops: Sequence[np.ndarray]) -> list[OcrResult]:

@@ -12,6 +12,7 @@ Split rules (the test split is never trained on):
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 import re
 from collections import defaultdict
@@ -21,7 +22,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-DATASETS = Path("/work/shared/datasets")
+DATASETS = Path(
+    os.environ.get("VIGIL_DATASETS") or Path(__file__).resolve().parents[3] / "shared" / "datasets"
+)
 ROMANIAN = "romanian-lp-robertlucian"
 OPENIMAGES = "openimages-plates-roboflow-f8vsn"
 TEST_FRACTION_RO = 0.20

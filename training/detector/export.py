@@ -25,7 +25,7 @@ from training.detector.data import read_grey, splits, training_sources  # noqa: 
 from training.detector.model import build  # noqa: E402
 from training.detector.sampler import CROP  # noqa: E402
 from training.detector.spec import CLASSES, INPUT_HW, STRIDE  # noqa: E402
-from training.ocr.manifest_tools import write_manifest  # noqa: E402
+from training.manifest_tools import write_manifest  # noqa: E402
 
 MODELS = Path("inference/models")
 WORK = Path("training/work/detector")

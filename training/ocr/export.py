@@ -25,7 +25,7 @@ from training.ocr.common import (
     WIDTH,
     WORK,
 )
-from training.ocr.manifest_tools import write_manifest
+from training.manifest_tools import write_manifest
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from training.ocr.manifest_tools import write_manifest
+from training.manifest_tools import write_manifest
 
 OUT = Path("tests/data/runtime")
 

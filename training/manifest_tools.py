@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +48,14 @@ def write_manifest(
     float_metrics: Mapping[str, Any],
     created: str,
     trainer: str,
+    output_names: Callable[[dict[str, Any]], str] | None = None,
 ) -> Path:
+    """``output_names`` renames outputs (given their spec) where the converter's signature
+    names say nothing (onnx2tf writes ``output_0``...); the runtime then finds them by shape."""
     ins, outs = tensor_specs(tflite_path)
+    if output_names is not None:
+        for o in outs:
+            o["name"] = output_names(o)
     for i in ins:
         i["normalisation"] = normalisation
     blob = tflite_path.read_bytes()

@@ -1,0 +1,200 @@
+"""Materialise the real-scene evaluation sets for ``vigil eval`` from the committed labels.
+
+Writes, under ``--out`` (default ``build/realscenes``), folders in ``vigil eval``'s format
+(``labels.jsonl`` + ``images/``):
+
+* ``test``: the frozen test part, never trained or tuned on. It is the detector's held-out split
+  (``training.detector.data``): the last 20 % of each Romanian dashcam video's timeline, and a
+  fixed 15 % of the Open Images scenes by SHA-1 of the name.
+* ``dev``: every other scene, except the Romanian frames of the 20 s before each test block
+  (near-twins of test frames; in neither part). Tune on this.
+* ``sweep-test`` / ``sweep-dev``: the scale and framing sweep made from that part's scenes: each
+  scene resized so its widest readable plate spans 30 to 500 px (never upscaled more than 4x),
+  cut to portrait, square, 4:3 or 16:9 frames of 400 to 1,920 px around it, and re-encoded as
+  JPEG of quality 40 to 95. Deterministic (seeded by scene name).
+
+    PYTHONPATH=. .venv/bin/python -m training.realscenes.build [--out build/realscenes]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from training.detector.data import (
+    DATASETS,
+    GAP_S,
+    OPENIMAGES,
+    ROMANIAN,
+    TEST_FRACTION_RO,
+    Scene,
+    is_test_openimages,
+    load_openimages,
+    load_romanian,
+)
+
+LABELS = Path(__file__).resolve().parent / "plates.jsonl"
+SWEEP_WIDTHS_PX = (30, 45, 60, 80, 100, 140, 200, 300, 500)
+ASPECTS = {"portrait-3:4": 0.75, "square": 1.0, "4:3": 4 / 3, "16:9": 16 / 9}
+QUALITIES = (40, 60, 75, 95)
+MAX_UPSCALE = 4.0
+
+
+def part_of(scenes: list[Scene]) -> dict[str, str]:
+    """Scene key -> ``test`` / ``dev`` / ``gap`` (the detector's held-out rule, see module doc)."""
+    out: dict[str, str] = {}
+    by_video: dict[str, list[Scene]] = defaultdict(list)
+    for s in scenes:
+        if s.source == ROMANIAN:
+            by_video[s.video].append(s)
+        elif s.source == OPENIMAGES:
+            out[s.key] = "test" if is_test_openimages(s) else "dev"
+    for items in by_video.values():
+        t0 = min(s.time_s for s in items)
+        t1 = max(s.time_s for s in items)
+        cut = t1 - TEST_FRACTION_RO * (t1 - t0)
+        for s in items:
+            out[s.key] = "test" if s.time_s >= cut else "dev" if s.time_s < cut - GAP_S else "gap"
+    return out
+
+
+def load_labels() -> dict[str, list[dict]]:
+    by_scene: dict[str, list[dict]] = defaultdict(list)
+    for line in LABELS.read_text().splitlines():
+        r = json.loads(line)
+        by_scene[r["scene"]].append(r)
+    return by_scene
+
+
+def _plates(labels: list[dict]) -> list[dict]:
+    return [
+        {"box": r["box"], "text": r["text"], "region": r["region"]}
+        for r in sorted(labels, key=lambda r: r["box_index"])
+    ]
+
+
+def write_part(out: Path, scenes: list[Scene], labels: dict[str, list[dict]]) -> Counter[str]:
+    images = out / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    counts: Counter[str] = Counter()
+    with (out / "labels.jsonl").open("w") as fh:
+        for s in scenes:
+            name = f"images/{s.source}--{s.path.name}"
+            shutil.copyfile(s.path, out / name)
+            plates = _plates(labels.get(s.key, []))
+            counts["images"] += 1
+            counts["plates"] += len(plates)
+            counts["readable"] += sum(p["text"] is not None for p in plates)
+            fh.write(json.dumps({"image": name, "source": s.key, "plates": plates}) + "\n")
+    return counts
+
+
+def _sweep_one(
+    img: np.ndarray, plates: list[dict], target_w: int, rng: np.random.Generator
+) -> tuple[np.ndarray, list[dict], str, int] | None:
+    anchor = max((p for p in plates if p["text"]), key=lambda p: p["box"][2], default=None)
+    if anchor is None:
+        return None
+    scale = target_w / anchor["box"][2]
+    if scale > MAX_UPSCALE:
+        return None
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    big = cv2.resize(img, None, fx=scale, fy=scale, interpolation=interp)
+    H, W = big.shape[:2]
+    aspect_name = list(ASPECTS)[int(rng.integers(len(ASPECTS)))]
+    aspect = ASPECTS[aspect_name]
+    ax, ay, aw, ah = (v * scale for v in anchor["box"])
+    win_w = float(rng.uniform(max(400.0, aw * 1.3), max(400.0, aw * 1.3, 1920.0)))
+    win_w = min(win_w, W)
+    win_h = win_w / aspect
+    if win_h > H:
+        win_h = H
+        win_w = min(W, win_h * aspect)
+    if win_w < aw or win_h < ah:
+        return None
+    x0 = float(rng.uniform(max(0.0, ax + aw - win_w), min(ax, W - win_w)))
+    y0 = float(rng.uniform(max(0.0, ay + ah - win_h), min(ay, H - win_h)))
+    x0i, y0i = int(x0), int(y0)
+    crop = big[y0i : y0i + int(win_h), x0i : x0i + int(win_w)]
+    out_plates = []
+    for p in plates:
+        bx, by, bw, bh = (v * scale for v in p["box"])
+        bx, by = bx - x0i, by - y0i
+        ix = max(0.0, min(bx + bw, crop.shape[1]) - max(bx, 0.0))
+        iy = max(0.0, min(by + bh, crop.shape[0]) - max(by, 0.0))
+        visible = ix * iy / max(bw * bh, 1e-6)
+        if visible < 0.3:
+            continue
+        text = p["text"] if visible > 0.999 else None  # a cut plate cannot be read whole
+        out_plates.append({
+            "box": [round(bx, 1), round(by, 1), round(bw, 1), round(bh, 1)],
+            "text": text, "region": p["region"],
+        })
+    quality = int(QUALITIES[int(rng.integers(len(QUALITIES)))])
+    return crop, out_plates, aspect_name, quality
+
+
+def write_sweep(out: Path, scenes: list[Scene], labels: dict[str, list[dict]]) -> Counter[str]:
+    images = out / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    counts: Counter[str] = Counter()
+    with (out / "labels.jsonl").open("w") as fh:
+        for s in scenes:
+            plates = _plates(labels.get(s.key, []))
+            if not any(p["text"] for p in plates):
+                continue
+            img = cv2.imread(str(s.path), cv2.IMREAD_COLOR)
+            seed = int.from_bytes(hashlib.sha1(s.key.encode()).digest()[:8], "big")
+            rng = np.random.default_rng(seed)
+            for tw in SWEEP_WIDTHS_PX:
+                made = _sweep_one(img, plates, tw, rng)
+                if made is None:
+                    continue
+                crop, ps, aspect, q = made
+                name = f"images/{s.source}--{s.path.stem}--w{tw}.jpg"
+                ok, buf = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, q])
+                if not ok:
+                    raise OSError(f"cannot encode {name}")
+                (out / name).write_bytes(buf.tobytes())
+                counts["images"] += 1
+                counts["plates"] += len(ps)
+                counts["readable"] += sum(p["text"] is not None for p in ps)
+                fh.write(json.dumps({
+                    "image": name, "source": s.key, "plates": ps,
+                    "sweep": {"plate_width_px": tw, "aspect": aspect, "jpeg_quality": q,
+                              "size": [crop.shape[1], crop.shape[0]]},
+                }) + "\n")
+    return counts
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=Path("build/realscenes"))
+    p.add_argument("--data", type=Path, default=DATASETS)
+    a = p.parse_args()
+    scenes = load_romanian(a.data) + load_openimages(a.data)
+    parts = part_of(scenes)
+    labels = load_labels()
+    unlabelled = [s.key for s in scenes if len(labels.get(s.key, [])) != len(s.plates)]
+    if unlabelled:
+        raise SystemExit(f"{len(unlabelled)} scenes lack labels, e.g. {unlabelled[:3]}")
+    for part in ("test", "dev"):
+        chosen = [s for s in scenes if parts[s.key] == part]
+        for sub, fn in ((part, write_part), (f"sweep-{part}", write_sweep)):
+            dest = a.out / sub
+            if dest.exists():
+                shutil.rmtree(dest)
+            c = fn(dest, chosen, labels)
+            print(f"{sub}: {dict(c)}")
+    print(f"gap (in neither part): {sum(v == 'gap' for v in parts.values())} scenes")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Export the plate recognizer to ``inference/models/ocr.tflite`` + ``ocr.json``.
+
+Route (each step reproducible offline, in the training venv): the PP-OCRv4 recognizer's ONNX
+graph from the ``rapidocr-onnxruntime`` 1.4.4 wheel -> head replaced by the plate heads
+(``graph.deploy_model``; the fine-tuned heads from ``train_heads.py`` when ``--heads`` is given,
+else the pretrained rows for blank/0-9/A-Z) at a fixed 48x240 input -> onnx2tf (float SavedModel)
+-> TFLite with int8 weights and float activations (dynamic-range quantisation). Full int8
+post-training quantisation of this backbone is not used: it fell to 6 % exact on real plates
+(``../shared/DEPENDENCIES.md``), see ``docs/models-ocr.md``.
+
+    PYTHONPATH=. .venv-train/bin/python -m training.recognizer.export \
+        [--heads training/work/recognizer/heads.npz]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from training.recognizer import graph
+
+WIDTH = 240
+MODEL_DIR = Path("inference/models")
+WORK = Path("training/work/recognizer")
+NAME = "ocr"
+UPSTREAM = (
+    "PP-OCRv4 text recognizer (ch_PP-OCRv4_rec_infer.onnx) from the rapidocr-onnxruntime 1.4.4 "
+    "wheel; PaddleOCR, Copyright (c) 2020 PaddlePaddle Authors, Apache License 2.0"
+)
+NORMALISATION = (
+    "RGB crop -> BGR, resized to 48 rows keeping its aspect (squeezed to 240 columns only when "
+    "wider), x/127.5 - 1, zero padding on the right to 48x240; see inference.ocr.preprocess"
+)
+
+
+def convert(onnx_path: Path, out_dir: Path) -> Path:
+    """ONNX -> float SavedModel (onnx2tf) -> dynamic-range int8 TFLite; returns the .tflite."""
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}
+    with tempfile.TemporaryDirectory() as tmp:
+        # onnx2tf fetches a calibration sample unless one lies in its working folder; it is only
+        # used for its own int8 output, which is not used here.
+        np.save(Path(tmp) / "calibration_image_sample_data_20x128x128x3_float32.npy",
+                np.zeros((20, 128, 128, 3), np.float32))
+        subprocess.run(
+            [str(bin_dir / "onnx2tf"), "-i", str(onnx_path.resolve()), "-o",
+             str((out_dir / "saved_model").resolve()), "-osd"],
+            cwd=tmp, env=env, check=True, stdout=subprocess.DEVNULL,
+        )
+    import tensorflow as tf
+
+    conv = tf.lite.TFLiteConverter.from_saved_model(str(out_dir / "saved_model"))
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]  # int8 weights, float activations
+    path = out_dir / f"{NAME}.tflite"
+    path.write_bytes(conv.convert())
+    return path
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--heads", type=Path, default=None, help="npz from train_heads.py")
+    p.add_argument("--out", type=Path, default=MODEL_DIR)
+    a = p.parse_args()
+    base = graph.load()
+    regions: list[str] = []
+    training_data: list[dict[str, object]] = []
+    metrics: dict[str, object] = {}
+    if a.heads:
+        h = np.load(a.heads, allow_pickle=False)
+        head_w, head_b = h["char_w"], h["char_b"]
+        region_w, region_b = h["region_w"], h["region_b"]
+        meta = json.loads(str(h["meta"]))
+        regions = list(meta["regions"])
+        training_data = meta["training_data"]
+        metrics = meta.get("metrics", {})
+        trainer = meta["trainer"]
+    else:
+        head_w, head_b = graph.pretrained_plate_head(base)
+        region_w = region_b = None
+        trainer = "pretrained head rows for blank, 0-9, A-Z (no fine-tuning)"
+    WORK.mkdir(parents=True, exist_ok=True)
+    onnx_path = WORK / "ocr_deploy.onnx"
+    onnx.save(graph.deploy_model(WIDTH, head_w, head_b, region_w, region_b), str(onnx_path))
+    tfl = convert(onnx_path, WORK)
+    a.out.mkdir(parents=True, exist_ok=True)
+    dest = a.out / f"{NAME}.tflite"
+    dest.write_bytes(tfl.read_bytes())
+
+    from training.manifest_tools import write_manifest
+
+    labels = {"decoder": "ctc", "alphabet": graph.ALPHABET, "blank": graph.ALPHABET[0],
+              "regions": regions, "input_hw": [graph.HEIGHT, WIDTH]}
+    write_manifest(
+        dest, NAME, NORMALISATION, labels,
+        training_data=[{"set": UPSTREAM, "licence": "Apache-2.0", "count": 0}, *training_data],
+        licence="AGPL-3.0-or-later (fine-tuned on AGPL-3.0 data); upstream weights Apache-2.0",
+        metrics=metrics, float_metrics={}, created="2026-12-02",
+        trainer=f"training.recognizer.export: {trainer}",
+        output_names=lambda o: "chars" if len(o["shape"]) == 3 else "region",
+    )
+    print(f"wrote {dest} ({dest.stat().st_size} bytes)")
+
+
+if __name__ == "__main__":
+    main()
