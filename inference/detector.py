@@ -41,12 +41,18 @@ class DetectorSettings:
     from the held-out threshold sweep in ``docs/models-detector.md``; lower finds more distant
     plates and more false ones). ``nms_iou``: boxes of one class
     overlapping more than this are merged, 0..1. ``max_detections``: per class and frame.
+    ``refine_plate_px``: each plate found is looked at again in a window of the frame scaled so
+    the plate spans this many model-input pixels, and takes that pass's tighter box (0: off;
+    the whole-frame pass sees a distant plate at a few pixels and boxes it loosely).
+    ``refine_max``: plates refined per frame, best first.
     """
 
     plate_threshold: float = 0.4
     vehicle_threshold: float = 0.2
     nms_iou: float = 0.5
     max_detections: int = 32
+    refine_plate_px: int = 120
+    refine_max: int = 4
 
     def __post_init__(self) -> None:
         for name in ("plate_threshold", "vehicle_threshold", "nms_iou"):
@@ -55,6 +61,10 @@ class DetectorSettings:
                 raise ValueError(f"{name} must be in [0, 1], got {v}")
         if self.max_detections < 1:
             raise ValueError(f"max_detections must be >= 1, got {self.max_detections}")
+        if not (self.refine_plate_px == 0 or 32 <= self.refine_plate_px <= 320):
+            raise ValueError(f"refine_plate_px must be 0 or 32..320, got {self.refine_plate_px}")
+        if not 0 <= self.refine_max <= 64:
+            raise ValueError(f"refine_max must be 0..64, got {self.refine_max}")
 
 
 def as_grey(frame: object) -> np.ndarray:
@@ -130,7 +140,54 @@ class PlateDetector(Closing):
     def detect(self, frame: np.ndarray) -> list[Detection]:
         """Every plate and vehicle in ``frame``, best first per class, boxes in frame pixels."""
         out, lb = self.raw(frame)
-        return self.decode(out, lb)
+        found = self.decode(out, lb)
+        if self.settings.refine_plate_px <= 0 or self.settings.refine_max <= 0:
+            return found
+        budget = self.settings.refine_max
+        refined = []
+        for d in found:
+            if d.label == "plate" and budget > 0:
+                budget -= 1
+                d = self.refine(frame, d)
+            refined.append(d)
+        return refined
+
+    def refine(self, frame: np.ndarray, det: Detection) -> Detection:
+        """``det`` re-measured in a window where the plate spans ``refine_plate_px`` input
+        pixels; unchanged when the window would be the whole frame or the pass finds no plate
+        near the first box."""
+        b = det.box
+        ih, iw = self.input_hw
+        fh, fw = frame.shape[:2]
+        scale = self.settings.refine_plate_px / max(b.w, 1.0)
+        win_w, win_h = iw / scale, ih / scale
+        if win_w >= fw and win_h >= fh:
+            return det
+        x0 = int(max(0.0, min(b.cx - win_w / 2, fw - win_w)))
+        y0 = int(max(0.0, min(b.cy - win_h / 2, fh - win_h)))
+        window = frame[y0 : y0 + int(np.ceil(win_h)), x0 : x0 + int(np.ceil(win_w))]
+        if min(window.shape[:2]) < MIN_FRAME_SIDE:
+            return det
+        out, lb = self.raw(window)
+        best: Detection | None = None
+        best_dist = 0.6  # centre distance, in plate widths + heights, to count as the same plate
+        for e in self.decode(out, lb):
+            if e.label != "plate":
+                continue
+            dist = abs(e.box.cx + x0 - b.cx) / b.w + abs(e.box.cy + y0 - b.cy) / b.h
+            if dist < best_dist:
+                best, best_dist = e, dist
+        if best is None:
+            return det
+        corners = None
+        if best.corners is not None:
+            corners = tuple((px + x0, py + y0) for px, py in best.corners)
+        return Detection(
+            box=Box(best.box.x + x0, best.box.y + y0, best.box.w, best.box.h),
+            score=det.score,
+            label="plate",
+            corners=corners,  # type: ignore[arg-type]
+        )
 
     def decode(
         self,

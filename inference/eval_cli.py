@@ -81,7 +81,9 @@ def to_result(rec: dict[str, Any]) -> ImageResult:
         return ImageResult(rec["image"], 0.0, (), str(rec["error"]))
     plates = tuple(
         PredictedPlate(
-            Box(*p["box"]), p["text"], float(p["confidence"]),
+            Box(*p["box"]),
+            p["text"],
+            float(p["confidence"]),
             tuple(c["text"] for c in p.get("candidates", ())),
         )
         for p in rec["plates"]
@@ -125,10 +127,24 @@ def _tile(folder: Path, o: PlateOutcome) -> np.ndarray:
         crop = cv2.resize(crop, (max(1, int(crop.shape[1] * s)), max(1, int(crop.shape[0] * s))))
         tile[: crop.shape[0], : crop.shape[1]] = crop
     read = o.pred.text if o.pred is not None else "(no plate)"
-    cv2.putText(tile, f"{o.truth.text} > {read}", (4, TILE_H + 16),
-                cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 180), 1)
-    cv2.putText(tile, f"IoU {o.iou:.2f}  w {o.truth.box.w:.0f}px  {o.truth.region}",
-                (4, TILE_H + 32), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (60, 60, 60), 1)
+    cv2.putText(
+        tile,
+        f"{o.truth.text} > {read}",
+        (4, TILE_H + 16),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.5,
+        (0, 0, 180),
+        1,
+    )
+    cv2.putText(
+        tile,
+        f"IoU {o.iou:.2f}  w {o.truth.box.w:.0f}px  {o.truth.region}",
+        (4, TILE_H + 32),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.45,
+        (60, 60, 60),
+        1,
+    )
     return tile
 
 
@@ -163,7 +179,8 @@ def format_table(rep: dict[str, Any]) -> str:
         f"exact read (top-1) {_fmt(rep['exact_read'])}   truth in top-N {_fmt(rep['top_n'])}   "
         f"CER {_fmt(rep['cer'])}",
         f"plate found IoU>=0.5 {_fmt(rep['det_recall_50'])}   IoU>=0.7 "
-        f"{_fmt(rep['det_recall_70'])}   median IoU of found {_fmt(rep['median_iou_found'], False)}",
+        f"{_fmt(rep['det_recall_70'])}   "
+        f"median IoU of found {_fmt(rep['median_iou_found'], False)}",
         f"false plates per image {_fmt(rep['false_plates_per_image'], False)}   "
         f"calibration error {_fmt(rep['calibration_error'], False)}",
         f"ms per image: median {rep['ms_median']}  p95 {rep['ms_p95']}",
@@ -183,19 +200,35 @@ def format_table(rep: dict[str, Any]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dataset", type=Path, metavar="DATASET",
-                        help="folder with labels.jsonl and its images")
+    parser.add_argument(
+        "dataset", type=Path, metavar="DATASET", help="folder with labels.jsonl and its images"
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    parser.add_argument("--country", choices=COUNTRIES, default="auto",
-                        help="as for vigil read (default: auto)")
+    parser.add_argument(
+        "--country", choices=COUNTRIES, default="auto", help="as for vigil read (default: auto)"
+    )
     parser.add_argument("--top-n", type=int, default=10, help="OCR candidates per plate (1-50)")
     parser.add_argument("--threads", type=int, default=1, help="interpreter threads per model")
-    parser.add_argument("--model-dir", type=Path, default=None,
-                        help="models folder (default: the installed inference/models)")
-    parser.add_argument("--montage", type=Path, default=None, metavar="PNG",
-                        help="failure montage (default: eval-failures-<dataset>.png here)")
-    parser.add_argument("--predictions", type=Path, default=None, metavar="JSONL",
-                        help="also write every per-image read record here")
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=None,
+        help="models folder (default: the installed inference/models)",
+    )
+    parser.add_argument(
+        "--montage",
+        type=Path,
+        default=None,
+        metavar="PNG",
+        help="failure montage (default: eval-failures-<dataset>.png here)",
+    )
+    parser.add_argument(
+        "--predictions",
+        type=Path,
+        default=None,
+        metavar="JSONL",
+        help="also write every per-image read record here",
+    )
 
 
 def evaluate_folder(
@@ -210,8 +243,9 @@ def run(args: argparse.Namespace) -> int:
     """0 when the dataset was scored, 2 when it could not start (bad dataset or models)."""
     try:
         dataset = load_dataset(args.dataset)
-        engine = PlateEngine.load(args.model_dir, threads=args.threads, top_n=args.top_n,
-                                  country=args.country)
+        engine = PlateEngine.load(
+            args.model_dir, threads=args.threads, top_n=args.top_n, country=args.country
+        )
     except (InferenceError, ValueError) as e:
         print(f"vigil eval: {e}", file=sys.stderr)
         return 2
@@ -227,11 +261,24 @@ def run(args: argparse.Namespace) -> int:
     if args.predictions:
         with args.predictions.open("w", encoding="utf-8") as fh:
             for r in results:
-                fh.write(json.dumps({
-                    "image": r.image, "ms": r.ms, "error": r.error,
-                    "plates": [{"box": [p.box.x, p.box.y, p.box.w, p.box.h], "text": p.text,
-                                "confidence": p.confidence} for p in r.plates],
-                }) + "\n")
+                fh.write(
+                    json.dumps(
+                        {
+                            "image": r.image,
+                            "ms": r.ms,
+                            "error": r.error,
+                            "plates": [
+                                {
+                                    "box": [p.box.x, p.box.y, p.box.w, p.box.h],
+                                    "text": p.text,
+                                    "confidence": p.confidence,
+                                }
+                                for p in r.plates
+                            ],
+                        }
+                    )
+                    + "\n"
+                )
     if args.json:
         print(json.dumps(rep))
     else:

@@ -62,6 +62,7 @@ class OcrLabels:
     alphabet: str  # one character per class, the CTC blank included
     blank: str
     regions: tuple[str, ...]
+    min_width: int = 0  # crops are stretched to at least this many input columns
 
     @property
     def blank_index(self) -> int:
@@ -75,19 +76,24 @@ class OcrLabels:
             alphabet = str(labels["alphabet"])
             blank = str(labels["blank"])
             regions = tuple(str(r) for r in labels.get("regions", ()))  # type: ignore[attr-defined]
+            min_width = int(labels.get("min_width", 0))  # type: ignore[call-overload]
         except (KeyError, TypeError, ValueError) as e:
             raise ModelError(f"model manifest {source}: OCR labels incomplete: {e}") from e
         if len(blank) != 1 or blank not in alphabet or len(set(alphabet)) != len(alphabet):
             raise ModelError(f"model manifest {source}: labels.blank must be one alphabet symbol")
-        return cls(alphabet, blank, regions)
+        return cls(alphabet, blank, regions, min_width)
 
 
-def preprocess(crop_rgb: np.ndarray, height: int, width: int) -> np.ndarray:
+def preprocess(
+    crop_rgb: np.ndarray, height: int, width: int, min_width: int = 0
+) -> np.ndarray:
     """HxWx3 uint8 RGB crop -> (1, height, width, 3) float32 in [-1, 1], BGR order.
 
-    As the pretrained recognizer was trained: the crop keeps its aspect ratio at ``height`` rows
-    (squeezed only when it would be wider than ``width``), is scaled to [-1, 1], and the rest of
-    the row is zero padding on the right. BGR because its training images were read by OpenCV.
+    As the pretrained recognizer was trained: the crop is scaled to ``height`` rows keeping its
+    aspect ratio (squeezed when it would be wider than ``width``), scaled to [-1, 1], and the rest
+    of the row is zero padding on the right. BGR because its training images were read by OpenCV.
+    A plate narrower than ``min_width`` is stretched to it: a 2:1 US plate would otherwise span
+    12 of the 30 CTC steps, too few to separate 7 characters and their doubled letters.
     """
     if not isinstance(crop_rgb, np.ndarray) or crop_rgb.dtype != np.uint8:
         raise FrameError("plate crop must be a uint8 numpy array")
@@ -100,7 +106,7 @@ def preprocess(crop_rgb: np.ndarray, height: int, width: int) -> np.ndarray:
     else:
         raise FrameError(f"plate crop must be HxWx3 RGB or HxW gray, got {crop_rgb.shape}")
     h, w = bgr.shape[:2]
-    new_w = int(min(width, max(8, np.ceil(height * w / h))))
+    new_w = int(min(width, max(8, min_width, np.ceil(height * w / h))))
     interp = cv2.INTER_AREA if h > height else cv2.INTER_LINEAR
     small = cv2.resize(np.ascontiguousarray(bgr), (new_w, height), interpolation=interp)
     out = np.zeros((1, height, width, 3), np.float32)
@@ -211,7 +217,7 @@ class PlateReader(Closing):
 
     def read(self, crop_rgb: np.ndarray) -> OcrResult:
         """Read one rectified plate crop (HxWx3 uint8 RGB)."""
-        x = preprocess(crop_rgb, *self._hw)
+        x = preprocess(crop_rgb, *self._hw, self.labels.min_width)
         out = self._model.run(**{self._input: x})
         return decode(
             out["chars"].reshape(self._steps, len(self.labels.alphabet)),

@@ -5,10 +5,15 @@ each), decoded once beforehand: **decode is excluded**. One iteration = the dete
 frame + cutting out (rectifying) the best-scoring plate + OCR of that crop, which is the work a
 frame with one plate costs the pipeline. ``observe_ms_median`` is the full
 :meth:`PlateEngine.observe` (every plate found read) for comparison.
+
+``exact_read`` (and ``det_recall_50``) are ``vigil eval`` on the frozen real-scene test part, the
+end-to-end accuracy these timings buy: the set is made by ``python -m training.realscenes.build``
+into ``build/realscenes/test`` (or named by ``VIGIL_EVAL_TEST``); without it they are ``null``.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from pathlib import Path
@@ -23,6 +28,7 @@ from inference.engine import DEFAULT_MODEL_DIR, PlateEngine, plate_crop
 from inference.ocr import PlateReader
 
 FRAMES_DIR = Path(__file__).resolve().parents[2] / "tests" / "data" / "detector"
+TEST_SET = Path(__file__).resolve().parents[2] / "build" / "realscenes" / "test"
 
 
 def load_frames() -> list[np.ndarray]:
@@ -96,11 +102,28 @@ def model_sizes(model_dir: Path) -> dict[str, int]:
     return {**sizes, "total": sum(sizes.values())}
 
 
+def accuracy(model_dir: Path) -> dict[str, Any]:
+    """End-to-end figures on the frozen real-scene test part, or nulls when it is not built."""
+    from inference.eval_cli import evaluate_folder
+    from inference.evaluation import report
+
+    folder = Path(os.environ.get("VIGIL_EVAL_TEST") or TEST_SET)
+    if not (folder / "labels.jsonl").is_file():
+        return {"exact_read": None, "det_recall_50": None,
+                "eval_set": f"{folder} not built (python -m training.realscenes.build)"}
+    with PlateEngine.load(model_dir, threads=1) as engine:
+        ev, _ = evaluate_folder(folder, engine, progress=False)
+    rep = report(ev)
+    return {"exact_read": rep["exact_read"], "det_recall_50": rep["det_recall_50"],
+            "eval_set": str(folder), "eval_plates_readable": rep["readable"]}
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     n = 20 if quick else 200
     frames = load_frames()
     figures = measure(DEFAULT_MODEL_DIR, DEFAULT_MODEL_DIR, frames, n, threads=1)
     figures["observe_ms_median"] = observe_median(DEFAULT_MODEL_DIR, frames, max(8, n // 4), 1)
+    figures.update(accuracy(DEFAULT_MODEL_DIR))
     figures.update(
         {
             "iterations": n,

@@ -12,8 +12,8 @@ Split rules (the test split is never trained on):
 from __future__ import annotations
 
 import hashlib
-import os
 import json
+import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass

@@ -73,11 +73,20 @@ def load_labels() -> dict[str, list[dict]]:
     return by_scene
 
 
-def _plates(labels: list[dict]) -> list[dict]:
-    return [
-        {"box": r["box"], "text": r["text"], "region": r["region"]}
-        for r in sorted(labels, key=lambda r: r["box_index"])
-    ]
+def _plates(scene: Scene, labels: list[dict]) -> list[dict]:
+    """Every labelled box of the scene; a box too small to have been cut for review (under 4 px)
+    is a plate nobody can read."""
+    by_index = {r["box_index"]: r for r in labels}
+    out = []
+    for i, box in enumerate(scene.plates):
+        r = by_index.get(i)
+        if r is None:
+            out.append(
+                {"box": [round(float(v), 1) for v in box], "text": None, "region": "unknown"}
+            )
+        else:
+            out.append({"box": r["box"], "text": r["text"], "region": r["region"]})
+    return out
 
 
 def write_part(out: Path, scenes: list[Scene], labels: dict[str, list[dict]]) -> Counter[str]:
@@ -88,12 +97,17 @@ def write_part(out: Path, scenes: list[Scene], labels: dict[str, list[dict]]) ->
         for s in scenes:
             name = f"images/{s.source}--{s.path.name}"
             shutil.copyfile(s.path, out / name)
-            plates = _plates(labels.get(s.key, []))
+            plates = _plates(s, labels.get(s.key, []))
             counts["images"] += 1
             counts["plates"] += len(plates)
             counts["readable"] += sum(p["text"] is not None for p in plates)
             fh.write(json.dumps({"image": name, "source": s.key, "plates": plates}) + "\n")
     return counts
+
+
+def _place(rng: np.random.Generator, lo: float, hi: float) -> float:
+    """A window origin in [lo, hi]; a plate box that runs off the image can make hi < lo."""
+    return lo if hi <= lo else float(rng.uniform(lo, hi))
 
 
 def _sweep_one(
@@ -119,8 +133,8 @@ def _sweep_one(
         win_w = min(W, win_h * aspect)
     if win_w < aw or win_h < ah:
         return None
-    x0 = float(rng.uniform(max(0.0, ax + aw - win_w), min(ax, W - win_w)))
-    y0 = float(rng.uniform(max(0.0, ay + ah - win_h), min(ay, H - win_h)))
+    x0 = _place(rng, max(0.0, ax + aw - win_w), min(ax, W - win_w))
+    y0 = _place(rng, max(0.0, ay + ah - win_h), min(ay, H - win_h))
     x0i, y0i = int(x0), int(y0)
     crop = big[y0i : y0i + int(win_h), x0i : x0i + int(win_w)]
     out_plates = []
@@ -133,10 +147,13 @@ def _sweep_one(
         if visible < 0.3:
             continue
         text = p["text"] if visible > 0.999 else None  # a cut plate cannot be read whole
-        out_plates.append({
-            "box": [round(bx, 1), round(by, 1), round(bw, 1), round(bh, 1)],
-            "text": text, "region": p["region"],
-        })
+        out_plates.append(
+            {
+                "box": [round(bx, 1), round(by, 1), round(bw, 1), round(bh, 1)],
+                "text": text,
+                "region": p["region"],
+            }
+        )
     quality = int(QUALITIES[int(rng.integers(len(QUALITIES)))])
     return crop, out_plates, aspect_name, quality
 
@@ -147,7 +164,7 @@ def write_sweep(out: Path, scenes: list[Scene], labels: dict[str, list[dict]]) -
     counts: Counter[str] = Counter()
     with (out / "labels.jsonl").open("w") as fh:
         for s in scenes:
-            plates = _plates(labels.get(s.key, []))
+            plates = _plates(s, labels.get(s.key, []))
             if not any(p["text"] for p in plates):
                 continue
             img = cv2.imread(str(s.path), cv2.IMREAD_COLOR)
@@ -166,11 +183,22 @@ def write_sweep(out: Path, scenes: list[Scene], labels: dict[str, list[dict]]) -
                 counts["images"] += 1
                 counts["plates"] += len(ps)
                 counts["readable"] += sum(p["text"] is not None for p in ps)
-                fh.write(json.dumps({
-                    "image": name, "source": s.key, "plates": ps,
-                    "sweep": {"plate_width_px": tw, "aspect": aspect, "jpeg_quality": q,
-                              "size": [crop.shape[1], crop.shape[0]]},
-                }) + "\n")
+                fh.write(
+                    json.dumps(
+                        {
+                            "image": name,
+                            "source": s.key,
+                            "plates": ps,
+                            "sweep": {
+                                "plate_width_px": tw,
+                                "aspect": aspect,
+                                "jpeg_quality": q,
+                                "size": [crop.shape[1], crop.shape[0]],
+                            },
+                        }
+                    )
+                    + "\n"
+                )
     return counts
 
 
@@ -182,9 +210,9 @@ def main() -> None:
     scenes = load_romanian(a.data) + load_openimages(a.data)
     parts = part_of(scenes)
     labels = load_labels()
-    unlabelled = [s.key for s in scenes if len(labels.get(s.key, [])) != len(s.plates)]
-    if unlabelled:
-        raise SystemExit(f"{len(unlabelled)} scenes lack labels, e.g. {unlabelled[:3]}")
+    stale = [k for k in labels if k not in parts]
+    if stale:
+        raise SystemExit(f"labels name {len(stale)} scenes that are not in {a.data}: {stale[:3]}")
     for part in ("test", "dev"):
         chosen = [s for s in scenes if parts[s.key] == part]
         for sub, fn in ((part, write_part), (f"sweep-{part}", write_sweep)):

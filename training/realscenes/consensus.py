@@ -27,7 +27,9 @@ MARGIN = (0.08, 0.15)
 _ALNUM = re.compile(r"[^A-Z0-9]")
 
 
-def crop_plate(img: np.ndarray, box: np.ndarray, margin: tuple[float, float] = MARGIN) -> np.ndarray:
+def crop_plate(
+    img: np.ndarray, box: np.ndarray, margin: tuple[float, float] = MARGIN
+) -> np.ndarray:
     x, y, w, h = (float(v) for v in box)
     mx, my = w * margin[0], h * margin[1]
     x0, y0 = max(0, int(round(x - mx))), max(0, int(round(y - my)))
@@ -51,7 +53,8 @@ class PaddleRec:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         self.sess = ort.InferenceSession(
-            str(root / "models" / "ch_PP-OCRv4_rec_infer.onnx"), opts,
+            str(root / "models" / "ch_PP-OCRv4_rec_infer.onnx"),
+            opts,
             providers=["CPUExecutionProvider"],
         )
         meta = self.sess.get_modelmeta().custom_metadata_map
@@ -82,9 +85,18 @@ def tesseract(bgr: np.ndarray) -> str:
     with tempfile.NamedTemporaryFile(suffix=".png") as f:
         cv2.imwrite(f.name, grey)
         out = subprocess.run(
-            ["tesseract", f.name, "-", "--psm", "7", "-c",
-             "tessedit_char_whitelist=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"],
-            capture_output=True, text=True, check=False,
+            [
+                "tesseract",
+                f.name,
+                "-",
+                "--psm",
+                "7",
+                "-c",
+                "tessedit_char_whitelist=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
     return out.stdout.strip()
 
@@ -109,12 +121,22 @@ def main() -> None:
                 pid = f"{n:04d}"
                 cv2.imwrite(str(crops / f"{pid}.png"), crop)
                 pn, tn = normalise(paddle), normalise(tess)
-                out.write(json.dumps({
-                    "id": pid, "scene": scene.key, "box_index": i,
-                    "box": [round(float(v), 1) for v in box],
-                    "paddle": pn, "paddle_raw": paddle, "paddle_conf": round(conf, 4),
-                    "tesseract": tn, "agree": bool(pn) and pn == tn,
-                }) + "\n")
+                out.write(
+                    json.dumps(
+                        {
+                            "id": pid,
+                            "scene": scene.key,
+                            "box_index": i,
+                            "box": [round(float(v), 1) for v in box],
+                            "paddle": pn,
+                            "paddle_raw": paddle,
+                            "paddle_conf": round(conf, 4),
+                            "tesseract": tn,
+                            "agree": bool(pn) and pn == tn,
+                        }
+                    )
+                    + "\n"
+                )
                 n += 1
     print(f"{n} plates")
 

@@ -1,4 +1,4 @@
-"""Merge the reviewed contact sheets into the committed labels, ``training/realscenes/plates.jsonl``.
+"""Merge the reviewed contact sheets into the committed labels (training/realscenes/plates.jsonl).
 
 Every plate gets the text a person read on its contact sheet (``-`` = unreadable, stored as
 ``null``), its region, both recognizers' proposals, and how the label was reached: ``consensus``
@@ -18,7 +18,7 @@ from pathlib import Path
 
 LABELS = Path(__file__).resolve().parent / "plates.jsonl"
 REGIONS = {"us", "eu", "br", "other", "unknown"}
-TEXT = re.compile(r"^[A-Z0-9]{2,10}$")
+TEXT = re.compile(r"^[A-Z0-9]{1,10}$")
 
 
 def main() -> None:
@@ -42,7 +42,7 @@ def main() -> None:
             if pid not in cands or region not in REGIONS:
                 raise SystemExit(f"{f}:{n}: unknown id or region in {line!r}")
             if text != "-" and not TEXT.match(text):
-                raise SystemExit(f"{f}:{n}: text must be A-Z0-9 (2-10) or '-', got {text!r}")
+                raise SystemExit(f"{f}:{n}: text must be A-Z0-9 (1-10) or '-', got {text!r}")
             reviewed[pid] = (None if text == "-" else text, region)
     missing = sorted(set(cands) - set(reviewed))
     if missing:
@@ -59,11 +59,21 @@ def main() -> None:
             else:
                 method = "eye"
             methods[method] += 1
-            out.write(json.dumps({
-                "scene": c["scene"], "box_index": c["box_index"], "box": c["box"],
-                "text": text, "region": region, "method": method,
-                "paddle": c["paddle"], "tesseract": c["tesseract"],
-            }) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "scene": c["scene"],
+                        "box_index": c["box_index"],
+                        "box": c["box"],
+                        "text": text,
+                        "region": region,
+                        "method": method,
+                        "paddle": c["paddle"],
+                        "tesseract": c["tesseract"],
+                    }
+                )
+                + "\n"
+            )
     print(f"{len(cands)} plates: {dict(methods)} -> {LABELS}")
 
 

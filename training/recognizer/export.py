@@ -36,8 +36,9 @@ UPSTREAM = (
     "wheel; PaddleOCR, Copyright (c) 2020 PaddlePaddle Authors, Apache License 2.0"
 )
 NORMALISATION = (
-    "RGB crop -> BGR, resized to 48 rows keeping its aspect (squeezed to 240 columns only when "
-    "wider), x/127.5 - 1, zero padding on the right to 48x240; see inference.ocr.preprocess"
+    "RGB crop -> BGR, resized to 48 rows keeping its aspect (stretched to at least 160 and "
+    "squeezed to at most 240 columns), x/127.5 - 1, zero padding on the right to 48x240; see "
+    "inference.ocr.preprocess"
 )
 
 
@@ -48,12 +49,23 @@ def convert(onnx_path: Path, out_dir: Path) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         # onnx2tf fetches a calibration sample unless one lies in its working folder; it is only
         # used for its own int8 output, which is not used here.
-        np.save(Path(tmp) / "calibration_image_sample_data_20x128x128x3_float32.npy",
-                np.zeros((20, 128, 128, 3), np.float32))
+        np.save(
+            Path(tmp) / "calibration_image_sample_data_20x128x128x3_float32.npy",
+            np.zeros((20, 128, 128, 3), np.float32),
+        )
         subprocess.run(
-            [str(bin_dir / "onnx2tf"), "-i", str(onnx_path.resolve()), "-o",
-             str((out_dir / "saved_model").resolve()), "-osd"],
-            cwd=tmp, env=env, check=True, stdout=subprocess.DEVNULL,
+            [
+                str(bin_dir / "onnx2tf"),
+                "-i",
+                str(onnx_path.resolve()),
+                "-o",
+                str((out_dir / "saved_model").resolve()),
+                "-osd",
+            ],
+            cwd=tmp,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
     import tensorflow as tf
 
@@ -96,13 +108,24 @@ def main() -> None:
 
     from training.manifest_tools import write_manifest
 
-    labels = {"decoder": "ctc", "alphabet": graph.ALPHABET, "blank": graph.ALPHABET[0],
-              "regions": regions, "input_hw": [graph.HEIGHT, WIDTH]}
+    labels = {
+        "decoder": "ctc",
+        "alphabet": graph.ALPHABET,
+        "blank": graph.ALPHABET[0],
+        "regions": regions,
+        "input_hw": [graph.HEIGHT, WIDTH],
+        "min_width": graph.MIN_WIDTH,
+    }
     write_manifest(
-        dest, NAME, NORMALISATION, labels,
+        dest,
+        NAME,
+        NORMALISATION,
+        labels,
         training_data=[{"set": UPSTREAM, "licence": "Apache-2.0", "count": 0}, *training_data],
         licence="AGPL-3.0-or-later (fine-tuned on AGPL-3.0 data); upstream weights Apache-2.0",
-        metrics=metrics, float_metrics={}, created="2026-12-02",
+        metrics=metrics,
+        float_metrics={},
+        created="2026-12-02",
         trainer=f"training.recognizer.export: {trainer}",
         output_names=lambda o: "chars" if len(o["shape"]) == 3 else "region",
     )

@@ -5,12 +5,15 @@ each training crop is pushed through the network once per augmented copy and its
 are stored. Sources (every one with its licence in the manifest):
 
 * ``us-plate-photos`` (AGPL-3.0): real US crops with text; train split by plate text
-  (``training.ocr.common.split_of``), region ``us``.
+  (``training.recognizer.splits.split_of``), region ``us``.
 * ``openalpr-traindetector-br-crops`` (AGPL-3.0): real Brazilian crops with text, same split,
   region ``br``.
 * ``openalpr-traindetector-eu-crops`` (AGPL-3.0): real European crops without text: region only.
 * the real-scene **dev** part (``training/realscenes``; MIT / CC BY 2.0 images): plates cut from
   their scenes with the loose, shifted boxes a detector gives. The test part is never read here.
+* ``--synth N``: N synthetic one-row plates (``training.synth``: every US state design, EU and
+  Brazilian styles, camera degradations), written to a separate ``features_synth.npz``. Their
+  seed stream (``SYNTH_SEED``) differs from the one the bundled sample footage was made with.
 
 Augmentation imitates what the engine hands the reader: loose or tight margins and shifts
 (scene plates are re-cut from the full frame), small plates (down- then up-scaling), blur, JPEG,
@@ -28,11 +31,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from training.ocr.common import DATASETS, split_of
 from training.realscenes.build import load_labels, part_of
 from training.recognizer import graph
+from training.recognizer.splits import DATASETS, split_of
 
 WIDTH = 240
+SYNTH_SEED = 20261202
 WORK = Path("training/work/recognizer")
 REGIONS = ("us", "eu", "br")
 ALPHABET = graph.ALPHABET
@@ -75,7 +79,7 @@ def jitter_crop(rng: np.random.Generator, img: np.ndarray, box: list[float]) -> 
     x0, y0 = int(max(0, cx - nw / 2)), int(max(0, cy - nh / 2))
     x1 = int(min(img.shape[1], cx + nw / 2))
     y1 = int(min(img.shape[0], cy + nh / 2))
-    return img[y0:max(y1, y0 + 2), x0:max(x1, x0 + 2)]
+    return img[y0 : max(y1, y0 + 2), x0 : max(x1, x0 + 2)]
 
 
 def jitter_plate_crop(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
@@ -90,14 +94,21 @@ def items(data: Path) -> list[dict]:
     for line in (data / "us-plate-photos" / "labels.jsonl").read_text().splitlines():
         r = json.loads(line)
         if r.get("plate_text") and split_of(r["plate_text"]) == "train":
-            out.append({"path": data / "us-plate-photos" / r["image"], "text": r["plate_text"],
-                        "region": "us", "kind": "crop"})
+            out.append(
+                {
+                    "path": data / "us-plate-photos" / r["image"],
+                    "text": r["plate_text"],
+                    "region": "us",
+                    "kind": "crop",
+                }
+            )
     br = data / "openalpr-traindetector-br-crops"
     for line in (br / "labels.jsonl").read_text().splitlines():
         r = json.loads(line)
         if r.get("plate_text") and split_of(r["plate_text"]) == "train":
-            out.append({"path": br / r["image"], "text": r["plate_text"], "region": "br",
-                        "kind": "crop"})
+            out.append(
+                {"path": br / r["image"], "text": r["plate_text"], "region": "br", "kind": "crop"}
+            )
     eu = data / "openalpr-traindetector-eu-crops"
     for i, line in enumerate((eu / "labels.jsonl").read_text().splitlines()):
         r = json.loads(line)
@@ -114,9 +125,45 @@ def items(data: Path) -> list[dict]:
             region = p["region"] if p["region"] in REGIONS else None
             if p["text"] is None and region is None:
                 continue
-            out.append({"path": scenes[key].path, "text": p["text"], "region": region,
-                        "kind": "scene", "box": p["box"]})
+            out.append(
+                {
+                    "path": scenes[key].path,
+                    "text": p["text"],
+                    "region": region,
+                    "kind": "scene",
+                    "box": p["box"],
+                }
+            )
     return out
+
+
+def synth(sess, n: int) -> None:  # type: ignore[no-untyped-def]
+    from inference.ocr import preprocess
+    from training.synth.augment import augment_plate
+    from training.synth.render import render_plate
+
+    feats, texts, regions = [], [], []
+    i = 0
+    while len(feats) < n:
+        rng = np.random.default_rng([SYNTH_SEED, i])
+        i += 1
+        plate = render_plate(rng)
+        if plate.rows != 1:  # a one-line recognizer; two-row plates are not read (docs)
+            continue
+        img, corners = augment_plate(rng, plate.image, strength=float(rng.uniform(0.15, 1.0)))
+        pts = np.array(corners, np.float32)
+        x0, y0 = pts.min(axis=0)
+        x1, y1 = pts.max(axis=0)
+        crop = jitter_crop(rng, img, [float(x0), float(y0), float(x1 - x0), float(y1 - y0)])
+        if crop.shape[0] < 2 or crop.shape[1] < 2:
+            continue
+        x = preprocess(np.ascontiguousarray(crop), graph.HEIGHT, WIDTH, graph.MIN_WIDTH)
+        feats.append(sess.run(None, {"x": x.transpose(0, 3, 1, 2)})[0][0].astype(np.float16))
+        texts.append(plate.text)
+        regions.append(REGIONS.index(plate.region.split("-")[0]))
+    np.savez(WORK / "features_synth.npz", feats=np.stack(feats), texts=np.array(texts),
+             regions=np.array(regions, np.int8), kinds=np.array(["synth"] * len(feats)))
+    print(f"{len(feats)} synthetic samples -> {WORK / 'features_synth.npz'}")
 
 
 def main() -> None:
@@ -129,6 +176,7 @@ def main() -> None:
     p.add_argument("--scene-copies", type=int, default=8, help="per real-scene dev plate")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--data", type=Path, default=DATASETS)
+    p.add_argument("--synth", type=int, default=0, help="only make N synthetic plates")
     a = p.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     model_path = WORK / "features.onnx"
@@ -140,6 +188,9 @@ def main() -> None:
     sess = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(20261202)
     feats, texts, regions, kinds = [], [], [], []
+    if a.synth:
+        synth(sess, a.synth)
+        return
     todo = items(a.data)
     for n, it in enumerate(todo):
         img = cv2.imread(str(it["path"]), cv2.IMREAD_COLOR)
@@ -155,7 +206,9 @@ def main() -> None:
                 crop = photometric(rng, crop)
             if crop.shape[0] < 2 or crop.shape[1] < 2:
                 continue
-            x = preprocess(np.ascontiguousarray(crop[:, :, ::-1]), graph.HEIGHT, WIDTH)
+            x = preprocess(
+                np.ascontiguousarray(crop[:, :, ::-1]), graph.HEIGHT, WIDTH, graph.MIN_WIDTH
+            )
             f = sess.run(None, {"x": x.transpose(0, 3, 1, 2)})[0][0]
             feats.append(f.astype(np.float16))
             texts.append(it["text"] or "")
@@ -163,8 +216,13 @@ def main() -> None:
             kinds.append(it["kind"])
         if n % 500 == 0:
             print(f"{n}/{len(todo)} crops, {len(feats)} samples", flush=True)
-    np.savez(WORK / "features.npz", feats=np.stack(feats), texts=np.array(texts),
-             regions=np.array(regions, np.int8), kinds=np.array(kinds))
+    np.savez(
+        WORK / "features.npz",
+        feats=np.stack(feats),
+        texts=np.array(texts),
+        regions=np.array(regions, np.int8),
+        kinds=np.array(kinds),
+    )
     print(f"{len(feats)} samples -> {WORK / 'features.npz'}")
 
 

@@ -20,6 +20,7 @@ HEAD_W, HEAD_B = "linear_85.w_0", "linear_85.b_0"
 HEAD_ADD_OUT = "p2o.Add.277"
 ALPHABET = "_0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # index 0 = CTC blank
 HEIGHT = 48
+MIN_WIDTH = 160  # chosen on the crop sets' val splits (docs/models-ocr.md)
 
 
 def wheel_model_path() -> Path:
@@ -83,12 +84,14 @@ def deploy_model(
     m = load()
     _fix_input(m, width)
     g = m.graph
-    nodes = [n for n in g.node
-             if not (n.op_type == "Constant" and n.output[0] in (HEAD_W, HEAD_B))]
+    nodes = [n for n in g.node if not (n.op_type == "Constant" and n.output[0] in (HEAD_W, HEAD_B))]
     for n in nodes:
         if n.op_type == "Softmax" and n.input[0] == HEAD_ADD_OUT:
             n.output[0] = "chars"
-    nodes[:0] = [_const(HEAD_W, head_w.astype(np.float32)), _const(HEAD_B, head_b.astype(np.float32))]
+    nodes[:0] = [
+        _const(HEAD_W, head_w.astype(np.float32)),
+        _const(HEAD_B, head_b.astype(np.float32)),
+    ]
     del g.node[:]
     g.node.extend(nodes)
     del g.output[:]
@@ -96,16 +99,20 @@ def deploy_model(
         helper.make_tensor_value_info("chars", TensorProto.FLOAT, [1, width // 8, len(ALPHABET)])
     )
     if region_w is not None and region_b is not None:
-        g.node.extend([
-            _const("region_w", region_w.astype(np.float32)),
-            _const("region_b", region_b.astype(np.float32)),
-            # Per-step logits, then the mean over time: the same linear map as pooling first,
-            # in the shape of the character head (which onnx2tf lays out reliably).
-            helper.make_node("MatMul", [FEATURES, "region_w"], ["region_mm"]),
-            helper.make_node("ReduceMean", ["region_mm"], ["region_pool"], axes=[1], keepdims=0),
-            helper.make_node("Add", ["region_pool", "region_b"], ["region_logits"]),
-            helper.make_node("Softmax", ["region_logits"], ["region"], axis=-1),
-        ])
+        g.node.extend(
+            [
+                _const("region_w", region_w.astype(np.float32)),
+                _const("region_b", region_b.astype(np.float32)),
+                # Per-step logits, then the mean over time: the same linear map as pooling first,
+                # in the shape of the character head (which onnx2tf lays out reliably).
+                helper.make_node("MatMul", [FEATURES, "region_w"], ["region_mm"]),
+                helper.make_node(
+                    "ReduceMean", ["region_mm"], ["region_pool"], axes=[1], keepdims=0
+                ),
+                helper.make_node("Add", ["region_pool", "region_b"], ["region_logits"]),
+                helper.make_node("Softmax", ["region_logits"], ["region"], axis=-1),
+            ]
+        )
         g.output.append(
             helper.make_tensor_value_info("region", TensorProto.FLOAT, [1, region_w.shape[1]])
         )

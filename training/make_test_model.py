@@ -2,7 +2,7 @@
 
 Two inputs-free of meaning: one image-like input and two outputs of different shapes, so the
 tests exercise quantisation and output lookup by name. Run with the training venv:
-``.venv-train/bin/python -m training.ocr.make_test_model``.
+``.venv-train/bin/python -m training.make_test_model``.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def main() -> None:
         metrics={},
         float_metrics={},
         created="2026-11-23",
-        trainer=".venv-train/bin/python -m training.ocr.make_test_model",
+        trainer=".venv-train/bin/python -m training.make_test_model",
     )
 
 
