@@ -46,17 +46,16 @@ def main() -> None:
     for i in range(a.n):
         c = crops[i % len(crops)]
         t0 = time.perf_counter()
-        x = preprocess(c, h, w)
+        x = preprocess(c, h, w, reader.labels.min_width)
         t1 = time.perf_counter()
         out = model.run(x)
         t2 = time.perf_counter()
         decode(
-            out["chars"].reshape(reader.labels.slots, -1),
+            out["chars"].reshape(-1, len(reader.labels.alphabet)),
             reader.labels,
             a.top_n,
             reader.partial_threshold,
             out["region"].reshape(-1),
-            out["plate_class"].reshape(-1),
         )
         t3 = time.perf_counter()
         reader.read(c)
@@ -74,8 +73,8 @@ def main() -> None:
     print("|---|---:|---:|")
     for name, xs in (
         ("preprocess", t_pre),
-        ("model (int8)", t_run),
-        ("decode + top-N", t_dec),
+        ("model (int8 weights)", t_run),
+        ("CTC beam decode + top-N", t_dec),
         ("read() total", t_all),
     ):
         ms = [x * 1000 for x in xs]
