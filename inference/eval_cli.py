@@ -106,6 +106,10 @@ def run_dataset(
     return results
 
 
+def _caption(tile: np.ndarray, text: str, y: int, scale: float, bgr: tuple[int, int, int]) -> None:
+    cv2.putText(tile, text, (4, y), cv2.FONT_HERSHEY_SIMPLEX, scale, bgr, 1)
+
+
 def _tile(folder: Path, o: PlateOutcome) -> np.ndarray:
     bgr = cv2.imread(str(folder / o.image), cv2.IMREAD_COLOR)
     tile = np.full((TILE_H + CAPTION_H, TILE_W, 3), 255, np.uint8)
@@ -127,24 +131,9 @@ def _tile(folder: Path, o: PlateOutcome) -> np.ndarray:
         crop = cv2.resize(crop, (max(1, int(crop.shape[1] * s)), max(1, int(crop.shape[0] * s))))
         tile[: crop.shape[0], : crop.shape[1]] = crop
     read = o.pred.text if o.pred is not None else "(no plate)"
-    cv2.putText(
-        tile,
-        f"{o.truth.text} > {read}",
-        (4, TILE_H + 16),
-        cv2.FONT_HERSHEY_SIMPLEX,
-        0.5,
-        (0, 0, 180),
-        1,
-    )
-    cv2.putText(
-        tile,
-        f"IoU {o.iou:.2f}  w {o.truth.box.w:.0f}px  {o.truth.region}",
-        (4, TILE_H + 32),
-        cv2.FONT_HERSHEY_SIMPLEX,
-        0.45,
-        (60, 60, 60),
-        1,
-    )
+    _caption(tile, f"{o.truth.text} > {read}", TILE_H + 16, 0.5, (0, 0, 180))
+    _caption(tile, f"IoU {o.iou:.2f}  w {o.truth.box.w:.0f}px  {o.truth.region}", TILE_H + 32,
+             0.45, (60, 60, 60))
     return tile
 
 

@@ -89,6 +89,12 @@ def _plates(scene: Scene, labels: list[dict]) -> list[dict]:
     return out
 
 
+def _tally(counts: Counter[str], plates: list[dict]) -> None:
+    counts["images"] += 1
+    counts["plates"] += len(plates)
+    counts["readable"] += sum(p["text"] is not None for p in plates)
+
+
 def write_part(out: Path, scenes: list[Scene], labels: dict[str, list[dict]]) -> Counter[str]:
     images = out / "images"
     images.mkdir(parents=True, exist_ok=True)
@@ -98,9 +104,7 @@ def write_part(out: Path, scenes: list[Scene], labels: dict[str, list[dict]]) ->
             name = f"images/{s.source}--{s.path.name}"
             shutil.copyfile(s.path, out / name)
             plates = _plates(s, labels.get(s.key, []))
-            counts["images"] += 1
-            counts["plates"] += len(plates)
-            counts["readable"] += sum(p["text"] is not None for p in plates)
+            _tally(counts, plates)
             fh.write(json.dumps({"image": name, "source": s.key, "plates": plates}) + "\n")
     return counts
 
@@ -180,9 +184,7 @@ def write_sweep(out: Path, scenes: list[Scene], labels: dict[str, list[dict]]) -
                 if not ok:
                     raise OSError(f"cannot encode {name}")
                 (out / name).write_bytes(buf.tobytes())
-                counts["images"] += 1
-                counts["plates"] += len(ps)
-                counts["readable"] += sum(p["text"] is not None for p in ps)
+                _tally(counts, ps)
                 fh.write(
                     json.dumps(
                         {
