@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inference.records import Box
+from inference.vote import edit_distance
 
 MATCH_IOU = 0.3
 WIDTH_BUCKETS: tuple[tuple[str, float, float], ...] = (
@@ -103,16 +104,6 @@ def width_bucket(width_px: float) -> str:
         if lo <= width_px < hi:
             return name
     return WIDTH_BUCKETS[-1][0]
-
-
-def edit_distance(a: str, b: str) -> int:
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
 
 
 def _inside(pred: Box, truth: Box) -> bool:
