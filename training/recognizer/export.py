@@ -79,13 +79,25 @@ def convert(onnx_path: Path, out_dir: Path) -> Path:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--heads", type=Path, default=None, help="npz from train_heads.py")
+    p.add_argument("--weights", type=Path, default=None, help="npz from finetune.py (all weights)")
     p.add_argument("--out", type=Path, default=MODEL_DIR)
     a = p.parse_args()
     base = graph.load()
     regions: list[str] = []
     training_data: list[dict[str, object]] = []
     metrics: dict[str, object] = {}
-    if a.heads:
+    overrides: dict[str, np.ndarray] | None = None
+    if a.weights:
+        w = np.load(a.weights, allow_pickle=False)
+        overrides = {k: w[k] for k in w.files if k != "meta"}
+        head_w, head_b = overrides.pop(graph.HEAD_W), overrides.pop(graph.HEAD_B)
+        region_w, region_b = overrides.pop("region_w"), overrides.pop("region_b")
+        meta = json.loads(str(w["meta"]))
+        regions = list(meta["regions"])
+        training_data = meta["training_data"]
+        metrics = meta.get("metrics", {})
+        trainer = meta["trainer"]
+    elif a.heads:
         h = np.load(a.heads, allow_pickle=False)
         head_w, head_b = h["char_w"], h["char_b"]
         region_w, region_b = h["region_w"], h["region_b"]
@@ -100,7 +112,8 @@ def main() -> None:
         trainer = "pretrained head rows for blank, 0-9, A-Z (no fine-tuning)"
     WORK.mkdir(parents=True, exist_ok=True)
     onnx_path = WORK / "ocr_deploy.onnx"
-    onnx.save(graph.deploy_model(WIDTH, head_w, head_b, region_w, region_b), str(onnx_path))
+    deploy = graph.deploy_model(WIDTH, head_w, head_b, region_w, region_b, overrides)
+    onnx.save(deploy, str(onnx_path))
     tfl = convert(onnx_path, WORK)
     a.out.mkdir(parents=True, exist_ok=True)
     dest = a.out / f"{NAME}.tflite"

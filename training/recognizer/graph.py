@@ -79,11 +79,22 @@ def deploy_model(
     head_b: np.ndarray,
     region_w: np.ndarray | None = None,
     region_b: np.ndarray | None = None,
+    overrides: dict[str, np.ndarray] | None = None,
 ) -> onnx.ModelProto:
-    """Outputs ``chars`` (1, T, 37) softmax and, with a region head, ``region`` (1, R) softmax."""
+    """Outputs ``chars`` (1, T, 37) softmax and, with a region head, ``region`` (1, R) softmax.
+
+    ``overrides``: new values for the upstream weights by name (from ``finetune.py``).
+    """
     m = load()
     _fix_input(m, width)
     g = m.graph
+    for n in g.node:
+        if overrides and n.op_type == "Constant" and n.output[0] in overrides:
+            old = numpy_helper.to_array(n.attribute[0].t)
+            new = np.asarray(overrides[n.output[0]], np.float32)
+            if new.shape != old.shape:
+                raise ValueError(f"{n.output[0]}: shape {new.shape}, graph has {old.shape}")
+            n.attribute[0].t.CopyFrom(numpy_helper.from_array(new, n.output[0]))
     nodes = [n for n in g.node if not (n.op_type == "Constant" and n.output[0] in (HEAD_W, HEAD_B))]
     for n in nodes:
         if n.op_type == "Softmax" and n.input[0] == HEAD_ADD_OUT:

@@ -1,0 +1,273 @@
+"""Fine-tune the whole PP-OCRv4 recognizer (backbone, neck and plate heads) on plate crops.
+
+``train_heads.py`` trains only the heads on frozen features; the features themselves never learnt
+what a plate looks like (the blue EU band beside the first letter, US state banners and slogans
+around the registration, 40 px dashcam plates). This trains every weight of the upstream graph,
+run through :class:`~training.recognizer.trainable.OnnxNet`, starting from the pretrained
+network with the fine-tuned heads:
+
+* CTC loss on the characters (tolerates any alignment), cross-entropy on the region head;
+* an L2 pull of every weight towards its starting value ("L2-SP"), and a learning rate ten times
+  lower for the backbone and neck than for the heads: a few thousand plates must adjust, not
+  overwrite, what the network learnt from millions of text lines;
+* each batch mixes the sources evenly (US crops, Brazilian crops, real-scene dev plates cut with
+  detector-like boxes, European crops for the region only), augmented on the fly as the
+  engine's crops look (``features.jitter_crop`` / ``features.photometric``).
+
+Batch normalisation keeps its upstream statistics. Checkpoints every ``--save-every`` steps into
+``training/work/recognizer/finetune/`` and resumes from the last one (rerun the same command).
+Writes ``finetuned.npz`` (every weight by its ONNX name + provenance) for ``export.py --weights``.
+
+    PYTHONPATH=. .venv-train/bin/python -m training.recognizer.finetune --steps 1200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from training.recognizer import graph
+from training.recognizer.features import (
+    REGIONS,
+    WIDTH,
+    WORK,
+    items,
+    jitter_crop,
+    jitter_plate_crop,
+    photometric,
+)
+from training.recognizer.splits import DATASETS, split_of
+
+OUT = WORK / "finetune"
+HEAD_NAMES = (graph.HEAD_W, graph.HEAD_B, "region_w", "region_b")
+SOURCES = ("us", "br", "scene", "eu")
+SHARE = (0.25, 0.25, 0.35, 0.15)
+TRAINER = "PYTHONPATH=. .venv-train/bin/python -m training.recognizer.finetune --steps {steps}"
+
+
+def _scene_window(img: np.ndarray, box: list[float]) -> tuple[np.ndarray, list[float]]:
+    """A window around a scene plate, wide enough for any jittered cut, so frames need not stay
+    in memory."""
+    x, y, w, h = box
+    x0, y0 = int(max(0, x - w)), int(max(0, y - 1.5 * h))
+    x1, y1 = int(min(img.shape[1], x + 2 * w)), int(min(img.shape[0], y + 2.5 * h))
+    return img[y0:y1, x0:x1].copy(), [x - x0, y - y0, w, h]
+
+
+def load_pool(data: Path) -> dict[str, list[dict]]:
+    pool: dict[str, list[dict]] = {s: [] for s in SOURCES}
+    frames: dict[Path, np.ndarray | None] = {}
+    for it in items(data):
+        if it["kind"] == "scene":
+            if it["path"] not in frames:
+                frames[it["path"]] = cv2.imread(str(it["path"]), cv2.IMREAD_COLOR)
+            img = frames[it["path"]]
+            if img is None:
+                continue
+            win, box = _scene_window(img, it["box"])
+            pool["scene"].append({**it, "image": win, "box": box})
+        else:
+            img = cv2.imread(str(it["path"]), cv2.IMREAD_COLOR)
+            if img is None:
+                continue
+            pool["us" if it["region"] == "us" else "br" if it["region"] == "br" else "eu"].append(
+                {**it, "image": img}
+            )
+    return pool
+
+
+def val_items(data: Path, limit: int = 150) -> list[tuple[np.ndarray, str]]:
+    """Held-out crops (the val split by plate text) of the US and Brazilian sets."""
+    out = []
+    for name, key in (("us-plate-photos", "plate_text"), ("openalpr-traindetector-br-crops",
+                                                         "plate_text")):
+        rows = [json.loads(x) for x in (data / name / "labels.jsonl").read_text().splitlines()]
+        rows = [r for r in rows if r.get(key) and split_of(r[key]) == "val"][:limit]
+        for r in rows:
+            img = cv2.imread(str(data / name / r["image"]), cv2.IMREAD_COLOR)
+            if img is not None:
+                out.append((img, r[key]))
+    return out
+
+
+def to_input(crop_bgr: np.ndarray) -> np.ndarray:
+    from inference.ocr import preprocess
+
+    x = preprocess(np.ascontiguousarray(crop_bgr[:, :, ::-1]), graph.HEIGHT, WIDTH,
+                   graph.MIN_WIDTH)
+    return x[0].transpose(2, 0, 1)
+
+
+def draw(rng: np.random.Generator, pool: dict[str, list[dict]], n: int):  # type: ignore[no-untyped-def]
+    xs, texts, regions = [], [], []
+    share = np.array([SHARE[i] if pool[s] else 0.0 for i, s in enumerate(SOURCES)])
+    share /= share.sum()
+    while len(xs) < n:
+        src = SOURCES[int(rng.choice(len(SOURCES), p=share))]
+        it = pool[src][int(rng.integers(len(pool[src])))]
+        if src == "scene":
+            crop = jitter_crop(rng, it["image"], it["box"])
+        else:
+            crop = it["image"] if rng.random() < 0.2 else jitter_plate_crop(rng, it["image"])
+        if rng.random() < 0.8:
+            crop = photometric(rng, crop)
+        if crop.shape[0] < 2 or crop.shape[1] < 2:
+            continue
+        xs.append(to_input(crop))
+        texts.append(it["text"] or "")
+        regions.append(REGIONS.index(it["region"]) if it["region"] else -1)
+    return np.stack(xs), texts, np.array(regions, np.int32)
+
+
+def encode(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    max_len = max(1, max(len(t) for t in texts))
+    labels = np.zeros((len(texts), max_len), np.int32)
+    lengths = np.zeros(len(texts), np.int32)
+    for i, t in enumerate(texts):
+        idx = [graph.ALPHABET.index(c) for c in t]
+        labels[i, : len(idx)] = idx
+        lengths[i] = len(idx)
+    return labels, lengths
+
+
+def greedy(logits: np.ndarray) -> str:
+    best = logits.argmax(-1)
+    out, prev = [], 0
+    for k in best:
+        if k != prev and k != 0:
+            out.append(graph.ALPHABET[k])
+        prev = k
+    return "".join(out)
+
+
+def main() -> None:
+    import tensorflow as tf
+
+    from training.recognizer.trainable import OnnxNet
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=1200)
+    p.add_argument("--batch", type=int, default=24)
+    p.add_argument("--lr", type=float, default=1e-3, help="heads; backbone and neck get 1/10")
+    p.add_argument("--pull", type=float, default=1e-3, help="L2 weight towards starting values")
+    p.add_argument("--heads", type=Path, default=WORK / "heads.npz")
+    p.add_argument("--save-every", type=int, default=50)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--data", type=Path, default=DATASETS)
+    a = p.parse_args()
+    tf.config.threading.set_intra_op_parallelism_threads(a.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    OUT.mkdir(parents=True, exist_ok=True)
+
+    h = np.load(a.heads, allow_pickle=False)
+    heads_meta = json.loads(str(h["meta"]))
+    model = graph.deploy_model(WIDTH, h["char_w"], h["char_b"], h["region_w"], h["region_b"])
+    net = OnnxNet(model)
+    start_values = net.weights()
+    ckpt = OUT / "ckpt.npz"
+    step0 = 0
+    if ckpt.exists():
+        c = np.load(ckpt)
+        net.assign({k: c[k] for k in start_values})
+        step0 = int(c["__step"])
+        print(f"resuming after step {step0}", flush=True)
+    train_vars = net.trainable_by_name
+    names = sorted(train_vars)
+    head_vars = [train_vars[k] for k in names if k in HEAD_NAMES]
+    body_vars = [train_vars[k] for k in names if k not in HEAD_NAMES]
+    anchors = [tf.constant(start_values[k]) for k in names if k not in HEAD_NAMES]
+    opt_head = tf.keras.optimizers.Adam(a.lr)
+    opt_body = tf.keras.optimizers.Adam(a.lr / 10)
+
+    @tf.function
+    def step(x, y, ylen, text_mask, reg, reg_mask, warm):  # type: ignore[no-untyped-def]
+        with tf.GradientTape() as tape:
+            logits, rlogits = net(x, [graph.HEAD_ADD_OUT, "region_logits"])
+            steps = tf.fill([tf.shape(x)[0]], tf.shape(logits)[1])
+            ctc = tf.nn.ctc_loss(y, logits, ylen, steps, logits_time_major=False, blank_index=0)
+            ctc = tf.reduce_sum(ctc * text_mask) / tf.maximum(tf.reduce_sum(text_mask), 1.0)
+            rce = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.maximum(reg, 0), rlogits)
+            rce = tf.reduce_sum(rce * reg_mask) / tf.maximum(tf.reduce_sum(reg_mask), 1.0)
+            pull = tf.add_n(
+                [tf.reduce_sum(tf.square(v - v0)) for v, v0 in zip(body_vars, anchors,
+                                                                   strict=True)]
+            )
+            loss = ctc + rce + a.pull * pull
+        grads = tape.gradient(loss, head_vars + body_vars)
+        gh, gb = grads[: len(head_vars)], grads[len(head_vars) :]
+        gh = [g * warm for g in gh]
+        gb = [g * warm for g in gb]
+        opt_head.apply_gradients(zip(gh, head_vars, strict=True))
+        opt_body.apply_gradients(zip(gb, body_vars, strict=True))
+        return ctc, rce, pull
+
+    infer = tf.function(lambda x: net(x, [graph.HEAD_ADD_OUT])[0])
+    val = val_items(a.data)
+
+    def validate() -> float:
+        ok = 0
+        for k in range(0, len(val), 32):
+            chunk = val[k : k + 32]
+            x = np.stack([to_input(img) for img, _ in chunk])
+            out = infer(tf.constant(x)).numpy()
+            ok += sum(greedy(o) == t for o, (_, t) in zip(out, chunk, strict=True))
+        return ok / max(1, len(val))
+
+    t0 = time.time()
+    pool = load_pool(a.data)
+    print({k: len(v) for k, v in pool.items()}, f"loaded in {time.time() - t0:.0f} s", flush=True)
+    if step0 == 0:
+        print(f"val exact before: {validate():.3f}", flush=True)
+    rng = np.random.default_rng([20261202, step0])
+    sums = np.zeros(3)
+    t0 = time.time()
+    for s in range(step0, a.steps):
+        x, texts, regions = draw(rng, pool, a.batch)
+        labels, lengths = encode(texts)
+        has_text = np.array([len(t) > 0 for t in texts], np.float32)
+        warm = min(1.0, (s + 1) / 50)
+        ctc, rce, pull = step(
+            tf.constant(x), tf.constant(labels), tf.constant(lengths), tf.constant(has_text),
+            tf.constant(regions), tf.constant((regions >= 0).astype(np.float32)),
+            tf.constant(warm, tf.float32),
+        )
+        sums += [float(ctc), float(rce), float(pull)]
+        if (s + 1) % a.save_every == 0 or s + 1 == a.steps:
+            n = a.save_every
+            print(
+                f"step {s + 1}: ctc {sums[0] / n:.3f} region {sums[1] / n:.3f} "
+                f"pull {sums[2] / n:.2f} ({(time.time() - t0) / n:.2f} s/step)",
+                flush=True,
+            )
+            sums[:] = 0
+            t0 = time.time()
+            np.savez(ckpt.with_suffix(".tmp.npz"), __step=s + 1, **net.weights())
+            ckpt.with_suffix(".tmp.npz").replace(ckpt)
+        if (s + 1) % (a.save_every * 4) == 0:
+            print(f"val exact at step {s + 1}: {validate():.3f}", flush=True)
+    score = validate()
+    print(f"val exact final: {score:.3f}", flush=True)
+    meta = {
+        **heads_meta,
+        "trainer": TRAINER.format(steps=a.steps),
+        "finetune": {
+            "steps": a.steps,
+            "batch": a.batch,
+            "lr_heads": a.lr,
+            "lr_body": a.lr / 10,
+            "pull": a.pull,
+            "val_exact_us_br_crops": round(score, 4),
+            "pool": {k: len(v) for k, v in pool.items()},
+        },
+    }
+    np.savez(OUT / "finetuned.npz", meta=json.dumps(meta), **net.weights())
+    print(f"wrote {OUT / 'finetuned.npz'}")
+
+
+if __name__ == "__main__":
+    main()
