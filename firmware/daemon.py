@@ -185,7 +185,7 @@ class Daemon:
             out["last_read"] = self.pipeline.last_read_summary()
         try:
             out["queue_depth"] = self.c.store.outbox_depth()
-            out["store"] = self.c.store.health()
+            out["store"] = self.c.store.health().as_dict()
         except Exception as e:  # noqa: BLE001 - status must answer even if the store is sick
             out["store"] = {"error": str(e)}
         if self.c.illumination is not None:
@@ -199,11 +199,11 @@ class Daemon:
         return out
 
     def _store_degraded(self) -> bool:
+        """Over its disk budget, recreated after corruption, or not answering at all."""
         try:
-            h = self.c.store.health()
+            return bool(self.c.store.health().degraded)
         except Exception:  # noqa: BLE001
             return True
-        return bool(h.get("degraded"))
 
     def _frames_fresh(self) -> bool:
         age = self.heartbeat.age_s()

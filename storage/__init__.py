@@ -17,6 +17,7 @@ from storage.errors import (
     StoreFull,
     TamperDetected,
 )
+from storage.health import CorruptionRecovery, StoreHealth
 from storage.keys import FileKeySource, KeySource, MemoryKeySource
 from storage.records import (
     AlertRecord,
@@ -38,6 +39,7 @@ __all__ = [
     "AuditEntry",
     "BudgetResult",
     "CorruptStore",
+    "CorruptionRecovery",
     "FileKeySource",
     "InsecureKeyFile",
     "InvalidSettings",
@@ -54,6 +56,7 @@ __all__ = [
     "StoreClosed",
     "StoreError",
     "StoreFull",
+    "StoreHealth",
     "StoreSettings",
     "TamperDetected",
     "VerifyReport",

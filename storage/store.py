@@ -49,6 +49,7 @@ from storage.errors import (
     StoreFull,
     TamperDetected,
 )
+from storage.health import CorruptionRecovery, HealthFlags, StoreHealth
 from storage.keys import KeySource
 from storage.records import (
     AlertRecord,
@@ -104,7 +105,7 @@ class Store(Closing):
         clock: Clock,
         *,
         plaintext: bool,
-        recovered: dict[str, Any] | None,
+        recovered: CorruptionRecovery | None,
         background: bool,
     ) -> None:
         self._conn = conn
@@ -123,14 +124,7 @@ class Store(Closing):
         self._head: AuditEntry | None = None
         self._last_checkpoint_seq = 0
         self._batches = 0
-        self._health: dict[str, Any] = {
-            "recovered_from_corruption": recovered,
-            "over_budget": False,
-            "last_purge_at": None,
-            "last_budget_drop_at": None,
-            "last_error": None,
-            "undecryptable_items": 0,
-        }
+        self._health = HealthFlags(recovered_from_corruption=recovered)
         self._load_keys()
         self._load_audit_head()
         self._writer = threading.Thread(target=self._writer_loop, name="store-writer", daemon=True)
@@ -174,7 +168,7 @@ class Store(Closing):
         keys = KeyHierarchy(kek)
         del kek
         path.parent.mkdir(parents=True, exist_ok=True)
-        recovered: dict[str, Any] | None = None
+        recovered: CorruptionRecovery | None = None
         if path.exists():
             try:
                 probe = _connect(path)
@@ -205,14 +199,15 @@ class Store(Closing):
             background=background,
         )
         if recovered is not None:
-            log.error("store was corrupt; moved aside and recreated", extra=recovered)
+            detail = {"moved_to": recovered.moved_to, "reason": recovered.reason}
+            log.error("store was corrupt; moved aside and recreated", extra=detail)
             store.audit(
                 SYSTEM_ACTOR,
                 SYSTEM_ROLE,
                 "store.corrupt_recovered",
                 "integrity check failed at start",
                 "recovered",
-                recovered,
+                detail,
             )
         store.audit(
             SYSTEM_ACTOR,
@@ -346,7 +341,7 @@ class Store(Closing):
                 self._write_batch(batch)
             except BaseException as e:  # the writer must never die silently
                 log.exception("store writer failed a batch", extra={"batch": len(batch)})
-                self._health["last_error"] = f"{type(e).__name__}: {e}"
+                self._health.last_error = f"{type(e).__name__}: {e}"
                 for p in batch:
                     if not p.future.done():
                         p.future.set_exception(
@@ -357,7 +352,7 @@ class Store(Closing):
                 try:
                     self.enforce_budget()
                 except StoreError as e:
-                    self._health["last_error"] = f"budget: {e}"
+                    self._health.last_error = f"budget: {e}"
 
     def _seal(self, p: _Pending, cipher: Cipher) -> _Sealed:
         r = p.read
@@ -405,7 +400,7 @@ class Store(Closing):
             try:
                 self._commit_sealed(sealed)
             except sqlite3.OperationalError as e2:
-                self._health["last_error"] = f"store full: {e2}"
+                self._health.last_error = f"store full: {e2}"
                 err = StoreFull(f"store full even after dropping droppable data: {e2}")
                 for s in sealed:
                     s.pending.future.set_exception(err)
@@ -607,7 +602,7 @@ class Store(Closing):
             except BaseException:
                 self._rollback()
                 raise
-            self._health["undecryptable_items"] += len(failed)
+            self._health.undecryptable_items += len(failed)
         log.error("outbox items failed authentication", extra={"items": len(failed)})
 
     def mark_sent(self, item_ids: Iterable[str]) -> int:
@@ -987,7 +982,7 @@ class Store(Closing):
                 | set(orphan_days)
                 | set(expired_days(data_days, today, self._settings.retention_days))
             )
-            self._health["last_purge_at"] = self._clock.utcnow().isoformat()
+            self._health.last_purge_at = self._clock.utcnow()
             if not doomed:
                 return PurgeResult((), 0, 0, 0, 0, time.perf_counter() - t0)
             with self._lock:
@@ -1182,10 +1177,10 @@ class Store(Closing):
                         dropped[name] += n
             after = self.used_bytes()
             result = BudgetResult(before, after, budget, over_budget=after > budget, **dropped)
-            self._health["over_budget"] = result.over_budget
+            self._health.over_budget = result.over_budget
             if result.dropped_anything:
                 now = self._clock.utcnow()
-                self._health["last_budget_drop_at"] = now.isoformat()
+                self._health.last_budget_drop_at = now
                 with self._lock:
                     self._conn.execute("BEGIN IMMEDIATE")
                     try:
@@ -1257,26 +1252,22 @@ class Store(Closing):
                 return
             except Exception as e:  # keep maintaining; the failure is visible in health()
                 log.exception("store maintenance failed")
-                self._health["last_error"] = f"maintenance: {type(e).__name__}: {e}"
+                self._health.last_error = f"maintenance: {type(e).__name__}: {e}"
 
-    def health(self) -> dict[str, Any]:
-        """Flags for the status socket: ``ok`` is False after a corruption recovery, while over
-        budget, or after an error."""
-        h = dict(self._health)
-        h["schema_version"] = SCHEMA_VERSION
-        h["plaintext"] = self._plaintext
+    def health(self) -> StoreHealth:
+        """The store's health (see :class:`StoreHealth`): ``degraded`` while over budget or after
+        a corruption recovery; ``ok`` False then and after an error."""
+        live: dict[str, Any] = {}
         if not self._closed:
-            h["used_bytes"] = self.used_bytes()
-            h["budget_bytes"] = self._budget_bytes()
-            h["outbox"] = self.outbox_depth()
-            h["live_days"] = sorted(self._ciphers)
-        h["ok"] = (
-            h["recovered_from_corruption"] is None
-            and not h["over_budget"]
-            and h["last_error"] is None
-            and not h["undecryptable_items"]
+            live = {
+                "used_bytes": self.used_bytes(),
+                "budget_bytes": self._budget_bytes(),
+                "outbox": self.outbox_depth(),
+                "live_days": tuple(sorted(self._ciphers)),
+            }
+        return self._health.snapshot(
+            schema_version=SCHEMA_VERSION, plaintext=self._plaintext, **live
         )
-        return h
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -1351,7 +1342,7 @@ def _integrity_check(conn: sqlite3.Connection, mode: str, path: str) -> None:
         raise CorruptStore(f"{path}: {pragma} failed: " + "; ".join(str(r[0]) for r in rows[:5]))
 
 
-def _move_aside(path: Path, clock: Clock, reason: str) -> dict[str, Any]:
+def _move_aside(path: Path, clock: Clock, reason: str) -> CorruptionRecovery:
     stamp = clock.utcnow().strftime("%Y%m%dT%H%M%S%fZ")
     target = path.with_name(f"{path.name}.corrupt-{stamp}")
     os.replace(path, target)
@@ -1364,7 +1355,7 @@ def _move_aside(path: Path, clock: Clock, reason: str) -> dict[str, Any]:
         os.fsync(dfd)
     finally:
         os.close(dfd)
-    return {"moved_to": str(target), "reason": reason[:500]}
+    return CorruptionRecovery(moved_to=str(target), reason=reason[:500])
 
 
 def _check_meta(

@@ -77,7 +77,7 @@ def test_unsent_alerts_survive_even_when_over_budget(tmp_path: Path) -> None:
             s.put_read(r, [a])
             alerts.append(a)
         res = s.enforce_budget()
-        assert res.over_budget and s.health()["over_budget"] and not s.health()["ok"]
+        assert res.over_budget and s.health().over_budget and not s.health().ok
         assert s.outbox_depth()["alerts"] == 80
         assert s.stats()["crops_dropped"] == 0
 
@@ -125,6 +125,6 @@ def test_disk_full_with_nothing_droppable_raises_store_full(tmp_path: Path) -> N
         except StoreFull:
             pass
         assert s.outbox_depth()["alerts"] == 10
-        assert s.health()["last_error"] is not None
+        assert s.health().last_error is not None
         s._conn.execute("PRAGMA max_page_count = 1073741823")
         s.put_read(make_read(rng))  # recovers once space is back

@@ -68,7 +68,7 @@ def _check(db: Path, kek: bytes, acked: list[str]) -> None:
     with Store.open(
         db, MemoryKeySource(kek), StoreSettings(), SystemClock(), background=False
     ) as s:
-        assert s.health()["recovered_from_corruption"] is None
+        assert s.health().recovered_from_corruption is None
         got = s.get_reads(acked, "test", "technician", "crash check")
         missing = set(acked) - {r.read_id for r in got}
         assert not missing, f"{len(missing)} acknowledged reads lost"

@@ -57,7 +57,7 @@ def test_purge_shreds_keys_deletes_rows_and_counts(tmp_path: Path) -> None:
     assert store.get_reads(ids["2026-11-01"], "t", "technician", "test") == []
     assert len(store.get_reads(ids["2026-11-03"], "t", "technician", "test")) == 4
     assert len(store.search_plate("AB123CD", "a", "operator", "case 9")) == 3
-    assert store.health()["live_days"] == ["2026-11-03", "2026-11-04", "2026-11-05"]
+    assert store.health().live_days == ("2026-11-03", "2026-11-04", "2026-11-05")
     again = store.purge_expired()
     assert again.days == () and again.reads == 0
     purges = [e for e in store.audit_entries() if e.action == "retention.purge"]

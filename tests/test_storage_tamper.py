@@ -57,7 +57,7 @@ def test_flipped_ciphertext_byte_is_detected(tmp_path: Path) -> None:
         # The uplink sets the damaged item aside instead of retrying it forever.
         batch = s.next_outbox_batch(100, 10**9)
         assert ids[2] not in {b.item_id for b in batch} and len(batch) == 5
-        assert s.health()["undecryptable_items"] == 1 and not s.health()["ok"]
+        assert s.health().undecryptable_items == 1 and not s.health().ok
         assert s.verify_audit().ok
 
 
@@ -128,8 +128,8 @@ def test_truncated_file_is_moved_aside_and_daemon_continues(tmp_path: Path) -> N
         f.truncate(size // 2)
     with _store(path, ks) as s:
         h = s.health()
-        assert not h["ok"] and h["recovered_from_corruption"] is not None
-        moved = Path(h["recovered_from_corruption"]["moved_to"])
+        assert not h.ok and h.recovered_from_corruption is not None
+        moved = Path(h.recovered_from_corruption.moved_to)
         assert moved.exists() and moved.stat().st_size == size // 2
         assert [e.action for e in s.audit_entries()][:1] == ["store.corrupt_recovered"]
         s.put_read(make_read(random.Random(1)))  # keeps storing plates
@@ -140,7 +140,8 @@ def test_garbage_file_is_moved_aside(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     path.write_bytes(b"this is not a database" * 100)
     with _store(path, MemoryKeySource()) as s:
-        assert s.health()["recovered_from_corruption"]["moved_to"].startswith(str(path))
+        recovered = s.health().recovered_from_corruption
+        assert recovered is not None and recovered.moved_to.startswith(str(path))
     assert len(list(tmp_path.glob("s.db.corrupt-*"))) == 1
 
 
@@ -153,7 +154,7 @@ def test_corrupted_page_detected_by_integrity_check(tmp_path: Path) -> None:
         data[off] = 0xFF
     path.write_bytes(bytes(data))
     with _store(path, ks) as s:
-        assert s.health()["recovered_from_corruption"] is not None
+        assert s.health().recovered_from_corruption is not None
 
 
 def test_newer_schema_is_refused_and_left_untouched(tmp_path: Path) -> None:

@@ -1,0 +1,105 @@
+"""The store's health: what its parts flag while running, and the record ``Store.health()``
+returns to the daemon and the status socket."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class CorruptionRecovery:
+    """A store file that failed its integrity check at open: where it was moved, and why."""
+
+    moved_to: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoreHealth:
+    """One snapshot of the store's health.
+
+    ``degraded``: the store keeps working, but not as configured: it is over its disk budget
+    (only data tied to unsent alerts or reads is left to drop) or it was recreated empty after
+    its file failed the integrity check at open. ``ok`` is also False after a write or
+    maintenance error and once an outbox item failed authentication. The live figures
+    (``used_bytes`` to ``live_days``) are None once the store is closed.
+    """
+
+    schema_version: int
+    plaintext: bool
+    recovered_from_corruption: CorruptionRecovery | None
+    over_budget: bool
+    last_purge_at: datetime | None
+    last_budget_drop_at: datetime | None
+    last_error: str | None
+    undecryptable_items: int
+    used_bytes: int | None = None
+    budget_bytes: int | None = None
+    outbox: Mapping[str, int] | None = None
+    live_days: tuple[str, ...] | None = None
+
+    @property
+    def degraded(self) -> bool:
+        return self.over_budget or self.recovered_from_corruption is not None
+
+    @property
+    def ok(self) -> bool:
+        return not self.degraded and self.last_error is None and not self.undecryptable_items
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form (the ``store`` object of ``vigil status``)."""
+        rec = self.recovered_from_corruption
+        out: dict[str, Any] = {
+            "recovered_from_corruption": None
+            if rec is None
+            else {"moved_to": rec.moved_to, "reason": rec.reason},
+            "over_budget": self.over_budget,
+            "last_purge_at": _iso(self.last_purge_at),
+            "last_budget_drop_at": _iso(self.last_budget_drop_at),
+            "last_error": self.last_error,
+            "undecryptable_items": self.undecryptable_items,
+            "schema_version": self.schema_version,
+            "plaintext": self.plaintext,
+        }
+        if self.live_days is not None:
+            out.update(
+                used_bytes=self.used_bytes,
+                budget_bytes=self.budget_bytes,
+                outbox=dict(self.outbox or {}),
+                live_days=list(self.live_days),
+            )
+        out.update(ok=self.ok, degraded=self.degraded)
+        return out
+
+
+@dataclass(slots=True)
+class HealthFlags:
+    """What the store's parts report as they run. Each update is one attribute assignment (or an
+    increment under the database lock), so readers never see a half-written field."""
+
+    recovered_from_corruption: CorruptionRecovery | None = None
+    over_budget: bool = False
+    last_purge_at: datetime | None = None
+    last_budget_drop_at: datetime | None = None
+    last_error: str | None = None
+    undecryptable_items: int = 0
+
+    def snapshot(self, *, schema_version: int, plaintext: bool, **live: Any) -> StoreHealth:
+        return StoreHealth(
+            schema_version=schema_version,
+            plaintext=plaintext,
+            recovered_from_corruption=self.recovered_from_corruption,
+            over_budget=self.over_budget,
+            last_purge_at=self.last_purge_at,
+            last_budget_drop_at=self.last_budget_drop_at,
+            last_error=self.last_error,
+            undecryptable_items=self.undecryptable_items,
+            **live,
+        )
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return None if ts is None else ts.isoformat()
