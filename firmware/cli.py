@@ -12,7 +12,7 @@ from typing import Any
 from firmware import config
 from firmware.errors import ConfigError, ControlError
 
-BENCH_AREAS = ("startup", "read", "store", "uplink", "hotlist")
+BENCH_AREAS = ("startup", "read", "pipeline", "store", "uplink", "hotlist")
 
 
 def _load_settings(path: Path | None) -> config.Settings:
