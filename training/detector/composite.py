@@ -16,7 +16,7 @@ from training.synth import render_plate
 
 POOL = 600
 REGIONS = ("us", "us", "us", "eu", "eu", "br")  # US first: no real US scenes in the training sets
-MIN_W, MAX_W = 7.0, 120.0
+MIN_W, MAX_W = 7.0, 200.0
 
 
 class SynthPaster:
