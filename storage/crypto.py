@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import os
 import unicodedata
+from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -53,6 +54,32 @@ def normalise_plate(text: str) -> str:
     """
     folded = unicodedata.normalize("NFKC", text).upper()
     return "".join(ch for ch in folded if ch.isalnum())
+
+
+class Cipher(Protocol):
+    """Seals and opens the fields of one UTC day and computes its blind index."""
+
+    day: str
+
+    def seal(self, plaintext: bytes, ad: bytes) -> bytes: ...
+
+    def open(self, sealed: bytes, ad: bytes) -> bytes: ...
+
+    def blind_index(self, plate_text: str) -> bytes: ...
+
+
+class CipherSuite(Protocol):
+    """How a store makes and wraps day keys and builds a day's cipher from a wrapped key.
+
+    ``mode`` is written into a store when it is created; a store is only ever opened again
+    under the same mode.
+    """
+
+    mode: str
+
+    def wrap_new_day_key(self, day: str) -> bytes: ...
+
+    def day_cipher(self, day: str, wrapped: bytes) -> Cipher: ...
 
 
 class DayCipher:
@@ -153,3 +180,34 @@ class KeyHierarchy:
 
 def new_day_key() -> bytes:
     return os.urandom(KEY_BYTES)
+
+
+class AesGcmSuite:
+    """The store's cipher suite: random AES-256-GCM day keys wrapped under the KEK's wrap key."""
+
+    mode = "encrypted"
+
+    def __init__(self, keys: KeyHierarchy) -> None:
+        self._keys = keys
+
+    def wrap_new_day_key(self, day: str) -> bytes:
+        key = new_day_key()
+        wrapped = self._keys.wrap_day_key(day, key)
+        del key
+        return wrapped
+
+    def day_cipher(self, day: str, wrapped: bytes) -> Cipher:
+        return DayCipher(day, self._keys.unwrap_day_key(day, wrapped))
+
+
+class PlainSuite:
+    """Identity "encryption" with the same interface, used only to measure what encryption
+    costs. A store written with it is marked plaintext and refused by a normal open."""
+
+    mode = "plaintext-benchmark"
+
+    def wrap_new_day_key(self, day: str) -> bytes:
+        return b""
+
+    def day_cipher(self, day: str, wrapped: bytes) -> Cipher:
+        return PlainDayCipher(day)

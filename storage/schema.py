@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from sqlite_utils import Database
 
+from storage.db import transaction
 from storage.errors import SchemaTooNew
 
 SCHEMA_VERSION = 1
@@ -115,12 +116,7 @@ def migrate(conn: sqlite3.Connection, path: str) -> tuple[int, int]:
     before = check_not_newer(conn, path)
     db = Database(conn)
     for version in range(before + 1, SCHEMA_VERSION + 1):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(conn):
             MIGRATIONS[version](db)
             conn.execute(f"PRAGMA user_version = {version:d}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
     return before, SCHEMA_VERSION

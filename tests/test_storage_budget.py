@@ -101,9 +101,9 @@ def test_disk_full_drops_droppable_data_and_retries(tmp_path: Path) -> None:
     with _open(tmp_path / "s.db") as s:
         for _ in range(40):
             s.put_read(make_read(rng, overview_bytes=30000))
-        pages = s._conn.execute("PRAGMA page_count").fetchone()[0]
+        pages = s._db.conn.execute("PRAGMA page_count").fetchone()[0]
         # A full filesystem, as SQLite sees it: no page beyond the current file.
-        s._conn.execute(f"PRAGMA max_page_count = {pages + 2}")
+        s._db.conn.execute(f"PRAGMA max_page_count = {pages + 2}")
         r = make_read(rng, crop_bytes=20000)
         s.put_read(r)  # must succeed by dropping overview images
         assert s.stats()["overview_dropped"] > 0
@@ -116,8 +116,8 @@ def test_disk_full_with_nothing_droppable_raises_store_full(tmp_path: Path) -> N
         for _ in range(10):
             r = make_read(rng, crop_bytes=1000)
             s.put_read(r, [make_alert(r, rng=rng)])
-        pages = s._conn.execute("PRAGMA page_count").fetchone()[0]
-        s._conn.execute(f"PRAGMA max_page_count = {pages}")
+        pages = s._db.conn.execute("PRAGMA page_count").fetchone()[0]
+        s._db.conn.execute(f"PRAGMA max_page_count = {pages}")
         big = make_read(rng, crop_bytes=200_000)
         try:
             s.put_read(big)
@@ -126,5 +126,5 @@ def test_disk_full_with_nothing_droppable_raises_store_full(tmp_path: Path) -> N
             pass
         assert s.outbox_depth()["alerts"] == 10
         assert s.health().last_error is not None
-        s._conn.execute("PRAGMA max_page_count = 1073741823")
+        s._db.conn.execute("PRAGMA max_page_count = 1073741823")
         s.put_read(make_read(rng))  # recovers once space is back
