@@ -1,0 +1,73 @@
+"""Diagnostic: the reader alone on the held-out crops of its training sources.
+
+Not the reader's accuracy (that is ``vigil eval`` on real scenes, docs/evaluation.md): these crops
+are cut by people and come from the same sources as the training crops. It tells whether a change
+to the reader helps or hurts each source, and it is what a fine-tuning run may be compared on
+(``--split val``); ``--split test`` is for the figures in docs/models-ocr.md.
+
+    PYTHONPATH=. .venv/bin/python -m training.recognizer.crop_eval [--model-dir DIR] [--split val]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from training.recognizer.splits import DATASETS, split_of
+
+SETS = (("us", "us-plate-photos"), ("br", "openalpr-traindetector-br-crops"))
+
+
+def crops(data: Path, name: str, split: str) -> list[tuple[np.ndarray, str]]:
+    out = []
+    for line in (data / name / "labels.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        text = r.get("plate_text")
+        if not text or split_of(text) != split:
+            continue
+        bgr = cv2.imread(str(data / name / r["image"]), cv2.IMREAD_COLOR)
+        if bgr is not None:
+            out.append((cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), text))
+    return out
+
+
+def main() -> None:
+    from inference.ocr import PlateReader
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model-dir", type=Path, default=Path("inference/models"))
+    p.add_argument("--split", choices=("val", "test"), default="val")
+    p.add_argument("--data", type=Path, default=DATASETS)
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args()
+    reader = PlateReader.load(a.model_dir, 1, top_n=10)
+    result: dict[str, dict[str, float]] = {}
+    for region, name in SETS:
+        items = crops(a.data, name, a.split)
+        exact = top = region_ok = 0
+        for img, text in items:
+            r = reader.read(img)
+            exact += r.text == text
+            top += any(c.text == text for c in r.candidates)
+            region_ok += (r.region or "").split("-")[0] == region
+        n = max(1, len(items))
+        result[region] = {
+            "crops": len(items),
+            "exact": round(100 * exact / n, 1),
+            "top10": round(100 * top / n, 1),
+            "region": round(100 * region_ok / n, 1),
+        }
+    if a.json:
+        print(json.dumps(result))
+    else:
+        for region, r in result.items():
+            print(f"{region}: {r['crops']} crops, exact {r['exact']} %, top-10 {r['top10']} %, "
+                  f"region {r['region']} %")
+
+
+if __name__ == "__main__":
+    main()
