@@ -24,9 +24,7 @@ def _load_settings(path: Path | None) -> config.Settings:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from firmware import logsetup, malloc_tuning
-
-    malloc_tuning.tune()  # before any frame is allocated or worker thread started
+    from firmware import logsetup
 
     settings = _load_settings(args.config)
     logsetup.configure(settings.logging.level)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from drivers.clock import Clock, SystemClock
-from firmware import config
+from firmware import config, malloc_tuning
 from firmware.errors import ConfigError, SelfTestError
 from firmware.health import Counters, Heartbeat, cpu_temperature_c, disk_usage
 from firmware.notify import Notifier, watchdog_interval_s
@@ -291,30 +291,10 @@ class Daemon:
         return 0 if not laggards else 1
 
 
-def limit_malloc_arenas(arenas: int = 2) -> bool:
-    """Cap glibc's per-thread malloc arenas.
-
-    Every worker thread that allocates gets its own arena by default (up to 8 x cores), and
-    frames freed in one thread leave that arena's pages resident: with a dozen threads that is
-    tens of MB of RSS doing nothing. Two arenas keep contention low at our thread count.
-    """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        return bool(libc.mallopt(-8, arenas))  # M_ARENA_MAX
-    except (OSError, AttributeError):  # not glibc (musl): nothing to tune
-        return False
-
-
 def run_daemon(settings: config.Settings) -> int:
     from drivers.errors import VigilError
 
-    limit_malloc_arenas()
+    malloc_tuning.tune()  # before any frame buffer or worker thread exists
     try:
         components = build(settings)
     except ConfigError as e:
