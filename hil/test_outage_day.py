@@ -15,28 +15,20 @@ import pytest
 from drivers.clock import FakeClock
 from firmware.link_state import LinkState, LinkStateMachine
 from firmware.uplink import Uplink, UplinkSettings
-from hil.certs import TestPki, make_test_pki
+from hil.certs import TestPki
 from hil.ingest_server import Fault, IngestServer
-from storage.keys import MemoryKeySource
-from storage.settings import StoreSettings
 from storage.store import Store
-from storage.testing import make_alert, make_read
+from tests.kit import make_alert, make_read, open_store
 
 pytestmark = pytest.mark.hil
 
 T0 = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
-    return make_test_pki(tmp_path_factory.mktemp("pki"))
-
-
 @pytest.fixture
 def rig(pki: TestPki, tmp_path: Path) -> Iterator[tuple[Store, IngestServer, FakeClock]]:
     clock = FakeClock(T0)
-    store = Store.open(tmp_path / "store.db", MemoryKeySource(), StoreSettings(), clock,
-                       background=False)
+    store = open_store(tmp_path / "store.db", clock=clock)
     with IngestServer(pki.server.cert, pki.server.key, pki.ca) as srv:
         try:
             yield store, srv, clock

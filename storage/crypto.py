@@ -114,25 +114,6 @@ class DayCipher:
         return digest.digest()[:BLIND_INDEX_BYTES]
 
 
-class PlainDayCipher:
-    """Identity "cipher" with the same interface, used only to measure what encryption costs.
-    A store written with it is marked plaintext and refused by a normal open."""
-
-    __slots__ = ("day",)
-
-    def __init__(self, day: str) -> None:
-        self.day = day
-
-    def seal(self, plaintext: bytes, ad: bytes) -> bytes:
-        return b"\x00" + plaintext
-
-    def open(self, sealed: bytes, ad: bytes) -> bytes:
-        return sealed[1:]
-
-    def blind_index(self, plate_text: str) -> bytes:
-        return normalise_plate(plate_text).encode()
-
-
 class KeyHierarchy:
     """Everything derived from the KEK. Holds no reference to the KEK after construction."""
 
@@ -199,15 +180,3 @@ class AesGcmSuite:
     def day_cipher(self, day: str, wrapped: bytes) -> Cipher:
         return DayCipher(day, self._keys.unwrap_day_key(day, wrapped))
 
-
-class PlainSuite:
-    """Identity "encryption" with the same interface, used only to measure what encryption
-    costs. A store written with it is marked plaintext and refused by a normal open."""
-
-    mode = "plaintext-benchmark"
-
-    def wrap_new_day_key(self, day: str) -> bytes:
-        return b""
-
-    def day_cipher(self, day: str, wrapped: bytes) -> Cipher:
-        return PlainDayCipher(day)

@@ -46,7 +46,7 @@ from storage import counters
 from storage.access import Access
 from storage.audit_log import SYSTEM_ACTOR, SYSTEM_ROLE, AuditLog
 from storage.budget import Budget
-from storage.crypto import AesGcmSuite, CipherSuite, KeyHierarchy, PlainSuite
+from storage.crypto import AesGcmSuite, CipherSuite, KeyHierarchy
 from storage.daykeys import DayKeys
 from storage.db import (
     Database,
@@ -134,7 +134,7 @@ class Store(Closing):
         clock: Clock,
         *,
         background: bool = True,
-        _plaintext_benchmark_only: bool = False,
+        cipher_suite: CipherSuite | None = None,
     ) -> Store:
         """Open (creating if absent) the store at ``path``.
 
@@ -143,7 +143,9 @@ class Store(Closing):
         :meth:`health`. A store written by newer firmware raises :class:`SchemaTooNew` and is
         left untouched. A KEK that does not match the store raises :class:`KeySourceError`.
         Runs a retention purge and a budget check before returning. ``background`` starts the
-        maintenance thread that purges every ``purge_interval_s``.
+        maintenance thread that purges every ``purge_interval_s``. ``cipher_suite`` replaces
+        AES-256-GCM under the KEK (a benchmark's plaintext baseline); the store records the
+        suite's mode when it is created and refuses to open under another.
         """
         path = Path(path)
         if Path(settings.path) != path:
@@ -154,7 +156,7 @@ class Store(Closing):
             raise KeySourceError(f"cannot load KEK from {key_source.describe()}: {e}") from e
         keys = KeyHierarchy(kek)
         del kek
-        suite: CipherSuite = PlainSuite() if _plaintext_benchmark_only else AesGcmSuite(keys)
+        suite = cipher_suite if cipher_suite is not None else AesGcmSuite(keys)
         path.parent.mkdir(parents=True, exist_ok=True)
         recovered = _move_aside_if_corrupt(path, settings, clock)
         conn = connect(path)

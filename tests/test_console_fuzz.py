@@ -11,9 +11,7 @@ from hypothesis import strategies as st
 from drivers.clock import FakeClock
 from firmware.console import ConsoleSession, ConsoleSettings, LineEditor
 from firmware.console_auth import LoginThrottle, ScryptParams, hash_password
-from storage.keys import MemoryKeySource
-from storage.settings import StoreSettings
-from storage.store import Store
+from tests.kit import open_store
 
 HASH = hash_password("pw-fuzz-1", ScryptParams(n=2**10))
 WORDS = [b"help", b"status", b"reads search ", b"search ", b"reason=", b'"', b"'", b"audit ",
@@ -23,8 +21,7 @@ WORDS = [b"help", b"status", b"reads search ", b"search ", b"reason=", b'"', b"'
 
 def test_random_input_never_raises(tmp_path: Path) -> None:
     clock = FakeClock()
-    store = Store.open(tmp_path / "f.db", MemoryKeySource(),
-                       StoreSettings(path=tmp_path / "f.db"), clock, background=False)
+    store = open_store(tmp_path / "f.db", clock=clock)
     cfg = ConsoleSettings(enabled=True, password_hash=HASH, max_line_bytes=48, max_failures=20)
 
     @settings(max_examples=150, deadline=None,

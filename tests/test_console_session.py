@@ -16,10 +16,7 @@ import pytest
 from drivers.clock import FakeClock
 from firmware.console import Console, ConsoleError, ConsoleSettings, pyserial_factory
 from firmware.console_auth import ScryptParams, hash_password
-from storage.keys import MemoryKeySource
-from storage.settings import StoreSettings
-from storage.store import Store
-from storage.testing import make_read
+from tests.kit import make_read, open_store
 
 PASSWORD = "road-side-42"
 HASH = hash_password(PASSWORD, ScryptParams(n=2**10))
@@ -68,9 +65,7 @@ class Terminal:
 class Rig:
     def __init__(self, tmp_path: Path, **overrides: Any) -> None:
         self.clock = FakeClock()
-        self.store = Store.open(tmp_path / "vigil.db", MemoryKeySource(),
-                                StoreSettings(path=tmp_path / "vigil.db"), self.clock,
-                                background=False)
+        self.store = open_store(tmp_path / "vigil.db", clock=self.clock)
         self.term = Terminal()
         kw: dict[str, Any] = dict(enabled=True, port=self.term.path, password_hash=HASH,
                                   max_failures=3, lockout_s=60.0, idle_timeout_s=120.0,

@@ -10,12 +10,8 @@ from drivers.clock import FakeClock
 from firmware import config
 from firmware.daemon import Components, Daemon
 from firmware.notify import Notifier
-from storage import MemoryKeySource, Store, StoreSettings
-from storage.testing import make_alert, make_read
-
-
-def _open(path: Path, **kw: object) -> Store:
-    return Store.open(path, MemoryKeySource(), StoreSettings(**kw), FakeClock(), background=False)
+from storage import Store
+from tests.kit import make_alert, make_read, open_store
 
 
 def _status(store: Store) -> dict:
@@ -26,7 +22,7 @@ def _status(store: Store) -> dict:
 
 
 def test_healthy_store_leaves_the_unit_running(tmp_path: Path) -> None:
-    with _open(tmp_path / "s.db") as s:
+    with open_store(tmp_path / "s.db") as s:
         status = _status(s)
     assert status["state"] == "starting"  # not degraded; "running" only after READY
     assert status["store"]["ok"] and not status["store"]["degraded"]
@@ -34,7 +30,7 @@ def test_healthy_store_leaves_the_unit_running(tmp_path: Path) -> None:
 
 def test_store_over_budget_degrades_the_unit(tmp_path: Path) -> None:
     rng = random.Random(33)
-    with _open(tmp_path / "s.db", max_db_mb=1.0) as s:
+    with open_store(tmp_path / "s.db", max_db_mb=1.0) as s:
         for _ in range(80):  # reads with unsent alerts: nothing the budget may drop
             r = make_read(rng, crop_bytes=20000)
             s.put_read(r, [make_alert(r, rng=rng)])
@@ -49,7 +45,7 @@ def test_store_over_budget_degrades_the_unit(tmp_path: Path) -> None:
 def test_store_recovered_from_corruption_degrades_the_unit(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     path.write_bytes(b"this is not a database" * 100)
-    with _open(path) as s:
+    with open_store(path) as s:
         health = s.health()
         status = _status(s)
     assert status["state"] == "degraded"

@@ -19,8 +19,7 @@ from firmware.pipeline import LocationFix, Pipeline, PipelineParts
 from firmware.wiring import PassVoter
 from inference.records import Box, Candidate, Detection, FrameResult, OcrResult, PlateObservation
 from inference.tracker import Tracker
-from storage.keys import MemoryKeySource
-from storage.store import Store
+from tests.kit import open_store
 
 
 @dataclass(frozen=True)
@@ -72,7 +71,7 @@ class ListCamera:
 def store(tmp_path):
     s = config.simulation_defaults()
     clock = FakeClock()
-    st = Store.open(tmp_path / "v.db", MemoryKeySource(), s.store, clock, background=False)
+    st = open_store(tmp_path / "v.db", clock=clock, settings=s.store)
     yield st
     st.close()
 

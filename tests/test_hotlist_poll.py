@@ -5,14 +5,13 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from drivers.clock import FakeClock
 from firmware.hotlists import HotlistSettings, HotlistUpdater, sign_hotlist
 from firmware.uplink import HttpsTransport, UplinkSettings
-from hil.certs import TestPki, make_test_pki
+from hil.certs import TestPki
 from hil.ingest_server import Fault, IngestServer
 from inference.hotlist import HotlistEntry
 
@@ -20,11 +19,6 @@ AGENCY = Ed25519PrivateKey.generate()
 PUB_B64 = base64.b64encode(
     AGENCY.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 ).decode()
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
-    return make_test_pki(tmp_path_factory.mktemp("pki"))
 
 
 def test_poll_full_delta_current_and_refusals(pki: TestPki, tmp_path: Path) -> None:

@@ -126,15 +126,13 @@ def test_exposed_kek_is_refused_and_config_not_replaced(tmp_path: Path) -> None:
 
 def _store(path: Path, kek: Path):  # type: ignore[no-untyped-def]
     from storage.keys import FileKeySource
-    from storage.settings import StoreSettings
-    from storage.store import Store
+    from tests.kit import open_store
 
-    return Store.open(path, FileKeySource(kek), StoreSettings(path=path), FakeClock(),
-                      background=False)
+    return open_store(path, FileKeySource(kek))
 
 
 def test_rotate_kek_destroys_the_store_and_makes_a_new_key(tmp_path: Path) -> None:
-    from storage.testing import make_read
+    from tests.kit import make_read
 
     first = provision.provision(request(tmp_path))
     db = tmp_path / "state" / "vigil.db"

@@ -5,24 +5,13 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from drivers.clock import FakeClock
-from storage import MemoryKeySource, Store, StoreFull, StoreSettings
-from storage.testing import make_alert, make_read
-
-
-def _open(path: Path, **kw: object) -> Store:
-    return Store.open(
-        path,
-        MemoryKeySource(),
-        StoreSettings(**kw),
-        FakeClock(),  # type: ignore[arg-type]
-        background=False,
-    )
+from storage import StoreFull
+from tests.kit import make_alert, make_read, open_store
 
 
 def test_budget_drops_overviews_then_crops_never_unsent_alerts(tmp_path: Path) -> None:
     rng = random.Random(31)
-    with _open(tmp_path / "s.db", max_db_mb=2.0) as s:
+    with open_store(tmp_path / "s.db", max_db_mb=2.0) as s:
         alerts = []
         for i in range(120):
             r = make_read(rng, crop_bytes=4000, overview_bytes=20000)
@@ -49,7 +38,7 @@ def test_budget_drops_overviews_then_crops_never_unsent_alerts(tmp_path: Path) -
 
 def test_budget_drops_sent_reads_before_unsent(tmp_path: Path) -> None:
     rng = random.Random(32)
-    with _open(tmp_path / "s.db", max_db_mb=1.0) as s:
+    with open_store(tmp_path / "s.db", max_db_mb=1.0) as s:
         reads = [make_read(rng, crop_bytes=30000) for _ in range(60)]
         for r in reads[:30]:
             s.put_read(r)
@@ -69,7 +58,7 @@ def test_budget_drops_sent_reads_before_unsent(tmp_path: Path) -> None:
 
 def test_unsent_alerts_survive_even_when_over_budget(tmp_path: Path) -> None:
     rng = random.Random(33)
-    with _open(tmp_path / "s.db", max_db_mb=1.0) as s:
+    with open_store(tmp_path / "s.db", max_db_mb=1.0) as s:
         alerts = []
         for _ in range(80):
             r = make_read(rng, crop_bytes=20000)
@@ -84,7 +73,7 @@ def test_unsent_alerts_survive_even_when_over_budget(tmp_path: Path) -> None:
 
 def test_writer_keeps_store_under_budget_continuously(tmp_path: Path) -> None:
     rng = random.Random(34)
-    with _open(tmp_path / "s.db", max_db_mb=2.0) as s:
+    with open_store(tmp_path / "s.db", max_db_mb=2.0) as s:
         peak = 0
         for _ in range(400):
             s.put_read(make_read(rng, crop_bytes=3000, overview_bytes=12000))
@@ -98,7 +87,7 @@ def test_writer_keeps_store_under_budget_continuously(tmp_path: Path) -> None:
 
 def test_disk_full_drops_droppable_data_and_retries(tmp_path: Path) -> None:
     rng = random.Random(35)
-    with _open(tmp_path / "s.db") as s:
+    with open_store(tmp_path / "s.db") as s:
         for _ in range(40):
             s.put_read(make_read(rng, overview_bytes=30000))
         pages = s._db.conn.execute("PRAGMA page_count").fetchone()[0]
@@ -112,7 +101,7 @@ def test_disk_full_drops_droppable_data_and_retries(tmp_path: Path) -> None:
 
 def test_disk_full_with_nothing_droppable_raises_store_full(tmp_path: Path) -> None:
     rng = random.Random(36)
-    with _open(tmp_path / "s.db", drop_unsent_reads_when_full=False) as s:
+    with open_store(tmp_path / "s.db", drop_unsent_reads_when_full=False) as s:
         for _ in range(10):
             r = make_read(rng, crop_bytes=1000)
             s.put_read(r, [make_alert(r, rng=rng)])

@@ -10,18 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from drivers.clock import FakeClock
 from firmware import cmd_storage
-from storage import MemoryKeySource, Store, StoreSettings
-from storage.testing import make_read
+from storage import MemoryKeySource
+from tests.kit import make_read, open_store
 
 
 def _parser(db: Path, ks: MemoryKeySource) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="command", required=True)
-    cmd_storage.register(
-        sub, lambda _cfg: Store.open(db, ks, StoreSettings(), FakeClock(), background=False)
-    )
+    cmd_storage.register(sub, lambda _cfg: open_store(db, ks))
     return p
 
 
@@ -32,7 +29,7 @@ def _run(p: argparse.ArgumentParser, *argv: str) -> int:
 
 def test_verify_export_stats(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ks, db = MemoryKeySource(), tmp_path / "s.db"
-    with Store.open(db, ks, StoreSettings(), FakeClock(), background=False) as s:
+    with open_store(db, ks) as s:
         s.put_read(make_read(random.Random(1), plate="AB123CD"))
         s.search_plate("AB123CD", "alice", "operator", "case 5")
     p = _parser(db, ks)

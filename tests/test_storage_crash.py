@@ -1,6 +1,6 @@
 """SIGKILL a writer process at random points; every acknowledged read must survive.
 
-The writer (``python -m storage.testing crash-writer``) prints a read_id only after
+The writer (``python -m tests.kit.crash_writer``) prints a read_id only after
 ``put_read`` returned. After each kill the store is reopened by this process and must hold
 every printed id, decrypt it, and still verify its audit chain.
 """
@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from drivers.clock import SystemClock
-from storage import MemoryKeySource, Store, StoreSettings
+from storage import MemoryKeySource
+from tests.kit import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,7 +28,7 @@ def _run_and_kill(
     db: Path, kek: bytes, seed: int, after_s: float, after_first_ack: bool = False
 ) -> list[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "storage.testing", "crash-writer", str(db), kek.hex(), str(seed)],
+        [sys.executable, "-m", "tests.kit.crash_writer", str(db), kek.hex(), str(seed)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -65,9 +66,7 @@ def _run_and_kill(
 
 
 def _check(db: Path, kek: bytes, acked: list[str]) -> None:
-    with Store.open(
-        db, MemoryKeySource(kek), StoreSettings(), SystemClock(), background=False
-    ) as s:
+    with open_store(db, MemoryKeySource(kek), SystemClock()) as s:
         assert s.health().recovered_from_corruption is None
         got = s.get_reads(acked, "test", "technician", "crash check")
         missing = set(acked) - {r.read_id for r in got}

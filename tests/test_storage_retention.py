@@ -12,7 +12,7 @@ import pytest
 from drivers.clock import FakeClock
 from storage import MemoryKeySource, Store, StoreSettings
 from storage.retention import expired_days
-from storage.testing import make_alert, make_read
+from tests.kit import make_alert, make_read, open_store
 
 T0 = datetime(2026, 11, 1, 10, tzinfo=UTC)
 
@@ -43,7 +43,7 @@ def test_purge_shreds_keys_deletes_rows_and_counts(tmp_path: Path) -> None:
     ks = MemoryKeySource()
     path = tmp_path / "s.db"
     rng = random.Random(21)
-    store = Store.open(path, ks, StoreSettings(retention_days=30), clock, background=False)
+    store = open_store(path, ks, clock, retention_days=30)
     ids = _fill(store, clock, days=5, per_day=4, rng=rng)
     with sqlite3.connect(str(path)) as raw:
         wrapped = {d: bytes(w) for d, w in raw.execute("SELECT day, wrapped FROM day_keys")}
@@ -86,7 +86,7 @@ def test_copied_file_after_purge_cannot_decrypt_old_rows(tmp_path: Path) -> None
     ks = MemoryKeySource()
     path = tmp_path / "s.db"
     rng = random.Random(22)
-    store = Store.open(path, ks, StoreSettings(retention_days=7), clock, background=False)
+    store = open_store(path, ks, clock, retention_days=7)
     _fill(store, clock, days=1, per_day=3, rng=rng)
     with sqlite3.connect(str(path)) as raw:
         rows = raw.execute("SELECT read_id, day, plate_idx, payload FROM reads").fetchall()
@@ -97,7 +97,7 @@ def test_copied_file_after_purge_cannot_decrypt_old_rows(tmp_path: Path) -> None
         raw.executemany(
             "INSERT INTO reads(read_id, day, plate_idx, payload) VALUES (?,?,?,?)", rows
         )
-    with Store.open(path, ks, StoreSettings(retention_days=7), clock, background=False) as s:
+    with open_store(path, ks, clock, retention_days=7) as s:
         assert s.get_reads([r[0] for r in rows], "t", "technician", "test") == []
 
 
@@ -106,10 +106,10 @@ def test_purge_runs_at_open_and_on_schedule(tmp_path: Path) -> None:
     ks = MemoryKeySource()
     path = tmp_path / "s.db"
     settings = StoreSettings(retention_days=2, purge_interval_s=3600)
-    with Store.open(path, ks, settings, clock, background=False) as s:
+    with open_store(path, ks, clock, settings=settings) as s:
         _fill(s, clock, days=1, per_day=2, rng=random.Random(23))
     clock.advance(3 * 86400)
-    with Store.open(path, ks, settings, clock, background=False) as s:  # purge at start
+    with open_store(path, ks, clock, settings=settings) as s:  # purge at start
         assert s.stats()["purged_reads"] == 2
         _fill(s, clock, days=1, per_day=2, rng=random.Random(24))
         clock.advance(2 * 86400)
@@ -125,13 +125,7 @@ def test_purge_runs_at_open_and_on_schedule(tmp_path: Path) -> None:
 @pytest.mark.parametrize("retention", [1, 30, 90])
 def test_no_read_outlives_retention(tmp_path: Path, retention: int) -> None:
     clock = FakeClock(datetime(2026, 11, 1, 0, 0, 1, tzinfo=UTC))
-    with Store.open(
-        tmp_path / "s.db",
-        MemoryKeySource(),
-        StoreSettings(retention_days=retention),
-        clock,
-        background=False,
-    ) as s:
+    with open_store(tmp_path / "s.db", clock=clock, retention_days=retention) as s:
         s.put_read(make_read(random.Random(26), captured_at=clock.utcnow()))
         clock.advance(retention * 86400 - 2)
         s.purge_expired()

@@ -4,29 +4,13 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from drivers.clock import FakeClock
-from storage import (
-    AccessDenied,
-    MemoryKeySource,
-    Store,
-    StoreClosed,
-    StoreSettings,
-)
-from storage.testing import make_alert, make_read
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(
-        tmp_path / "s.db", MemoryKeySource(), StoreSettings(), FakeClock(), background=False
-    )
-    yield s
-    s.close()
+from storage import AccessDenied, MemoryKeySource, Store, StoreClosed, StoreError
+from tests.kit import make_alert, make_read, open_store
+from tests.kit.plaintext import PlainSuite
 
 
 def test_put_read_roundtrip_with_images(store: Store) -> None:
@@ -42,7 +26,7 @@ def test_no_plaintext_plate_or_image_in_database_file(tmp_path: Path) -> None:
     rng = random.Random(2)
     path = tmp_path / "s.db"
     r = make_read(rng, plate="ZQ987XY", crop_bytes=5000)
-    with Store.open(path, MemoryKeySource(), StoreSettings(), FakeClock(), background=False) as s:
+    with open_store(path) as s:
         s.put_read(r, [make_alert(r, rng=rng)])
     raw = path.read_bytes()
     assert b"ZQ987XY" not in raw
@@ -181,17 +165,15 @@ def test_concurrent_writers_and_uplink_reader(store: Store) -> None:
 
 def test_derive_key_is_stable_per_kek(tmp_path: Path) -> None:
     ks = MemoryKeySource()
-    with Store.open(tmp_path / "a.db", ks, StoreSettings(), FakeClock(), background=False) as a:
+    with open_store(tmp_path / "a.db", ks) as a:
         k1 = a.derive_key("hotlist")
-    with Store.open(tmp_path / "a.db", ks, StoreSettings(), FakeClock(), background=False) as a:
+    with open_store(tmp_path / "a.db", ks) as a:
         assert a.derive_key("hotlist") == k1
         assert a.derive_key("other") != k1
 
 
 def test_closed_store_refuses_work(tmp_path: Path) -> None:
-    s = Store.open(
-        tmp_path / "s.db", MemoryKeySource(), StoreSettings(), FakeClock(), background=False
-    )
+    s = open_store(tmp_path / "s.db")
     s.close()
     s.close()
     with pytest.raises(StoreClosed):
@@ -203,14 +185,23 @@ def test_closed_store_refuses_work(tmp_path: Path) -> None:
 def test_audit_chain_persists_and_has_signed_checkpoint_at_close(tmp_path: Path) -> None:
     ks = MemoryKeySource()
     path = tmp_path / "s.db"
-    with Store.open(
-        path, ks, StoreSettings(checkpoint_every=3), FakeClock(), background=False
-    ) as s:
+    with open_store(path, ks, checkpoint_every=3) as s:
         for i in range(7):
             s.audit("bob", "technician", "config.change", "tune exposure", "ok", {"i": i})
-    with Store.open(path, ks, StoreSettings(), FakeClock(), background=False) as s:
+    with open_store(path, ks) as s:
         rep = s.verify_audit()
         assert rep.ok, rep.problems
         assert rep.checkpoints_verified >= 3
         actions = [e.action for e in s.audit_entries()]
         assert actions.count("config.change") == 7 and "store.close" in actions
+
+
+def test_plaintext_benchmark_store_is_refused_by_a_normal_open(tmp_path: Path) -> None:
+    """The benchmark's plaintext suite (test kit only) marks the file it creates."""
+    ks, path = MemoryKeySource(), tmp_path / "p.db"
+    with open_store(path, ks, cipher_suite=PlainSuite()) as s:
+        s.put_read(make_read(random.Random(4), plate="PL41NXT"))
+        assert s.health().plaintext
+    assert b"PL41NXT" in path.read_bytes()  # really unencrypted: a baseline, nothing more
+    with pytest.raises(StoreError, match="plaintext-benchmark"):
+        open_store(path, ks)

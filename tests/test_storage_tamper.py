@@ -9,27 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from drivers.clock import FakeClock
-from storage import (
-    KeySourceError,
-    MemoryKeySource,
-    SchemaTooNew,
-    Store,
-    StoreSettings,
-    TamperDetected,
-)
+from storage import KeySourceError, MemoryKeySource, SchemaTooNew, TamperDetected
 from storage.schema import SCHEMA_VERSION
-from storage.testing import make_alert, make_read
-
-
-def _store(path: Path, ks: MemoryKeySource) -> Store:
-    return Store.open(path, ks, StoreSettings(), FakeClock(), background=False)
+from tests.kit import make_alert, make_read, open_store
 
 
 def _populate(path: Path, ks: MemoryKeySource, n: int = 5) -> list[str]:
     rng = random.Random(11)
     ids = []
-    with _store(path, ks) as s:
+    with open_store(path, ks) as s:
         for i in range(n):
             r = make_read(rng, crop_bytes=500)
             s.put_read(r, [make_alert(r, rng=rng)] if i == 0 else [])
@@ -50,7 +38,7 @@ def test_flipped_ciphertext_byte_is_detected(tmp_path: Path) -> None:
         )
         blob[-5] ^= 0x40
         c.execute("UPDATE reads SET payload=? WHERE read_id=?", (bytes(blob), ids[2]))
-    with _store(path, ks) as s:
+    with open_store(path, ks) as s:
         with pytest.raises(TamperDetected):
             s.get_reads([ids[2]], "t", "technician", "test")
         assert len(s.get_reads([ids[1]], "t", "technician", "test")) == 1
@@ -70,7 +58,7 @@ def test_flipped_image_byte_is_detected(tmp_path: Path) -> None:
         )
         blob[100] ^= 1
         c.execute("UPDATE images SET data=? WHERE read_id=?", (bytes(blob), ids[1]))
-    with _store(path, ks) as s, pytest.raises(TamperDetected):
+    with open_store(path, ks) as s, pytest.raises(TamperDetected):
         s.get_reads([ids[1]], "t", "technician", "test")
 
 
@@ -85,7 +73,7 @@ def test_swapped_rows_fail_to_decrypt(tmp_path: Path) -> None:
         # an image moved to another read
         img = c.execute("SELECT data FROM images WHERE read_id=?", (ids[4],)).fetchone()[0]
         c.execute("UPDATE images SET data=? WHERE read_id=?", (img, ids[0]))
-    with _store(path, ks) as s:
+    with open_store(path, ks) as s:
         for rid in (ids[1], ids[3], ids[0]):
             with pytest.raises(TamperDetected):
                 s.get_reads([rid], "t", "technician", "test")
@@ -93,29 +81,29 @@ def test_swapped_rows_fail_to_decrypt(tmp_path: Path) -> None:
 
 def test_edited_audit_entry_in_database_is_detected(tmp_path: Path) -> None:
     ks, path = MemoryKeySource(), tmp_path / "s.db"
-    with _store(path, ks) as s:
+    with open_store(path, ks) as s:
         for i in range(5):
             s.audit("eve", "technician", "console.command", "look around", "ok", {"i": i})
     with _raw(path) as c:
         c.execute("UPDATE audit SET reason='routine' WHERE seq=3")
-    with _store(path, ks) as s:
+    with open_store(path, ks) as s:
         rep = s.verify_audit()
         assert not rep.ok and any("seq 3" in p for p in rep.problems)
 
 
 def test_deleted_audit_entries_are_detected(tmp_path: Path) -> None:
     ks, path = MemoryKeySource(), tmp_path / "s.db"
-    with _store(path, ks) as s:
+    with open_store(path, ks) as s:
         for i in range(5):
             s.audit("eve", "technician", "console.command", "look around", "ok", {"i": i})
     with _raw(path) as c:
         c.execute("DELETE FROM audit WHERE seq=4")
-    with _store(path, ks) as s:
+    with open_store(path, ks) as s:
         assert not s.verify_audit().ok
     with _raw(path) as c:  # cutting the tail below the close-time checkpoint
         last = c.execute("SELECT max(seq) FROM audit_checkpoints").fetchone()[0]
         c.execute("DELETE FROM audit WHERE seq >= ?", (last - 1,))
-    with _store(path, ks) as s:
+    with open_store(path, ks) as s:
         rep = s.verify_audit()
         assert any("truncated" in p for p in rep.problems)
 
@@ -126,7 +114,7 @@ def test_truncated_file_is_moved_aside_and_daemon_continues(tmp_path: Path) -> N
     size = path.stat().st_size
     with open(path, "r+b") as f:
         f.truncate(size // 2)
-    with _store(path, ks) as s:
+    with open_store(path, ks) as s:
         h = s.health()
         assert not h.ok and h.recovered_from_corruption is not None
         moved = Path(h.recovered_from_corruption.moved_to)
@@ -139,7 +127,7 @@ def test_truncated_file_is_moved_aside_and_daemon_continues(tmp_path: Path) -> N
 def test_garbage_file_is_moved_aside(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     path.write_bytes(b"this is not a database" * 100)
-    with _store(path, MemoryKeySource()) as s:
+    with open_store(path, MemoryKeySource()) as s:
         recovered = s.health().recovered_from_corruption
         assert recovered is not None and recovered.moved_to.startswith(str(path))
     assert len(list(tmp_path.glob("s.db.corrupt-*"))) == 1
@@ -153,7 +141,7 @@ def test_corrupted_page_detected_by_integrity_check(tmp_path: Path) -> None:
     for off in range(2 * page, min(len(data), 6 * page), 7):  # scribble over b-tree pages
         data[off] = 0xFF
     path.write_bytes(bytes(data))
-    with _store(path, ks) as s:
+    with open_store(path, ks) as s:
         assert s.health().recovered_from_corruption is not None
 
 
@@ -164,7 +152,7 @@ def test_newer_schema_is_refused_and_left_untouched(tmp_path: Path) -> None:
         c.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     before = path.read_bytes()
     with pytest.raises(SchemaTooNew, match="newer firmware"):
-        _store(path, ks)
+        open_store(path, ks)
     assert path.read_bytes() == before
     assert not list(tmp_path.glob("*.corrupt-*"))
 
@@ -173,5 +161,5 @@ def test_wrong_kek_is_refused_without_touching_data(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     _populate(path, MemoryKeySource(), n=2)
     with pytest.raises(KeySourceError, match="does not match"):
-        _store(path, MemoryKeySource())
+        open_store(path, MemoryKeySource())
     assert not list(tmp_path.glob("*.corrupt-*"))

@@ -20,15 +20,10 @@ from firmware.uplink import (
     UplinkSettings,
     build_ssl_context,
 )
-from hil.certs import TestPki, make_test_pki
+from hil.certs import TestPki
 from hil.ingest_server import Fault, IngestServer
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
-    return make_test_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture

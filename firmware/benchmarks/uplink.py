@@ -37,13 +37,13 @@ from pathlib import Path
 from typing import Any
 
 from drivers.clock import SystemClock
+from firmware.benchmarks.workload import make_alert, make_read
 from firmware.link_state import LinkStateMachine
 from firmware.uplink import MemoryOutbox, Uplink, UplinkSettings
 from hil.certs import TestPki, make_test_pki
 from storage.keys import MemoryKeySource
 from storage.settings import StoreSettings
 from storage.store import Store
-from storage.testing import make_alert, make_read
 
 _REPO = Path(__file__).resolve().parents[2]
 

@@ -1,17 +1,15 @@
-"""Builders for tests, benchmarks and the crash-safety writer process. No production use.
+"""Synthetic reads and alerts: the workload of `vigil bench store` and `vigil bench uplink`.
 
-``python -m storage.testing crash-writer DB KEK_HEX SEED`` writes reads forever and prints each
-read_id on stdout (flushed) only after ``put_read`` returned: the line is the acknowledgement a
-SIGKILL test checks against.
+Realistic in shape (a plate, a place, confidences, candidates, optional image bytes), random in
+content, reproducible from the ``rng`` given. The tests build their records with the same
+functions (through ``tests.kit``).
 """
 
 from __future__ import annotations
 
 import random
-import sys
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from storage.records import AlertRecord, ReadRecord
 
@@ -75,38 +73,3 @@ def make_alert(
         priority=priority,
         raised_at=read.captured_at + timedelta(milliseconds=5),
     )
-
-
-def _crash_writer(db: str, kek_hex: str, seed: int) -> None:
-    from drivers.clock import SystemClock
-    from storage.keys import MemoryKeySource
-    from storage.settings import StoreSettings
-    from storage.store import Store
-
-    rng = random.Random(seed)
-    settings = StoreSettings(path=Path(db), checkpoint_every=7, group_commit_max=64)
-    store = Store.open(
-        Path(db), MemoryKeySource(bytes.fromhex(kek_hex)), settings, SystemClock(), background=False
-    )
-    i = 0
-    while True:
-        read = make_read(
-            rng, crop_bytes=rng.choice((0, 2000, 20000)), overview_bytes=rng.choice((0, 0, 30000))
-        )
-        alerts = [make_alert(read, rng=rng)] if i % 9 == 0 else []
-        store.put_read(read, alerts)
-        sys.stdout.write(read.read_id + "\n")
-        sys.stdout.flush()
-        if i % 5 == 0:
-            store.audit("tester", "technician", "console.command", "crash test", "ok", {"i": i})
-        if i % 11 == 0:
-            batch = store.next_outbox_batch(5, 1 << 20)
-            store.mark_sent([b.item_id for b in batch])
-        i += 1
-
-
-if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "crash-writer":
-        _crash_writer(sys.argv[2], sys.argv[3], int(sys.argv[4]))
-    else:
-        sys.exit("usage: python -m storage.testing crash-writer DB KEK_HEX SEED")

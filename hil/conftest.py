@@ -1,0 +1,5 @@
+"""The HIL scenarios share the unit tests' fixtures (defined once, in tests/conftest.py)."""
+
+from tests.conftest import pki
+
+__all__ = ["pki"]

@@ -1,0 +1,29 @@
+"""Fixtures shared by the unit tests (and, through hil/conftest.py, the HIL scenarios).
+
+Builders and helpers that are not fixtures live in ``tests.kit``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hil.certs import TestPki, make_test_pki
+from storage.store import Store
+from tests.kit import open_store
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
+    """A CA, a server and a client certificate (mutual TLS), one set per test module."""
+    return make_test_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """An encrypted store on a fresh file, default settings, fake clock, closed afterwards."""
+    s = open_store(tmp_path / "s.db")
+    yield s
+    s.close()
