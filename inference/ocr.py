@@ -63,6 +63,9 @@ class OcrLabels:
     blank: str
     regions: tuple[str, ...]
     min_width: int = 0  # crops are stretched to at least this many input columns
+    # Softmax temperature fitted on held-out crops (training/recognizer/calibrate.py) so that
+    # confidences mean what they say; 1.0 leaves the model's probabilities as they are.
+    temperature: float = 1.0
 
     @property
     def blank_index(self) -> int:
@@ -77,11 +80,23 @@ class OcrLabels:
             blank = str(labels["blank"])
             regions = tuple(str(r) for r in labels.get("regions", ()))  # type: ignore[attr-defined]
             min_width = int(labels.get("min_width", 0))  # type: ignore[call-overload]
+            temperature = float(labels.get("temperature", 1.0))  # type: ignore[arg-type]
         except (KeyError, TypeError, ValueError) as e:
             raise ModelError(f"model manifest {source}: OCR labels incomplete: {e}") from e
         if len(blank) != 1 or blank not in alphabet or len(set(alphabet)) != len(alphabet):
             raise ModelError(f"model manifest {source}: labels.blank must be one alphabet symbol")
-        return cls(alphabet, blank, regions, min_width)
+        if not 0.1 <= temperature <= 10.0:  # also refuses NaN
+            raise ModelError(f"model manifest {source}: labels.temperature must be 0.1..10")
+        return cls(alphabet, blank, regions, min_width, temperature)
+
+
+def tempered(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Per-step probabilities with their logits divided by ``temperature`` (rows sum to 1)."""
+    if temperature == 1.0:
+        return probs
+    logits = np.log(np.maximum(probs, 1e-12)) / temperature
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 def preprocess(
@@ -129,6 +144,7 @@ def decode(
     ``plate_class`` is ``partial`` when any ``?`` is shown, else ``full``.
     """
     blank = labels.blank_index
+    probs = tempered(probs, labels.temperature)
     beams = prefix_beam_search(probs, blank, max(1, top_n))
     greedy, greedy_confs = best_path(probs, blank)
     seen: set[str] = set()
@@ -215,17 +231,17 @@ class PlateReader(Closing):
     def input_hw(self) -> tuple[int, int]:
         return self._hw
 
-    def read(self, crop_rgb: np.ndarray) -> OcrResult:
-        """Read one rectified plate crop (HxWx3 uint8 RGB)."""
+    def step_probs(self, crop_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The model's raw outputs for one crop: (steps, classes) and the region head's."""
         x = preprocess(crop_rgb, *self._hw, self.labels.min_width)
         out = self._model.run(**{self._input: x})
-        return decode(
-            out["chars"].reshape(self._steps, len(self.labels.alphabet)),
-            self.labels,
-            self.top_n,
-            self.partial_threshold,
-            out["region"].reshape(-1) if "region" in out else None,
-        )
+        chars = out["chars"].reshape(self._steps, len(self.labels.alphabet))
+        return chars, (out["region"].reshape(-1) if "region" in out else None)
+
+    def read(self, crop_rgb: np.ndarray) -> OcrResult:
+        """Read one rectified plate crop (HxWx3 uint8 RGB)."""
+        chars, region = self.step_probs(crop_rgb)
+        return decode(chars, self.labels, self.top_n, self.partial_threshold, region)
 
     def read_batch(self, crops: Sequence[np.ndarray]) -> list[OcrResult]:
         return [self.read(c) for c in crops]

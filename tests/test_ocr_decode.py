@@ -10,7 +10,7 @@ import pytest
 
 from inference.ctc import best_path, prefix_beam_search
 from inference.errors import FrameError, ModelError
-from inference.ocr import OcrLabels, decode, preprocess
+from inference.ocr import OcrLabels, decode, preprocess, tempered
 
 ALPHA = "_0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 LABELS = OcrLabels(ALPHA, "_", ("us", "eu", "br"))
@@ -144,6 +144,20 @@ def test_labels_from_manifest_validation() -> None:
         OcrLabels.from_manifest({**good, "blank": "#"}, "m")
     with pytest.raises(ModelError):
         OcrLabels.from_manifest({**good, "decoder": "slots"}, "m")
+    assert OcrLabels.from_manifest({**good, "temperature": 1.5}, "m").temperature == 1.5
+    for bad in ("nan", 0.0, 50):
+        with pytest.raises(ModelError):
+            OcrLabels.from_manifest({**good, "temperature": bad}, "m")
+
+
+def test_temperature_softens_confidence_without_changing_the_read() -> None:
+    probs = steps_for("7ABC123", p=0.9)
+    np.testing.assert_allclose(tempered(probs, 1.0), probs)
+    assert np.allclose(tempered(probs, 2.0).sum(axis=1), 1.0, atol=1e-5)
+    plain = decode(probs, LABELS)
+    warm = decode(probs, OcrLabels(ALPHA, "_", ("us", "eu", "br"), temperature=2.0))
+    assert warm.candidates[0].text == plain.text == "7ABC123"
+    assert warm.confidence < plain.confidence
 
 
 def test_settings_ranges() -> None:
