@@ -12,7 +12,7 @@ from typing import Any
 from firmware import config
 from firmware.errors import ConfigError, ControlError
 
-BENCH_AREAS = ("startup", "read", "pipeline", "store", "uplink", "hotlist")
+BENCH_AREAS = ("startup", "read", "pipeline", "store", "uplink", "hotlist", "ota")
 
 
 def _load_settings(path: Path | None) -> config.Settings:
@@ -129,6 +129,10 @@ def _mount_optional(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     from firmware import cmd_provision
 
     cmd_provision.register(sub)
+
+    from ota import cli as ota_cli
+
+    ota_cli.register(sub)
 
 
 def _open_store_for_cli(config_path: Path | None):  # type: ignore[no-untyped-def]

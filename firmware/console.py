@@ -527,6 +527,8 @@ class ConsoleSession:
             CommandSpec("stats", "stats [DAYS]", "transparency counters (default 30 days)",
                         _cmd_stats),
             CommandSpec("outbox", "outbox", "items waiting for the agency uplink", _cmd_outbox),
+            CommandSpec("ota", "ota", "update state: slot, version, last step and outcome",
+                        _cmd_ota),
             CommandSpec("whoami", "whoami", "this session", _cmd_whoami),
             CommandSpec("logout", "logout", "end the session (also: exit, quit, Ctrl-D)",
                         _cmd_help),
@@ -659,6 +661,14 @@ def _cmd_outbox(s: ConsoleSession, cmd: Command) -> CommandResult:
     depth = s.store.outbox_depth()
     return CommandResult([f"{k}: {v}" for k, v in depth.items()]
                          + [f"total: {sum(depth.values())}"])
+
+
+def _cmd_ota(s: ConsoleSession, cmd: Command) -> CommandResult:
+    _no_args(cmd, "ota")
+    ota = s.status_fn().get("ota")
+    if not isinstance(ota, Mapping):
+        return CommandResult(["ota: not enabled ([ota] enabled = false)"])
+    return CommandResult([f"{k}: {_fmt(v)}" for k, v in ota.items()])
 
 
 def _cmd_logs(s: ConsoleSession, cmd: Command) -> CommandResult:

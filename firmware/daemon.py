@@ -99,6 +99,7 @@ class Daemon:
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._ready = False
+        self._exit_status = 0
         self.pipeline: Any = None
         self.control: Any = None
 
@@ -137,6 +138,10 @@ class Daemon:
             console = Console(self.settings.console, pyserial_factory(self.settings.console),
                               self.c.store, self.status, self.clock, logs_fn=RECENT.last)
             self.c.extra_workers["console"] = console
+        if self.settings.ota.enabled:
+            from firmware.ota_glue import ota_worker
+
+            self.c.extra_workers["ota"] = ota_worker(self)
         for name, worker in self.c.extra_workers.items():
             self.supervisor.add(name, _factory_of(worker), essential=False)
 
@@ -288,7 +293,17 @@ class Daemon:
                     {"reads": self.c.counters.get("reads"), "laggards": laggards})
         self.c.close()
         log.info("stopped", extra={"laggards": laggards})
-        return 0 if not laggards else 1
+        return self._exit_status if not laggards else 1
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    def request_restart(self, reason: str) -> None:
+        """Drain and exit 75 so systemd starts the service again (OTA: the switched slot)."""
+        log.warning("restart requested", extra={"reason": reason})
+        self._exit_status = 75
+        self._stop.set()
 
 
 def run_daemon(settings: config.Settings) -> int:

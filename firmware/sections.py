@@ -459,6 +459,15 @@ def _mount_console() -> None:
 _mount_console()
 
 
+def _mount_ota() -> None:
+    from firmware.ota_glue import OTA_SECTION
+
+    SECTIONS["ota"] = OTA_SECTION
+
+
+_mount_ota()
+
+
 def cross_check(built: dict[str, Any]) -> str | None:
     """Rules that span sections."""
     u = built["unit"]

@@ -225,7 +225,7 @@ def _info(name: str, size: int, mode: int) -> tarfile.TarInfo:
 # ---- reading (unit side) --------------------------------------------------------------------
 def _open(bundle: Path) -> tarfile.TarFile:
     try:
-        return tarfile.open(str(bundle), mode="r|gz")
+        return tarfile.open(str(bundle), mode="r|*")  # gzip (bundles) or plain (deltas)
     except (tarfile.TarError, OSError, EOFError) as e:
         raise BundleRefused(f"{bundle.name} is not a bundle: {e}") from e
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time
 from enum import StrEnum
 from typing import Any
@@ -39,6 +39,7 @@ class Offer:
     window_utc: tuple[time, time] | None = None
     allow_downgrade: bool = False
     min_version: str | None = None
+    fields: Mapping[str, Any] = field(default_factory=dict, compare=False)  # all signed fields
 
     @classmethod
     def from_target(cls, target: str, length: int, hashes: Mapping[str, str],
@@ -62,7 +63,7 @@ class Offer:
             raise RepositoryRefused(f"target {target} has no sha256 hash")
         return cls(target, version, kind, int(length), hashes["sha256"], pct, window,
                    bool(v.get("allow_downgrade", False)),
-                   None if min_version is None else str(min_version))
+                   None if min_version is None else str(min_version), dict(v))
 
 
 def parse_window(text: str) -> tuple[time, time]:

@@ -1,0 +1,330 @@
+"""The daemon's OTA worker: check, download, verify, stage, switch; and the health gate.
+
+One supervised, non-essential thread. Every step is written to the audit chain and shown in
+``vigil status`` (``ota``) and the console; the trust decisions are :mod:`ota.client` (TUF) and
+:mod:`ota.policy`, the slot moves are :mod:`ota.slotfs`, the gate verdict is :func:`gate`
+(pure). The worker never touches the running slot, and it asks the daemon to restart (exit 75,
+``RestartForceExitStatus=75`` in the unit) only after a switch or a rollback has been made
+durable on disk.
+
+While a version is on trial, the worker of *that* version runs the gate: READY (the self-test
+passed), frames flowing, a read (if ``require_read``) and the uplink reachable if it was before
+the switch, all holding for ``gate_hold_s``, within the deadline counted from the switch. A
+version too broken to run its own gate is caught by ``vigil ota boot`` (ExecStartPre, from the
+committed slot) at its next start: the boot limit (crash loop) or the deadline rolls it back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from drivers.clock import Clock
+from ota import install
+from ota.client import UpdateClient
+from ota.errors import BundleRefused, DownloadFailed, OtaError, RepositoryRefused
+from ota.fetch import ByteBudget, DirTransport, HttpTransport, Transport
+from ota.policy import Action, Offer, UnitFacts, decide
+from ota.slotfs import SlotFS
+from ota.slots import (
+    HealthFailed,
+    HealthPassed,
+    Phase,
+    Report,
+    Restart,
+    SlotState,
+    Switch,
+)
+
+log = logging.getLogger(__name__)
+
+#: The exit status that asks systemd for a restart on the (now switched) slot.
+EX_RESTART = 75
+
+
+@dataclass(frozen=True)
+class OtaSettings:
+    """``[ota]``; units in the names. Disabled unless a repository and trust root are set."""
+
+    enabled: bool = False
+    repository: str = ""  # https://... base URL, or a directory (a USB stick's copy)
+    trusted_root: str = ""  # the 1.root.json this unit was provisioned with
+    root_dir: str = ""  # slots and state; empty = <state_dir>/ota
+    channel: str = "stable"
+    check_interval_s: float = 3600.0
+    auto_switch: bool = True
+    trial_deadline_s: float = 300.0
+    trial_max_boots: int = 3
+    gate_hold_s: float = 10.0
+    gate_min_fps: float = 0.5
+    require_read: bool = False
+    daily_bytes_cap: int = 0  # 0 = unmetered
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class HealthSample:
+    """What the daemon says about itself, for the gate."""
+
+    ready: bool
+    fps: float
+    reads: int
+    uplink_ok: bool | None  # None: no uplink configured
+
+
+def gate(sample: HealthSample, settings: OtaSettings, uplink_was_ok: bool) -> list[str]:
+    """What is still missing for a healthy verdict (empty: healthy now). Pure."""
+    missing = []
+    if not sample.ready:
+        missing.append("READY (self-test)")
+    if sample.fps < settings.gate_min_fps:
+        missing.append(f"frames ({sample.fps:.1f} fps)")
+    if settings.require_read and sample.reads < 1:
+        missing.append("a read")
+    if uplink_was_ok and sample.uplink_ok is False:
+        missing.append("uplink (reachable before the switch)")
+    return missing
+
+
+@dataclass
+class OtaStatus:
+    step: str = "idle"
+    detail: str = ""
+    progress_pct: float | None = None
+    last_check_utc: str | None = None
+    last_error: str | None = None
+    history: list[dict[str, str]] = field(default_factory=list)
+
+
+Audit = Callable[[str, str, str, dict[str, Any]], None]
+
+
+class OtaWorker:
+    def __init__(self, settings: OtaSettings, root: Path, unit_id: str, clock: Clock, *,
+                 health: Callable[[], HealthSample], request_restart: Callable[[str], None],
+                 audit: Audit, alert_pending: Callable[[], bool] = lambda: False,
+                 check_models: install.ModelCheck | None = None,
+                 transport: Transport | None = None, running_version: str = "0") -> None:
+        self.settings = settings
+        self.fs = SlotFS(root)
+        self.unit_id = unit_id
+        self.clock = clock
+        self.health = health
+        self.request_restart = request_restart
+        self.audit = audit
+        self.alert_pending = alert_pending
+        self.check_models = check_models
+        self.running_version = running_version
+        self._status = OtaStatus()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        repo = settings.repository
+        local = not repo.startswith(("http://", "https://"))
+        self.transport = transport or (DirTransport() if local else HttpTransport(
+            connect_timeout_s=settings.connect_timeout_s,
+            read_timeout_s=settings.read_timeout_s))
+        self.budget = ByteBudget(settings.daily_bytes_cap, 86_400.0, clock.monotonic)
+        self.client = UpdateClient(repo, root / "tuf", Path(settings.trusted_root).read_bytes(),
+                                   self.transport, self.budget)
+
+    # ---- status ----------------------------------------------------------------------------
+    def _report(self, step: str, detail: str = "", *, result: str = "ok",
+                progress: float | None = None, audit: bool = True) -> None:
+        with self._lock:
+            s = self._status
+            s.step, s.detail, s.progress_pct = step, detail, progress
+            if result != "ok":
+                s.last_error = detail
+            if audit:
+                s.history.append({"at": self.clock.utcnow().isoformat(timespec="seconds"),
+                                  "step": step, "detail": detail})
+                del s.history[:-20]
+        if audit:
+            log.info("ota %s", step, extra={"ota_step": step, "detail": detail})
+            self.audit(f"ota.{step}", detail[:200], result, {"detail": detail})
+
+    def status(self) -> dict[str, Any]:
+        state = self._state_or_none()
+        with self._lock:
+            s = self._status
+            out: dict[str, Any] = {
+                "step": s.step, "detail": s.detail, "progress_pct": s.progress_pct,
+                "last_check": s.last_check_utc, "last_error": s.last_error,
+                "history": list(s.history[-5:]), "bytes_today": self.budget.used_bytes}
+        if state is not None:
+            out.update({"slot": state.active, "phase": state.phase.value,
+                        "version": state.running_version, "committed_slot": state.committed,
+                        "floor": state.floor, "last": state.last,
+                        "trial_boots": state.trial_boots})
+        return out
+
+    def check_now(self) -> None:
+        self._wake.set()
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def _state_or_none(self) -> SlotState | None:
+        try:
+            return self.fs.load()
+        except OtaError:
+            return None
+
+    def _state(self) -> SlotState:
+        state = self.fs.load()
+        if state is None:
+            state = self.fs.init(self.running_version)
+            self._report("initialised", f"slot a holds {self.running_version}")
+        return state
+
+    # ---- the loop --------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        state = self._state()
+        if state.phase is Phase.TRIAL:
+            self._trial(stop, state)
+            state = self._state()
+        if "rolled back" in state.last and self._status.step == "idle":
+            self._report("rolled_back", state.last, result="failed", audit=False)
+        while not stop.is_set():
+            self._check_once(stop)
+            self._wake.clear()
+            deadline = self.clock.monotonic() + self.settings.check_interval_s
+            while not stop.is_set() and not self._wake.is_set():
+                if self.clock.monotonic() >= deadline:
+                    break
+                stop.wait(0.5)
+
+    def _trial(self, stop: threading.Event, state: SlotState) -> None:
+        started = datetime.fromisoformat(str(state.trial_started_utc))
+        self._report("trial", f"{state.target_version}: health gate, deadline "
+                     f"{state.trial_deadline_s:g} s")
+        healthy_since: float | None = None
+        while not stop.is_set():
+            missing = gate(self.health(), self.settings, state.uplink_was_ok)
+            now = self.clock.monotonic()
+            if not missing:
+                healthy_since = healthy_since if healthy_since is not None else now
+                if now - healthy_since >= self.settings.gate_hold_s:
+                    new, actions = self.fs.apply(state, HealthPassed("health gate passed"))
+                    self._after(new, actions)
+                    return
+            else:
+                healthy_since = None
+            elapsed = (self.clock.utcnow() - started).total_seconds()
+            if elapsed > state.trial_deadline_s:
+                why = (f"health gate not passed within {state.trial_deadline_s:g} s; missing: "
+                       + ", ".join(missing or ["a steady healthy period"]))
+                new, actions = self.fs.apply(state, HealthFailed(why))
+                self._after(new, actions)
+                return
+            self._status.detail = "waiting for: " + ", ".join(missing) if missing else "holding"
+            stop.wait(0.5)
+
+    def _after(self, state: SlotState, actions: tuple[Any, ...]) -> None:
+        for a in actions:
+            if isinstance(a, Report):
+                self._report(a.step, a.detail,
+                             result="failed" if a.step == "rolled_back" else "ok")
+        for a in actions:
+            if isinstance(a, Restart):
+                self.request_restart(a.reason)
+
+    def _check_once(self, stop: threading.Event) -> None:
+        s = self.settings
+        state = self._state()
+        if state.phase is not Phase.IDLE:
+            return
+        self._report("checking", s.repository, audit=False)
+        with self._lock:
+            self._status.last_check_utc = self.clock.utcnow().isoformat(timespec="seconds")
+        try:
+            delta_name = f"{s.channel}/app-from-{state.running_version}.vdelta"
+            offers = self.client.check([f"{s.channel}/app.vbundle",
+                                        f"{s.channel}/model.vbundle", delta_name])
+            delta = offers.pop(delta_name, None)
+            offer = self._choose(state, offers)
+            if offer is None:
+                return
+            if delta is not None and (delta.version != offer.version or offer.kind != "app"):
+                delta = None
+            self._install(stop, state, offer, delta)
+        except RepositoryRefused as e:
+            self._report("refused", str(e), result="refused")
+        except DownloadFailed as e:
+            self._report("download_failed", f"{e} (retried later)", result="failed")
+        except BundleRefused as e:
+            self._report("refused", str(e), result="refused")
+        except OtaError as e:
+            self._report("error", str(e), result="failed")
+
+    def _choose(self, state: SlotState, offers: dict[str, Offer]) -> Offer | None:
+        facts = UnitFacts(self.unit_id, state.running_version or "0", state.floor,
+                          self.clock.utcnow(), self.alert_pending())
+        chosen: Offer | None = None
+        for offer in offers.values():
+            if offer.version == state.bad_version:
+                self._report("skipped", f"{offer.version} was rolled back before", audit=False)
+                continue
+            d = decide(offer, facts)
+            if d.action is Action.REFUSE:
+                self._report("refused", f"{offer.target}: {d.reason}", result="refused")
+            elif d.action is Action.DEFER:
+                self._report("deferred", f"{offer.target}: {d.reason}", audit=False)
+            elif d.action is Action.INSTALL and (chosen is None or offer.kind == "app"):
+                chosen = offer
+        if chosen is None and self._status.step == "checking":
+            self._report("up_to_date", state.running_version or "", audit=False)
+        return chosen
+
+    def _download(self, stop: threading.Event, offer: Offer) -> Path:
+        self._report("downloading", f"{offer.target} {offer.version} ({offer.length} bytes)",
+                     progress=0.0)
+
+        def progress(have: int, total: int) -> None:
+            with self._lock:
+                self._status.progress_pct = round(100.0 * have / max(total, 1), 1)
+                self._status.detail = f"{offer.version}: {have}/{total} bytes"
+
+        path = self.client.fetch(offer, self.fs.root / "downloads", progress, stop)
+        self._report("verified", f"{offer.target}: length and SHA-256 match the signed "
+                     "targets metadata")
+        return path
+
+    def _via_delta(self, stop: threading.Event, state: SlotState, delta: Offer) -> Path | None:
+        """The new bundle's tar from a delta against the running slot, or None (use full)."""
+        from ota.delta import apply_delta
+
+        try:
+            patch = self._download(stop, delta)
+            out = apply_delta(self.fs.slot_dir(state.active), patch,
+                              self.fs.root / "downloads" / f"{delta.version}.tar",
+                              dict(delta.fields))
+            patch.unlink(missing_ok=True)
+            self._report("delta_applied", f"{delta.version} rebuilt from "
+                         f"{state.running_version} + {delta.length} bytes")
+            return out
+        except (BundleRefused, RepositoryRefused, KeyError, ValueError) as e:
+            self._report("delta_failed", f"{e}; taking the full bundle", result="failed")
+            return None
+
+    def _install(self, stop: threading.Event, state: SlotState, offer: Offer,
+                 delta: Offer | None = None) -> None:
+        path = self._via_delta(stop, state, delta) if delta is not None else None
+        if path is None:
+            path = self._download(stop, offer)
+        state = install.stage(self.fs, state, path, check_models=self.check_models)
+        path.unlink(missing_ok=True)
+        self._report("staged", f"{offer.version} in slot {state.inactive}")
+        if not self.settings.auto_switch:
+            return
+        sample = self.health()
+        new, actions = self.fs.apply(state, Switch(
+            self.clock.utcnow(), uplink_ok=bool(sample.uplink_ok),
+            deadline_s=self.settings.trial_deadline_s, max_boots=self.settings.trial_max_boots))
+        self._after(new, actions)
