@@ -26,16 +26,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Protocol, Self, runtime_checkable
+from typing import Any, Literal, Protocol, Self, get_args, runtime_checkable
 
 import numpy as np
 
 from drivers.clock import Clock
+from drivers.config_keys import setting
 from drivers.errors import DeviceTimeout, DriverError
 
 log = logging.getLogger(__name__)
 
 Backend = Literal["replay", "picamera2", "v4l2", "gstreamer"]
+#: Every camera backend, in the order the docs list them (the one list; see :func:`open_camera`).
+BACKENDS: tuple[Backend, ...] = get_args(Backend)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 MAX_REPLAY_LAG_S = 1.0
 
@@ -69,6 +72,10 @@ class Frame:
     source: str = ""
 
 
+def _none_if_empty(value: str) -> str | None:
+    return value or None
+
+
 @dataclass(frozen=True)
 class CameraSettings:
     """Camera configuration (validated into this by the firmware config module).
@@ -83,16 +90,23 @@ class CameraSettings:
     as they are read (benchmarks, tests).
     """
 
-    backend: Backend = "replay"
-    source: str = "firmware/sample/footage.avi"
-    width: int = 1280
-    height: int = 720
-    fps: float = 10.0
-    loop: bool = True
-    shutter_max_us: int = 2000
-    gain_max: float = 8.0
-    realtime: bool = True
-    stall_file: str | None = None
+    backend: Backend = setting(
+        "picamera2", choices=BACKENDS,
+        doc="replay = file/folder replay (simulation); picamera2 = Raspberry Pi camera; "
+        "v4l2 = /dev/videoN; gstreamer = a pipeline (Jetson CSI).")
+    source: str = setting("", doc="File/folder (replay), device (v4l2), pipeline (gstreamer) "
+                          "or camera index (picamera2). Empty = the bundled sample footage.")
+    width: int = setting(1280, min=0, max=4096,
+                         doc="Frame width in pixels (0 = as delivered, replay only).")
+    height: int = setting(720, min=0, max=3040)
+    fps: float = setting(10.0, min=1.0, max=120.0)
+    loop: bool = setting(True, doc="Replay: start again at the end.")
+    realtime: bool = setting(True, doc="Replay: pace frames at fps (false = as fast as read).")
+    shutter_max_us: int = setting(2000, min=50, max=100000,
+                                  doc="Longest exposure; short shutters freeze moving plates.")
+    gain_max: float = setting(8.0, min=1.0, max=64.0)
+    stall_file: str | None = setting("", convert=_none_if_empty,
+                                     doc="Test hook: frames stop while this file exists.")
 
 
 @runtime_checkable

@@ -26,6 +26,7 @@ from typing import Literal, Protocol, Self
 import pynmea2  # type: ignore[import-untyped]
 
 from drivers.clock import Clock
+from drivers.config_keys import setting
 from drivers.errors import DriverError
 from drivers.resource import Closing
 from drivers.serial_port import LineReader, SerialError, SerialTimeout, open_serial
@@ -63,12 +64,17 @@ class GpsSettings:
     ``max_fix_age_s`` (1..600): an older fix is reported as ``none``.
     """
 
-    mode: Literal["site", "gps", "none"] = "site"
-    port: str = "/dev/ttyAMA0"
-    baudrate: int = 9600
+    mode: Literal["site", "gps", "none"] = setting(
+        "site", choices=("site", "gps", "none"),
+        doc="site = [unit] site_latitude/longitude (pole unit); gps = NMEA receiver (mobile "
+        "unit); none.")
+    port: str = setting("/dev/ttyAMA0", doc="GPS serial device or pyserial URL.")
+    baudrate: int = setting(9600, min=4800, max=921600)
+    max_fix_age_s: float = setting(10.0, min=1.0, max=600.0,
+                                   doc="An older fix is reported as no location.")
+    # Not keys of [gps]: copied from [unit] when the config is validated.
     site_latitude: float | None = None
     site_longitude: float | None = None
-    max_fix_age_s: float = 10.0
 
 
 class LocationSource(Protocol):

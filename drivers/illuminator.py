@@ -24,9 +24,10 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from drivers.clock import Clock
+from drivers.config_keys import setting
 from drivers.errors import DriverError
 from drivers.resource import Closing
 
@@ -52,22 +53,29 @@ class IlluminatorSettings:
     brightness is sampled every ``sample_interval_s`` (0.1..60).
     """
 
-    enabled: bool = True
-    pin_factory: PinFactoryKind = "mock"
-    ir_led_pin: int = 18
-    pwm_hz: int = 1000
-    night_led_level: float = 1.0
-    ir_cut_mode: Literal["level", "pulse"] = "level"
-    ir_cut_pin: int = 23
-    ir_cut_pin_b: int = 24
-    ir_cut_active_high: bool = True
-    ir_cut_pulse_ms: int = 100
-    night_below: float = 40.0
-    day_above: float = 90.0
-    confirm_s: float = 5.0
-    min_dwell_s: float = 60.0
-    sample_interval_s: float = 1.0
-    reference_exposure_us: int = 2000
+    enabled: bool = setting(True, doc="Drive the IR LEDs and IR-cut filter.")
+    pin_factory: PinFactoryKind = setting(
+        "lgpio", choices=get_args(PinFactoryKind),
+        doc="gpiozero pin backend; mock = simulated pins (simulation rig).")
+    ir_led_pin: int = setting(18, min=0, max=27, doc="BCM pin of the IR LED driver (PWM).")
+    pwm_hz: int = setting(1000, min=100, max=40000)
+    night_led_level: float = setting(1.0, min=0.0, max=1.0)
+    ir_cut_mode: Literal["level", "pulse"] = setting(
+        "level", choices=("level", "pulse"),
+        doc="level = one pin held; pulse = H-bridge pulsed on two pins.")
+    ir_cut_pin: int = setting(23, min=0, max=27)
+    ir_cut_pin_b: int = setting(24, min=0, max=27)
+    ir_cut_active_high: bool = setting(True)
+    ir_cut_pulse_ms: int = setting(100, min=20, max=1000)
+    night_below: float = setting(40.0, min=0.0, max=255.0,
+                                 doc="Scene brightness (mean luma, exposure-normalised) below "
+                                 "which night mode starts.")
+    day_above: float = setting(90.0, min=0.0, max=255.0)
+    confirm_s: float = setting(5.0, min=0.0, max=600.0, doc="A change must persist this long.")
+    min_dwell_s: float = setting(60.0, min=0.0, max=3600.0,
+                                 doc="Least time in one mode before switching back.")
+    sample_interval_s: float = setting(1.0, min=0.1, max=60.0)
+    reference_exposure_us: int = setting(2000, min=50, max=100000)
 
     def __post_init__(self) -> None:
         # Cross-field rules that a per-key range check cannot express.

@@ -37,8 +37,10 @@ from enum import IntEnum, StrEnum
 from typing import Any, Protocol
 
 from drivers.clock import Clock
+from drivers.config_keys import setting
 from drivers.errors import DeviceTimeout, DriverError
 from drivers.resource import Closing
+from drivers.serial_port import SerialError, SerialPort, open_serial
 
 log = logging.getLogger(__name__)
 
@@ -61,25 +63,6 @@ class ModemTimeout(ModemError, DeviceTimeout):
 
 
 # -- framing ---------------------------------------------------------------------------------
-
-
-class SerialPort(Protocol):
-    """What :class:`AtChannel` needs of a port; ``serial.Serial`` provides it."""
-
-    def read(self, size: int = 1) -> bytes: ...
-    def write(self, data: bytes) -> int | None: ...
-    def close(self) -> None: ...
-
-
-def open_serial(port: str, baud: int = 115200) -> SerialPort:
-    """Open a real port (or a pyserial URL such as ``loop://``); short read timeout so the
-    channel keeps its own deadlines."""
-    import serial
-
-    try:
-        return serial.serial_for_url(port, baudrate=baud, timeout=0.05, write_timeout=2)
-    except (serial.SerialException, OSError, ValueError) as e:
-        raise ModemError(f"cannot open modem port {port}: {e}") from e
 
 
 FINAL_OK = "OK"
@@ -139,7 +122,7 @@ class AtChannel(Closing):
                 return None
             # One byte blocks until data or the port's short timeout; then take what is there.
             chunk = self._port.read(1)
-            waiting = getattr(self._port, "in_waiting", 0)
+            waiting = self._port.in_waiting
             if chunk and waiting:
                 chunk += self._port.read(waiting)
             if chunk:
@@ -469,23 +452,34 @@ class RecoveryAction(StrEnum):
     POWER_CYCLE = "power_cycle"
 
 
+def _no_pin_if_negative(pin: int) -> int | None:
+    return None if pin < 0 else pin
+
+
 @dataclass(frozen=True)
 class ModemSettings:
-    """Config section ``[modem]``."""
+    """Config section ``[modem]``: whether a modem is fitted, its port and the recovery ladder.
 
-    port: str = "/dev/ttyUSB2"
-    baud: int = 115200
-    power_gpio: int | None = None  # BCM pin that cuts modem power; None: no power cycling
-    power_active_high: bool = True
-    power_off_s: float = 5.0
-    poll_interval_s: float = 30.0
-    command_timeout_s: float = 3.0
-    reregister_after_s: float = 120.0
-    radio_cycle_after_s: float = 300.0
-    power_cycle_after_s: float = 900.0
-    power_cycle_repeat_s: float = 3600.0
-    unresponsive_polls_to_power_cycle: int = 3
-    boot_wait_s: float = 30.0
+    ``power_gpio`` is ``None`` (``-1`` in the config file) when no pin cuts modem power.
+    """
+
+    enabled: bool = setting(False, doc="A cellular modem is fitted and Vigil supervises it "
+                            "(the data session stays with ModemManager/NetworkManager).")
+    port: str = setting("/dev/ttyUSB2", doc="AT command port or pyserial URL.")
+    baud: int = setting(115200, min=9600, max=4000000)
+    power_gpio: int | None = setting(-1, min=-1, max=27, convert=_no_pin_if_negative,
+                                     doc="BCM pin that cuts modem power; -1 = none (no power "
+                                     "cycling).")
+    power_active_high: bool = setting(True)
+    power_off_s: float = setting(5.0, min=0.5, max=60.0)
+    poll_interval_s: float = setting(30.0, min=5.0, max=3600.0)
+    command_timeout_s: float = setting(3.0, min=0.5, max=60.0)
+    reregister_after_s: float = setting(120.0, min=30.0, max=86400.0)
+    radio_cycle_after_s: float = setting(300.0, min=30.0, max=86400.0)
+    power_cycle_after_s: float = setting(900.0, min=30.0, max=86400.0)
+    power_cycle_repeat_s: float = setting(3600.0, min=300.0, max=86400.0)
+    unresponsive_polls_to_power_cycle: int = setting(3, min=1, max=100)
+    boot_wait_s: float = setting(30.0, min=1.0, max=300.0)
 
 
 @dataclass(frozen=True)
@@ -806,7 +800,12 @@ class FakeModem(Closing):
 
 def open_modem(settings: ModemSettings, clock: Clock) -> Modem:
     """The real modem on ``settings.port`` (a device path or a pyserial URL)."""
-    port = open_serial(settings.port, settings.baud)
+    try:
+        # Short read timeout so the channel keeps its own deadlines.
+        port = open_serial(settings.port, settings.baud, read_timeout_s=0.05,
+                           write_timeout_s=2.0)
+    except SerialError as e:
+        raise ModemError(f"cannot open modem port {settings.port}: {e}") from e
     return Modem(AtChannel(port, clock, settings.command_timeout_s))
 
 

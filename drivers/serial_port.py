@@ -1,8 +1,11 @@
-"""Serial ports: a thin seam over ``serial.serial_for_url`` and a line reader on top of it.
+"""Serial ports: the one seam over ``serial.serial_for_url``, and a line reader on top of it.
 
 ``serial_for_url`` gives one interface for real ports (``/dev/ttyUSB0``, ``/dev/ttyAMA0``),
-pseudo-terminals, and the test transports ``loop://`` and ``socket://host:port``, so the GPS and
-technician console run unchanged against a loopback in tests and a real UART on a unit.
+pseudo-terminals, and the test transports ``loop://`` and ``socket://host:port``, so the GPS,
+the modem's AT channel and the technician console run unchanged against a loopback in tests and
+a real UART on a unit. :func:`open_serial` is the only place pyserial is imported; the port it
+returns raises this module's errors (:class:`SerialError`, :class:`SerialWriteTimeout`), never
+pyserial's, so callers catch by type rather than by class name.
 
 :class:`LineReader` frames bytes into lines, separate from whoever reads them (pyserial's own
 split between ``LineReader`` and ``ReaderThread``): CR, LF and CRLF all end a line; a line
@@ -31,8 +34,12 @@ class SerialTimeout(DeviceTimeout):
     """No complete line arrived before the deadline."""
 
 
+class SerialWriteTimeout(SerialError, DeviceTimeout):
+    """A write did not complete within the port's write timeout (flow control held off)."""
+
+
 class ByteStream(Protocol):
-    """What :class:`LineReader` needs from a port (a ``serial.Serial`` satisfies it)."""
+    """What :class:`LineReader` needs from a port."""
 
     def read(self, size: int = 1) -> bytes: ...
 
@@ -41,15 +48,67 @@ class ByteStream(Protocol):
     def close(self) -> None: ...
 
 
-def open_serial(url: str, baudrate: int = 9600, *, read_timeout_s: float = 0.05) -> Any:
-    """Open ``url`` (device path, pty, ``loop://``, ``socket://``). Read calls return after at
-    most ``read_timeout_s`` so the line reader can keep its own deadline."""
+class SerialPort(ByteStream, Protocol):
+    """An open port as :func:`open_serial` returns it (and what fakes in tests provide)."""
+
+    @property
+    def in_waiting(self) -> int: ...
+
+
+class _Port:
+    """A pyserial port whose failures are this module's errors."""
+
+    def __init__(self, port: Any, url: str, write_timeout_type: type[BaseException]) -> None:
+        self._port = port
+        self._url = url
+        self._write_timeout = write_timeout_type
+
+    def read(self, size: int = 1) -> bytes:
+        try:
+            return bytes(self._port.read(size))
+        except Exception as e:  # serial.SerialException, OSError: the port went away
+            raise SerialError(f"serial port {self._url}: read failed: {e}") from e
+
+    @property
+    def in_waiting(self) -> int:
+        try:
+            return int(self._port.in_waiting)
+        except Exception as e:
+            raise SerialError(f"serial port {self._url}: status failed: {e}") from e
+
+    def write(self, data: bytes) -> int | None:
+        try:
+            return self._port.write(data)  # type: ignore[no-any-return]
+        except self._write_timeout as e:
+            raise SerialWriteTimeout(f"serial port {self._url}: write timed out") from e
+        except Exception as e:
+            raise SerialError(f"serial port {self._url}: write failed: {e}") from e
+
+    def close(self) -> None:
+        self._port.close()
+
+
+def open_serial(
+    url: str,
+    baudrate: int = 9600,
+    *,
+    read_timeout_s: float = 0.05,
+    write_timeout_s: float | None = None,
+) -> SerialPort:
+    """Open ``url`` (device path, pty, ``loop://``, ``socket://``), 8N1, no flow control.
+
+    Read calls return after at most ``read_timeout_s`` so callers keep their own deadlines; a
+    write blocked longer than ``write_timeout_s`` (``None``: no limit) raises
+    :class:`SerialWriteTimeout`. Raises :class:`SerialError` when the port cannot be opened.
+    """
     import serial  # type: ignore[import-untyped]
 
     try:
-        return serial.serial_for_url(url, baudrate=baudrate, timeout=read_timeout_s)
+        port = serial.serial_for_url(url, baudrate=baudrate, timeout=read_timeout_s,
+                                     write_timeout=write_timeout_s)
     except (serial.SerialException, ValueError, OSError) as e:
         raise SerialError(f"cannot open serial port {url}: {e}") from e
+    return _Port(port, url, serial.SerialTimeoutException)
 
 
 class LineReader(Closing):

@@ -14,40 +14,40 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from drivers.camera import CameraSettings
+from drivers.config_keys import Key, Section
+from drivers.gps import GpsSettings
+from drivers.illuminator import IlluminatorSettings
+from drivers.modem import ModemSettings
+from firmware import sections as _schema
+from firmware.console import ConsoleSettings
 from firmware.errors import ConfigError
+from firmware.hotlists import HotlistSettings
+from firmware.sections import (
+    InferenceSettings,
+    KeySettings,
+    LoggingSettings,
+    StatusSettings,
+    UnitSettings,
+    WatchdogSettings,
+)
+from firmware.supervisor import SupervisorSettings
+from firmware.uplink import UplinkSettings
+from inference.tracker import TrackerSettings
+from ota.worker import OtaSettings
+from storage.settings import StoreSettings
+
+__all__ = ["EX_CONFIG", "ConfigError", "Key", "Section", "Settings", "load", "redacted",
+           "replace", "resolve", "simulation_defaults", "validate"]
 
 EX_CONFIG = 78  # sysexits.h: configuration error
 
 DEFAULT_CONFIG_PATHS = (Path("/etc/vigil/vigil.toml"),)
-
-
-@dataclass(frozen=True)
-class Key:
-    """One configuration key: its type, default and allowed values."""
-
-    type: type | tuple[type, ...]
-    default: Any = None
-    min: float | None = None
-    max: float | None = None
-    choices: tuple[Any, ...] | None = None
-    required: bool = False
-    nonempty: bool = False
-    secret: bool = False
-    nullable: bool = False
-    doc: str = ""
-
-
-@dataclass(frozen=True)
-class Section:
-    target: Callable[..., Any]
-    keys: Mapping[str, Key]
-    doc: str = ""
-    check: Callable[[Any], str | None] | None = None  # cross-field rule: message or None
 
 
 def _type_name(t: type | tuple[type, ...]) -> str:
@@ -101,23 +101,41 @@ def _coerce(section: str, name: str, key: Key, value: Any, where: str) -> Any:
 
 
 def _sections() -> dict[str, Section]:
-    from firmware.sections import SECTIONS
-
-    return SECTIONS
+    return _schema.SECTIONS
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Validated settings: one frozen object per section, plus where they came from."""
+    """Validated settings: one frozen, typed object per section, plus where they came from."""
 
     source: str
-    sections: Mapping[str, Any]
+    unit: UnitSettings
+    inference: InferenceSettings
+    supervisor: SupervisorSettings
+    watchdog: WatchdogSettings
+    status: StatusSettings
+    logging: LoggingSettings
+    camera: CameraSettings
+    tracker: TrackerSettings
+    store: StoreSettings
+    keys: KeySettings
+    illuminator: IlluminatorSettings
+    gps: GpsSettings
+    uplink: UplinkSettings
+    hotlists: HotlistSettings
+    modem: ModemSettings
+    console: ConsoleSettings
+    ota: OtaSettings
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.sections[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    @property
+    def sections(self) -> dict[str, Any]:
+        """Every section by name, in schema order (for generic code: show, diff, replace)."""
+        return {name: getattr(self, name) for name in _sections()}
+
+
+def _settings(source: str, built: Mapping[str, Any]) -> Settings:
+    # Every schema section is a typed field (a section without one fails here, loudly).
+    return Settings(source=source, **built)
 
 
 def validate(data: Mapping[str, Any], where: str = "<config>") -> Settings:
@@ -144,14 +162,14 @@ def validate(data: Mapping[str, Any], where: str = "<config>") -> Settings:
         values: dict[str, Any] = {}
         for kname, key in spec.keys.items():
             if kname in raw:
-                values[kname] = _coerce(sname, kname, key, raw[kname], where)
+                values[kname] = key.to_value(_coerce(sname, kname, key, raw[kname], where))
             elif key.required:
                 raise ConfigError(
                     f"{where}: [{sname}] {kname}: required key is missing",
                     path=where, key=f"{sname}.{kname}",
                 )
             else:
-                values[kname] = key.default
+                values[kname] = key.to_value(key.default)
         try:
             obj = spec.target(**values)
         except (TypeError, ValueError) as e:
@@ -161,12 +179,10 @@ def validate(data: Mapping[str, Any], where: str = "<config>") -> Settings:
             if problem:
                 raise ConfigError(f"{where}: [{sname}] {problem}", path=where, key=sname)
         built[sname] = obj
-    from firmware.sections import cross_check, finalize
-
-    problem = cross_check(built)
+    problem = _schema.cross_check(built)
     if problem:
         raise ConfigError(f"{where}: {problem}", path=where)
-    return Settings(source=where, sections=finalize(built))
+    return _settings(where, _schema.finalize(built))
 
 
 def load(path: Path) -> Settings:
@@ -227,6 +243,6 @@ def redacted(settings: Settings) -> dict[str, dict[str, Any]]:
 
 def replace(settings: Settings, section: str, **changes: Any) -> Settings:
     """A copy with some keys of one section changed (tests and CLI overrides)."""
-    sections = dict(settings.sections)
+    sections = settings.sections
     sections[section] = dataclasses.replace(sections[section], **changes)
-    return Settings(source=settings.source, sections=sections)
+    return _settings(settings.source, sections)

@@ -31,8 +31,9 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from drivers.clock import Clock
+from drivers.config_keys import setting
+from drivers.serial_port import SerialError, SerialPort, SerialWriteTimeout, open_serial
 from firmware import console_auth
-from firmware.config import Key, Section
 from firmware.errors import FirmwareError
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ MAX_SEARCH_ROWS = 50
 MAX_LOG_LINES = 200
 
 DEFAULT_BANNER = "Vigil maintenance console. Authorised use only; every action is audited."
+BAUD_RATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
 
 
 class ConsoleError(FirmwareError, ConnectionError):
@@ -65,23 +67,28 @@ class ConsoleSettings:
     ``vigil provision``; it is a secret (redacted by ``vigil config show``).
     """
 
-    enabled: bool = False
-    port: str = "/dev/ttyAMA0"
-    baud: int = 115200
-    user: str = "technician"
-    password_hash: str = field(default="", repr=False)
-    idle_timeout_s: float = 300.0
-    max_failures: int = 5
-    lockout_s: float = 300.0
-    max_line_bytes: int = 256
-    banner: str = DEFAULT_BANNER
-    echo: bool = True
+    enabled: bool = setting(False, doc="Run the technician console on the serial port.")
+    port: str = setting("/dev/ttyAMA0", nonempty=True,
+                        doc="Serial device or pyserial URL (/dev/ttyAMA0, /dev/ttyGS0, loop://).")
+    baud: int = setting(115200, choices=BAUD_RATES, doc="Line speed (8N1).")
+    user: str = setting("technician", nonempty=True, doc="The one login name accepted.")
+    password_hash: str = setting("", secret=True,
+                                 doc="scrypt hash from `vigil console-passwd`; empty = no login.")
+    idle_timeout_s: float = setting(300.0, min=10.0, max=3600.0,
+                                    doc="A session with no input for this long is logged out.")
+    max_failures: int = setting(5, min=1, max=20,
+                                doc="Consecutive failed logins that start a lockout.")
+    lockout_s: float = setting(300.0, min=1.0, max=86400.0,
+                               doc="How long logins are refused after max_failures.")
+    max_line_bytes: int = setting(256, min=32, max=4096,
+                                  doc="Longer input lines are discarded with an error.")
+    banner: str = setting(DEFAULT_BANNER, doc="Shown before the login prompt.")
+    echo: bool = setting(True, doc="Echo typed characters (terminals do not echo locally); "
+                         "passwords are never echoed.")
 
 
-BAUD_RATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
-
-
-def _check_console(s: ConsoleSettings) -> str | None:
+def check_settings(s: ConsoleSettings) -> str | None:
+    """Cross-field rules of ``[console]``: a message, or ``None`` when the settings hold."""
     if s.password_hash:
         try:
             console_auth.parse_hash(s.password_hash)
@@ -94,34 +101,6 @@ def _check_console(s: ConsoleSettings) -> str | None:
     if any(unicodedata.category(ch) == "Cc" for ch in s.banner):
         return "banner must not contain control characters"
     return None
-
-
-#: The ``[console]`` section, ready to mount: ``SECTIONS["console"] = CONSOLE_SECTION``.
-CONSOLE_SECTION = Section(
-    ConsoleSettings,
-    {
-        "enabled": Key(bool, False, doc="Run the technician console on the serial port."),
-        "port": Key(str, "/dev/ttyAMA0", nonempty=True,
-                    doc="Serial device or pyserial URL (/dev/ttyAMA0, /dev/ttyGS0, loop://)."),
-        "baud": Key(int, 115200, choices=BAUD_RATES, doc="Line speed (8N1)."),
-        "user": Key(str, "technician", nonempty=True, doc="The one login name accepted."),
-        "password_hash": Key(str, "", secret=True,
-                             doc="scrypt hash from `vigil console-passwd`; empty = no login."),
-        "idle_timeout_s": Key(float, 300.0, min=10.0, max=3600.0,
-                              doc="A session with no input for this long is logged out."),
-        "max_failures": Key(int, 5, min=1, max=20,
-                            doc="Consecutive failed logins that start a lockout."),
-        "lockout_s": Key(float, 300.0, min=1.0, max=86400.0,
-                         doc="How long logins are refused after max_failures."),
-        "max_line_bytes": Key(int, 256, min=32, max=4096,
-                              doc="Longer input lines are discarded with an error."),
-        "banner": Key(str, DEFAULT_BANNER, doc="Shown before the login prompt."),
-        "echo": Key(bool, True, doc="Echo typed characters (terminals do not echo locally); "
-                    "passwords are never echoed."),
-    },
-    doc="Technician serial console (see docs/console.md).",
-    check=_check_console,
-)
 
 
 # ---------------------------------------------------------------------------------- line editor
@@ -687,19 +666,6 @@ def _cmd_whoami(s: ConsoleSession, cmd: Command) -> CommandResult:
 # ---------------------------------------------------------------------------------- worker
 
 
-class SerialPort(Protocol):
-    """What the console needs of a pyserial port (``read`` returns b"" after its timeout)."""
-
-    def read(self, size: int = 1) -> bytes: ...
-
-    def write(self, data: bytes) -> int | None: ...
-
-    @property
-    def in_waiting(self) -> int: ...
-
-    def close(self) -> None: ...
-
-
 SerialFactory = Callable[[], SerialPort]
 
 
@@ -707,17 +673,11 @@ def pyserial_factory(settings: ConsoleSettings) -> SerialFactory:
     """The real port: pyserial, 8N1, no flow control, short read timeout."""
 
     def open_port() -> SerialPort:
-        # Imported here: only a unit with the console enabled needs pyserial.
-        import serial  # type: ignore[import-untyped]
-
         try:
-            port: SerialPort = serial.serial_for_url(
-                settings.port, baudrate=settings.baud, timeout=READ_TIMEOUT_S,
-                write_timeout=WRITE_TIMEOUT_S,
-            )
-        except (serial.SerialException, ValueError, OSError) as e:
+            return open_serial(settings.port, settings.baud, read_timeout_s=READ_TIMEOUT_S,
+                               write_timeout_s=WRITE_TIMEOUT_S)
+        except SerialError as e:
             raise ConsoleError(f"cannot open console port {settings.port}: {e}") from e
-        return port
 
     return open_port
 
@@ -817,11 +777,9 @@ class Console:
         raw = data.encode("utf-8", "replace") if isinstance(data, str) else bytes(data)
         try:
             port.write(raw)
+        except SerialWriteTimeout:
+            # Nobody is draining the line (flow control held off): drop output, keep going.
+            log.warning("console write timed out; output dropped", extra={"bytes": len(raw)})
         except Exception as e:
-            if type(e).__name__ == "SerialTimeoutException":
-                # Nobody is draining the line (flow control held off): drop output, keep going.
-                log.warning("console write timed out; output dropped",
-                            extra={"bytes": len(raw)})
-                return
             raise ConsoleError(f"console port {self.settings.port} write failed: {e}") from e
 

@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from drivers.clock import Clock
+from drivers.config_keys import setting
 from firmware.errors import FirmwareError
 from firmware.uplink import Transport, TransportError
 from inference.hotlist import (
@@ -86,15 +87,19 @@ class HotlistStorageError(HotlistUpdateError, OSError):
 class HotlistSettings:
     """Config section ``[hotlists]``."""
 
-    path: str = "/var/lib/vigil/hotlists"  # directory of encrypted lists
-    agency_public_key: str = ""  # base64 raw 32-byte key, or a path to a PEM / raw / b64 file
-    names: tuple[str, ...] = ()
-    poll_interval_s: float = 300.0
-    max_bytes: int = 256 * 1024 * 1024  # a document larger than this (decompressed) is refused
-    max_chain: int = 50  # deltas kept before a full list is requested
-    fuzzy: bool = True
-    max_unknown: int = 2
-    min_known: int = 4
+    path: str = setting("", doc="Directory of the encrypted lists; empty = "
+                        "<state_dir>/hotlists.")
+    agency_public_key: str = setting("", doc="The agency's Ed25519 key (base64 of the raw 32 "
+                                     "bytes, or a file). Empty = no hotlist matching.")
+    names: tuple[str, ...] = setting((), doc="Lists to poll and match.")
+    poll_interval_s: float = setting(300.0, min=30.0, max=86400.0)
+    max_bytes: int = setting(268435456, min=1048576, max=1073741824,
+                             doc="Largest list accepted (decompressed).")
+    max_chain: int = setting(50, min=1, max=1000, doc="Deltas kept before a full list.")
+    fuzzy: bool = setting(True, doc="OCR-confusion and partial-read rules.")
+    max_unknown: int = setting(2, min=0, max=3, doc="'?' allowed in a read.")
+    min_known: int = setting(4, min=1, max=10,
+                             doc="Known characters required for a partial match.")
 
 
 @dataclass(frozen=True)

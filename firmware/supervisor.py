@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from drivers.clock import Clock
+from drivers.config_keys import setting
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,17 @@ class WorkerState(StrEnum):
 
 @dataclass(frozen=True)
 class SupervisorSettings:
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 30.0
-    degrade_after: int = 5
-    failure_window_s: float = 300.0
-    stop_timeout_s: float = 4.0
+    """Config section ``[supervisor]``."""
+
+    backoff_initial_s: float = setting(0.5, min=0.01, max=60.0)
+    backoff_max_s: float = setting(30.0, min=0.1, max=3600.0)
+    degrade_after: int = setting(5, min=1, max=1000,
+                                 doc="Failures within failure_window_s that mark a worker "
+                                 "degraded.")
+    failure_window_s: float = setting(300.0, min=1.0, max=86400.0)
+    stop_timeout_s: float = setting(4.0, min=0.5, max=30.0,
+                                    doc="How long shutdown waits for workers (systemd allows 5 s "
+                                    "before SIGKILL in our unit).")
 
 
 @dataclass

@@ -124,7 +124,7 @@ def _build_links(settings: config.Settings, clock: Clock, store: Any, components
     if settings.modem.enabled:
         from drivers.modem import ModemSupervisor, open_modem, power_switch_for
 
-        ms = settings.modem.driver_settings()
+        ms = settings.modem
         modem = ModemSupervisor(open_modem(ms, clock), link, ms, clock,
                                 power_switch_for(ms, clock))
         components.extra_workers["modem"] = modem

@@ -29,6 +29,7 @@ from typing import Literal
 
 import numpy as np
 
+from drivers.config_keys import setting
 from inference.passes import NoPlatePass
 from inference.records import Box, Detection, FrameResult, PlateObservation
 
@@ -50,19 +51,24 @@ class TrackerSettings:
     ``candidates`` (1..10): alternatives kept per read.
     """
 
-    max_gap_s: float = 1.0
-    iou_min: float = 0.05
-    max_centre_jump: float = 1.5
-    text_weight: float = 0.3
-    min_frames: int = 2
-    dedup_window_s: float = 10.0
-    dedup_max_edits: int = 0
-    direction_mode: Literal["approach", "lateral"] = "approach"
-    direction_min_change: float = 0.15
-    no_plate_min_frames: int = 5
-    no_plate_min_height_px: float = 120.0
-    candidates: int = 5
-    max_active_tracks: int = 64
+    max_gap_s: float = setting(1.0, min=0.1, max=10.0,
+                               doc="A track survives this long without a detection.")
+    iou_min: float = setting(0.05, min=0.0, max=1.0)
+    max_centre_jump: float = setting(1.5, min=0.1, max=10.0,
+                                     doc="Largest jump between frames, in box diagonals.")
+    text_weight: float = setting(0.3, min=0.0, max=1.0)
+    min_frames: int = setting(2, min=1, max=50, doc="Fewer observations are noise.")
+    dedup_window_s: float = setting(10.0, min=0.0, max=3600.0,
+                                    doc="Same text, same direction within this window = one "
+                                    "pass.")
+    dedup_max_edits: int = setting(0, min=0, max=2)
+    direction_mode: Literal["approach", "lateral"] = setting(
+        "approach", choices=("approach", "lateral"))
+    direction_min_change: float = setting(0.15, min=0.01, max=2.0)
+    no_plate_min_frames: int = setting(5, min=1, max=100)
+    no_plate_min_height_px: float = setting(120.0, min=10.0, max=4000.0)
+    candidates: int = setting(5, min=1, max=10)
+    max_active_tracks: int = setting(64, min=1, max=1024)
 
 
 @dataclass(frozen=True, eq=False)

@@ -8,7 +8,6 @@ import pytest
 
 from firmware import config
 from firmware.console import (
-    CONSOLE_SECTION,
     EndOfInput,
     InputRejected,
     Interrupt,
@@ -97,9 +96,6 @@ def test_printable_replaces_escape_sequences() -> None:
 
 
 def _validate(section: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> config.Settings:
-    from firmware import sections
-
-    monkeypatch.setitem(sections.SECTIONS, "console", CONSOLE_SECTION)
     site = {"site_latitude": 45.0, "site_longitude": -122.0}
     return config.validate({"unit": site, "console": section}, "test.toml")
 

@@ -103,3 +103,37 @@ def test_configuration_doc_is_generated_from_the_schema():
 
     doc = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
     assert doc.read_text() == render(), "regenerate: python -m firmware.config_docs > " + str(doc)
+
+
+def test_every_default_is_declared_once() -> None:
+    """The schema's default of every key equals the settings class's field default."""
+    import dataclasses
+
+    from firmware.sections import SECTIONS
+
+    drift = []
+    for sname, section in SECTIONS.items():
+        cls = section.settings_class
+        assert cls is not None, f"[{sname}] names no settings class"
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for kname, key in section.keys.items():
+            assert kname in fields, f"[{sname}] {kname} is not a field of {cls.__name__}"
+            want = key.to_value(key.default)
+            if fields[kname].default != want:
+                drift.append(f"[{sname}] {kname}: schema {want!r}, "
+                             f"{cls.__name__} {fields[kname].default!r}")
+    assert not drift, "defaults drifted:\n" + "\n".join(drift)
+
+
+def test_settings_are_typed_per_section() -> None:
+    """Every schema section is a typed field of Settings; a misspelt section is an error."""
+    import dataclasses
+
+    from firmware.sections import SECTIONS
+
+    assert [f.name for f in dataclasses.fields(config.Settings)][1:] == list(SECTIONS)
+    sim = config.simulation_defaults()
+    for sname, section in SECTIONS.items():
+        assert isinstance(getattr(sim, sname), section.settings_class)  # type: ignore[arg-type]
+    with pytest.raises(AttributeError):
+        sim.camra  # type: ignore[attr-defined]  # noqa: B018

@@ -25,20 +25,20 @@ from drivers.modem import (
     RegStat,
     SimState,
     next_recovery,
-    open_serial,
     parse_cops,
     parse_creg,
     parse_csq,
     parse_iccid,
     parse_imei,
 )
+from drivers.serial_port import open_serial
 from firmware.link_state import LinkState, LinkStateMachine
 
 
 @pytest.fixture
 def rig() -> Iterator[tuple[FakeModem, Modem]]:
     fake = FakeModem()
-    port = open_serial(fake.port_name)
+    port = open_serial(fake.port_name, 115200, write_timeout_s=2.0)
     ch = AtChannel(port, SystemClock(), timeout_s=0.5)
     try:
         yield fake, Modem(ch)

@@ -20,24 +20,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from drivers.clock import FakeClock
-from firmware import cmd_provision, config, provision, sections
-from firmware.config import Key, Section
-from firmware.console import CONSOLE_SECTION
+from firmware import cmd_provision, config, provision
 from firmware.console_auth import ScryptParams, hash_password, parse_hash, verify_password
 from firmware.errors import ConfigError
-from firmware.uplink import UplinkSettings
 
 CHEAP_HASH = hash_password("installer-pw", ScryptParams(n=2**10))
-
-
-@pytest.fixture(autouse=True)
-def schema(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The daemon's schema with the [console] and [uplink] sections mounted."""
-    monkeypatch.setitem(sections.SECTIONS, "console", CONSOLE_SECTION)
-    # An empty endpoint = no uplink, so a unit without [uplink] still validates.
-    keys = {k: Key(str, "") for k in ("endpoint", "ca_file", "cert_file", "key_file",
-                                      "device_id")}
-    monkeypatch.setitem(sections.SECTIONS, "uplink", Section(UplinkSettings, keys))
 
 
 def mode(p: Path) -> int:
