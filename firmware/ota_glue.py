@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.config import Key, Section
+from ota.whole_image import RaucHook
 from ota.worker import HealthSample, OtaSettings, OtaWorker
 
 
@@ -43,6 +44,9 @@ OTA_SECTION = Section(
         "require_read": Key(bool, False, doc="The gate also needs one plate read."),
         "daily_bytes_cap": Key(int, 0, min=0, max=10**12,
                                doc="Update bytes per day over the uplink; 0 = unmetered."),
+        "whole_image": Key(str, "none", choices=("none", "rauc"),
+                           doc="rauc: RAUC's mark-good / mark-bad of the booted image follow "
+                           "the same health gate after every boot (docs/ota.md)."),
         "connect_timeout_s": Key(float, 10.0, min=1.0, max=120.0),
         "read_timeout_s": Key(float, 30.0, min=1.0, max=600.0,
                               doc="A stall longer than this aborts a download (it resumes)."),
@@ -96,4 +100,5 @@ def ota_worker(daemon: Any) -> OtaWorker:
         s, root, settings.unit.camera_id, daemon.clock, health=health,
         request_restart=daemon.request_restart,
         audit=lambda a, r, res, d: store.audit("ota", "system", a, r, res, d),
-        alert_pending=alert_pending, check_models=check_models, running_version=VERSION)
+        alert_pending=alert_pending, check_models=check_models, running_version=VERSION,
+        whole_image=RaucHook() if s.whole_image == "rauc" else None)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from hil.ota_rig import NGINX, REPO, Nginx, SlotService, make_bundle
+from ota.delta import make_delta
 from ota.repository import KeySet, VendorRepository, keygen
 from ota.slotfs import SlotFS
 
@@ -95,7 +96,7 @@ def _ota(st: dict) -> dict:
     return st.get("ota") or {}
 
 
-def test_update_cut_at_half_resumes_then_commits(rig):
+def test_update_cut_at_half_resumes_commits_then_a_delta_commits(rig):
     vendor, nginx, svc, ota_root = rig
     bundle = make_bundle(vendor.tmp, "1.1.0")
     svc.start()
@@ -131,11 +132,29 @@ def test_update_cut_at_half_resumes_then_commits(rig):
     assert int(bundle_lines[-1].split()[1]) == size - resumed_from, "only the rest was sent"
     assert svc.starts[0].slot == "a" and svc.starts[-1].slot == "b"
     assert svc.starts[0].rc == 75
+
+    # A code-only follow-up arrives as a delta against the committed 1.1.0 (slot b).
+    follow = make_bundle(vendor.tmp, "1.1.1")
+    delta = vendor.tmp / "1.1.1-from-1.1.0.vdelta"
+    fields = make_delta(bundle, follow, delta)
+    dname = "stable/app-from-1.1.0.vdelta"
+    vendor.repo.add_targets(
+        {TARGET: follow, dname: delta}, vendor.keys,
+        custom={TARGET: {"vigil": {"version": "1.1.1", "kind": "app"}},
+                dname: {"vigil": {"version": "1.1.1", "kind": "app", "delta_from": "1.1.0",
+                                  **fields}}})
+    vendor.repo.publish(vendor.keys)
+    st = svc.wait_for(lambda s: s.get("version") == "1.1.1" and _ota(s).get("phase") == "idle",
+                      120, "the delta update committed")
+    assert _ota(st)["slot"] == "a" and _ota(st)["floor"] == "1.1.1"
+    fetched = [ln.split()[-1] for ln in nginx.log_lines() if "/targets/" in ln]
+    assert fetched[-1].endswith(".app-from-1.1.0.vdelta"), fetched
+    assert delta.stat().st_size < 0.2 * follow.stat().st_size
     svc.stop()
     with svc_store(svc) as store:
         actions = [e.action for e in store.audit_entries() if e.action.startswith("ota.")]
     for step in ("ota.downloading", "ota.download_failed", "ota.verified", "ota.staged",
-                 "ota.trial", "ota.committed"):
+                 "ota.trial", "ota.committed", "ota.delta_applied"):
         assert step in actions, actions
 
 

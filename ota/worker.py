@@ -40,6 +40,7 @@ from ota.slots import (
     SlotState,
     Switch,
 )
+from ota.whole_image import RaucHook
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class OtaSettings:
     gate_min_fps: float = 0.5
     require_read: bool = False
     daily_bytes_cap: int = 0  # 0 = unmetered
+    whole_image: str = "none"  # "rauc": RAUC's mark-good/mark-bad follow the health gate
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 30.0
 
@@ -110,7 +112,8 @@ class OtaWorker:
                  health: Callable[[], HealthSample], request_restart: Callable[[str], None],
                  audit: Audit, alert_pending: Callable[[], bool] = lambda: False,
                  check_models: install.ModelCheck | None = None,
-                 transport: Transport | None = None, running_version: str = "0") -> None:
+                 transport: Transport | None = None, running_version: str = "0",
+                 whole_image: RaucHook | None = None) -> None:
         self.settings = settings
         self.fs = SlotFS(root)
         self.unit_id = unit_id
@@ -132,6 +135,8 @@ class OtaWorker:
         self.budget = ByteBudget(settings.daily_bytes_cap, 86_400.0, clock.monotonic)
         self.client = UpdateClient(repo, root / "tuf", Path(settings.trusted_root).read_bytes(),
                                    self.transport, self.budget)
+        self.whole_image = whole_image
+        self.poll_s = 0.5  # how often the health gate looks at the daemon
 
     # ---- status ----------------------------------------------------------------------------
     def _report(self, step: str, detail: str = "", *, result: str = "ok",
@@ -191,6 +196,8 @@ class OtaWorker:
             state = self._state()
         if "rolled back" in state.last and self._status.step == "idle":
             self._report("rolled_back", state.last, result="failed", audit=False)
+        if state.phase is Phase.IDLE:
+            self._whole_image(stop)
         while not stop.is_set():
             self._check_once(stop)
             self._wake.clear()
@@ -200,31 +207,55 @@ class OtaWorker:
                     break
                 stop.wait(0.5)
 
-    def _trial(self, stop: threading.Event, state: SlotState) -> None:
-        started = datetime.fromisoformat(str(state.trial_started_utc))
-        self._report("trial", f"{state.target_version}: health gate, deadline "
-                     f"{state.trial_deadline_s:g} s")
+    def _wait_healthy(self, stop: threading.Event, elapsed_s: Callable[[], float],
+                      deadline_s: float, uplink_was_ok: bool) -> str | None:
+        """Block until the gate holds for ``gate_hold_s`` (None) or the deadline passes (why).
+        Returns None as well when stopped (the verdict is left to the next start)."""
         healthy_since: float | None = None
         while not stop.is_set():
-            missing = gate(self.health(), self.settings, state.uplink_was_ok)
+            missing = gate(self.health(), self.settings, uplink_was_ok)
             now = self.clock.monotonic()
             if not missing:
                 healthy_since = healthy_since if healthy_since is not None else now
                 if now - healthy_since >= self.settings.gate_hold_s:
-                    new, actions = self.fs.apply(state, HealthPassed("health gate passed"))
-                    self._after(new, actions)
-                    return
+                    return None
             else:
                 healthy_since = None
-            elapsed = (self.clock.utcnow() - started).total_seconds()
-            if elapsed > state.trial_deadline_s:
-                why = (f"health gate not passed within {state.trial_deadline_s:g} s; missing: "
-                       + ", ".join(missing or ["a steady healthy period"]))
-                new, actions = self.fs.apply(state, HealthFailed(why))
-                self._after(new, actions)
-                return
+            if elapsed_s() > deadline_s:
+                return (f"health gate not passed within {deadline_s:g} s; missing: "
+                        + ", ".join(missing or ["a steady healthy period"]))
             self._status.detail = "waiting for: " + ", ".join(missing) if missing else "holding"
-            stop.wait(0.5)
+            stop.wait(self.poll_s)
+        return None
+
+    def _trial(self, stop: threading.Event, state: SlotState) -> None:
+        started = datetime.fromisoformat(str(state.trial_started_utc))
+        self._report("trial", f"{state.target_version}: health gate, deadline "
+                     f"{state.trial_deadline_s:g} s")
+        why = self._wait_healthy(stop, lambda: (self.clock.utcnow() - started).total_seconds(),
+                                 state.trial_deadline_s, state.uplink_was_ok)
+        if stop.is_set():
+            return
+        event = HealthPassed("health gate passed") if why is None else HealthFailed(why)
+        new, actions = self.fs.apply(state, event)
+        self._after(new, actions)
+
+    def _whole_image(self, stop: threading.Event) -> None:
+        """RAUC (whole-image A/B): mark the booted image good or bad by the same gate."""
+        if self.whole_image is None:
+            return
+        t0 = self.clock.monotonic()
+        why = self._wait_healthy(stop, lambda: self.clock.monotonic() - t0,
+                                 self.settings.trial_deadline_s, False)
+        if stop.is_set():
+            return
+        try:
+            done = self.whole_image.verdict(why)
+        except OtaError as e:
+            self._report("whole_image_error", str(e), result="failed")
+            return
+        if done:
+            self._report("whole_image", done, result="ok" if why is None else "failed")
 
     def _after(self, state: SlotState, actions: tuple[Any, ...]) -> None:
         for a in actions:
