@@ -32,7 +32,7 @@ import select
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any, Protocol
 
@@ -409,15 +409,18 @@ class PowerSwitch(Protocol):
 class GpioPowerSwitch:
     """Cuts the modem's supply (or holds its reset/PWRKEY line) through a GPIO pin.
 
-    Uses gpiozero so the pin factory (lgpio on a Pi 5, mock in the rig) is chosen in one place.
-    ``active_high`` True means driving the pin high cuts power.
+    ``pin_factory`` is the gpiozero pin factory the wiring chose (lgpio on a Pi 5, mock in the
+    rig), passed explicitly rather than read from gpiozero's global. ``active_high`` True means
+    driving the pin high cuts power.
     """
 
-    def __init__(self, pin: int, clock: Clock, active_high: bool = True) -> None:
-        from gpiozero import OutputDevice
+    def __init__(self, pin: int, clock: Clock, pin_factory: Any,
+                 active_high: bool = True) -> None:
+        from gpiozero import OutputDevice  # type: ignore[import-untyped]
 
         self._clock = clock
-        self._dev = OutputDevice(pin, active_high=active_high, initial_value=False)
+        self._dev = OutputDevice(pin, active_high=active_high, initial_value=False,
+                                 pin_factory=pin_factory)
 
     def power_cycle(self, off_s: float) -> None:
         self._dev.on()
@@ -443,13 +446,7 @@ class FakePowerSwitch:
             self._on_cycle()
 
 
-# -- recovery ladder (pure) ------------------------------------------------------------------
-
-
-class RecoveryAction(StrEnum):
-    REREGISTER = "reregister"
-    RADIO_CYCLE = "radio_cycle"
-    POWER_CYCLE = "power_cycle"
+# -- settings ---------------------------------------------------------------------------------
 
 
 def _no_pin_if_negative(pin: int) -> int | None:
@@ -480,167 +477,6 @@ class ModemSettings:
     power_cycle_repeat_s: float = setting(3600.0, min=300.0, max=86400.0)
     unresponsive_polls_to_power_cycle: int = setting(3, min=1, max=100)
     boot_wait_s: float = setting(30.0, min=1.0, max=300.0)
-
-
-@dataclass(frozen=True)
-class LadderState:
-    done: tuple[RecoveryAction, ...] = ()
-    last_power_cycle_at: float | None = None
-
-
-def next_recovery(
-    state: LadderState, down_for_s: float | None, now: float, s: ModemSettings,
-    power_available: bool,
-) -> tuple[LadderState, RecoveryAction | None]:
-    """Which step is due. ``down_for_s`` None means the link is not down: the ladder resets.
-
-    Each rung is climbed once per outage, in order; then power cycles repeat every
-    ``power_cycle_repeat_s`` (a dead modem is power-cycled hourly, not in a tight loop).
-    """
-    if down_for_s is None:
-        return LadderState(), None
-    rungs = [
-        (RecoveryAction.REREGISTER, s.reregister_after_s),
-        (RecoveryAction.RADIO_CYCLE, s.radio_cycle_after_s),
-    ]
-    if power_available:
-        rungs.append((RecoveryAction.POWER_CYCLE, s.power_cycle_after_s))
-    for action, after in rungs:
-        if action not in state.done:
-            if down_for_s >= after:
-                st = replace(state, done=(*state.done, action))
-                if action is RecoveryAction.POWER_CYCLE:
-                    st = replace(st, last_power_cycle_at=now)
-                return st, action
-            return state, None
-    if (
-        power_available
-        and state.last_power_cycle_at is not None
-        and now - state.last_power_cycle_at >= s.power_cycle_repeat_s
-    ):
-        return replace(state, last_power_cycle_at=now), RecoveryAction.POWER_CYCLE
-    return state, None
-
-
-class LinkView(Protocol):
-    """What the supervisor needs of ``firmware.link_state.LinkStateMachine``."""
-
-    @property
-    def state(self) -> Any: ...
-    def seconds_in_state(self) -> float: ...
-    def on_modem(self, registered: bool, signal_dbm: int | None) -> Any: ...
-
-
-@dataclass
-class _SupervisorStats:
-    polls: int = 0
-    unresponsive: int = 0
-    actions: list[tuple[float, str, str]] = field(default_factory=list)  # (mono, action, result)
-
-
-class ModemSupervisor:
-    """Polls the modem, reports to the link state, and climbs the recovery ladder while the
-    link stays ``down``. Also power-cycles a modem that stops answering AT commands."""
-
-    def __init__(
-        self,
-        modem: Modem,
-        link: LinkView,
-        settings: ModemSettings,
-        clock: Clock,
-        power: PowerSwitch | None = None,
-    ) -> None:
-        self.modem = modem
-        self.link = link
-        self.settings = settings
-        self._clock = clock
-        self._power = power
-        self._ladder = LadderState()
-        self._initialised = False
-        self.last_status: ModemStatus | None = None
-        self.stats = _SupervisorStats()
-        self._lock = threading.Lock()
-
-    def run(self, stop_event: threading.Event) -> None:
-        while not stop_event.is_set():
-            delay = self.step()
-            stop_event.wait(delay)
-
-    def _down_for(self) -> float | None:
-        st = getattr(self.link.state, "value", self.link.state)
-        return self.link.seconds_in_state() if st == "down" else None
-
-    def step(self) -> float:
-        """One poll (and recovery action if due). Returns seconds until the next poll."""
-        now = self._clock.monotonic()
-        self.stats.polls += 1
-        try:
-            if not self._initialised:
-                self.modem.init()
-                self._initialised = True
-            status = self.modem.status()
-        except ModemTimeout:
-            self.stats.unresponsive += 1
-            self._initialised = False
-            log.warning("modem not answering", extra={"unresponsive": self.stats.unresponsive})
-            self.link.on_modem(False, None)
-            if (
-                self._power is not None
-                and self.stats.unresponsive >= self.settings.unresponsive_polls_to_power_cycle
-            ):
-                self._act(RecoveryAction.POWER_CYCLE, now)
-                self.stats.unresponsive = 0
-                self._ladder = replace(self._ladder, last_power_cycle_at=now)
-                return self.settings.boot_wait_s
-            return self.settings.poll_interval_s
-        except ModemError as e:
-            log.warning("modem poll failed: %s", e)
-            return self.settings.poll_interval_s
-        self.stats.unresponsive = 0
-        with self._lock:
-            self.last_status = status
-        self.link.on_modem(status.registered, status.signal.rssi_dbm if status.signal else None)
-        self._ladder, action = next_recovery(
-            self._ladder, self._down_for(), now, self.settings, self._power is not None
-        )
-        if action is not None:
-            self._act(action, now)
-            if action is RecoveryAction.POWER_CYCLE:
-                return self.settings.boot_wait_s
-        return self.settings.poll_interval_s
-
-    def _act(self, action: RecoveryAction, now: float) -> None:
-        log.warning("modem recovery: %s", action.value, extra={"action": action.value})
-        result = "ok"
-        try:
-            if action is RecoveryAction.REREGISTER:
-                self.modem.reregister()
-            elif action is RecoveryAction.RADIO_CYCLE:
-                self.modem.radio_cycle()
-            else:
-                assert self._power is not None
-                self._power.power_cycle(self.settings.power_off_s)
-                self._initialised = False
-        except ModemError as e:
-            result = f"failed: {e}"
-            log.error("modem recovery %s failed: %s", action.value, e)
-        self.stats.actions.append((now, action.value, result))
-
-    def status(self) -> dict[str, Any]:
-        with self._lock:
-            s = self.last_status
-        return {
-            "sim": s.sim.value if s else None,
-            "registration": s.registration.name.lower() if s else None,
-            "operator": s.operator if s else None,
-            "signal_dbm": s.signal.rssi_dbm if s and s.signal else None,
-            "iccid": s.iccid if s else None,
-            "imei": s.imei if s else None,
-            "unresponsive_polls": self.stats.unresponsive,
-            "recovery_actions": [
-                {"action": a, "result": r} for _, a, r in self.stats.actions[-10:]
-            ],
-        }
 
 
 # -- simulator -------------------------------------------------------------------------------
@@ -809,8 +645,11 @@ def open_modem(settings: ModemSettings, clock: Clock) -> Modem:
     return Modem(AtChannel(port, clock, settings.command_timeout_s))
 
 
-def power_switch_for(settings: ModemSettings, clock: Clock) -> PowerSwitch | None:
-    """A GPIO power switch when ``power_gpio`` is set, else None (no power cycling)."""
+def power_switch_for(settings: ModemSettings, clock: Clock,
+                     pin_factory: Callable[[], Any]) -> PowerSwitch | None:
+    """A GPIO power switch when ``power_gpio`` is set, else None (no power cycling).
+
+    ``pin_factory`` is called only when a pin is needed (it may open /dev/gpiochip*)."""
     if settings.power_gpio is None:
         return None
-    return GpioPowerSwitch(settings.power_gpio, clock, settings.power_active_high)
+    return GpioPowerSwitch(settings.power_gpio, clock, pin_factory(), settings.power_active_high)

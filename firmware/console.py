@@ -669,8 +669,8 @@ def _cmd_whoami(s: ConsoleSession, cmd: Command) -> CommandResult:
 SerialFactory = Callable[[], SerialPort]
 
 
-def pyserial_factory(settings: ConsoleSettings) -> SerialFactory:
-    """The real port: pyserial, 8N1, no flow control, short read timeout."""
+def serial_factory(settings: ConsoleSettings) -> SerialFactory:
+    """The real port (``drivers.serial_port``): 8N1, no flow control, short read timeout."""
 
     def open_port() -> SerialPort:
         try:
@@ -685,7 +685,7 @@ def pyserial_factory(settings: ConsoleSettings) -> SerialFactory:
 class Console:
     """The supervised console worker. Register with the supervisor as non-essential::
 
-        console = Console(settings.console, pyserial_factory(settings.console), store,
+        console = Console(settings.console, serial_factory(settings.console), store,
                           daemon.status, clock)
         supervisor.add("console", lambda: console.run, essential=False)
 

@@ -14,20 +14,25 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from drivers.clock import Clock, SystemClock
+from drivers.errors import DriverError, VigilError
 from firmware import config, malloc_tuning
+from firmware.control import ControlServer, Handler
 from firmware.errors import ConfigError, SelfTestError
-from firmware.health import Counters, Heartbeat, cpu_temperature_c, disk_usage
+from firmware.health import Heartbeat, cpu_temperature_c, disk_usage
 from firmware.notify import Notifier, watchdog_interval_s
+from firmware.pipeline import Pipeline
 from firmware.supervisor import Supervisor
+from firmware.version import VERSION
+from firmware.wiring import Components, Worker, build_components, build_workers, open_store
+
+__all__ = ["LIVE_SECTIONS", "VERSION", "Components", "Daemon", "build", "control_socket_path",
+           "open_store", "run_daemon"]
 
 log = logging.getLogger(__name__)
-
-VERSION = "0.1.0"
 
 #: Sections a SIGHUP applies at once; the others are applied at the next start.
 LIVE_SECTIONS = frozenset({"logging", "inference", "watchdog"})
@@ -37,54 +42,12 @@ def control_socket_path(settings: config.Settings) -> Path:
     return Path(settings.status.socket)
 
 
-def open_store(settings: config.Settings, clock: Clock | None = None):  # type: ignore[no-untyped-def]
-    """Open the encrypted store named by the config (also used by the CLI's audit/stats)."""
-    from storage.keys import FileKeySource
-    from storage.store import Store
-
-    path = Path(settings.store.path)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return Store.open(path, FileKeySource(Path(settings.keys.kek_file)), settings.store,
-                      clock or SystemClock())
-
-
-class Worker(Protocol):
-    def run(self, stop: threading.Event) -> None: ...
-
-
 def _factory_of(worker: Worker) -> Callable[[], Callable[[threading.Event], None]]:
     return lambda: worker.run
 
 
-@dataclass
-class Components:
-    """Everything the daemon runs, built in one place so tests can swap parts for fakes."""
-
-    settings: config.Settings
-    clock: Clock
-    camera: Any
-    engine: Any
-    store: Any
-    counters: Counters = field(default_factory=Counters)
-    # Non-essential workers by name: each has run(stop_event) and, optionally, status().
-    extra_workers: dict[str, Worker] = field(default_factory=dict)
-    pipeline_parts: Any = None
-    illumination: Any = None
-    closables: list[Any] = field(default_factory=list)
-    faults: dict[str, str] = field(default_factory=dict)  # parts that failed at start
-
-    def close(self) -> None:
-        for part in (self.camera, self.engine, *reversed(self.closables), self.store):
-            try:
-                part.close()
-            except Exception:  # noqa: BLE001 - closing must go on for the rest
-                log.exception("close failed", extra={"part": type(part).__name__})
-
-
 def build(settings: config.Settings, clock: Clock | None = None, **overrides: Any) -> Components:
     """The wiring function: every component from config, any of them replaceable by keyword."""
-    from firmware.wiring import build_components
-
     return build_components(settings, clock or SystemClock(), **overrides)
 
 
@@ -100,14 +63,12 @@ class Daemon:
         self._reload = threading.Event()
         self._ready = False
         self._exit_status = 0
-        self.pipeline: Any = None
-        self.control: Any = None
+        self.pipeline: Pipeline | None = None
+        self.control: ControlServer | None = None
 
     # ---- start-up -------------------------------------------------------------------------
     def self_test(self) -> None:
         """Models loaded, store open and writable, camera yields a frame: else no READY."""
-        from drivers.errors import DriverError
-
         try:
             self.c.store.health()
         except Exception as e:
@@ -123,25 +84,11 @@ class Daemon:
             raise SelfTestError(f"inference self-test failed: {e}") from e
 
     def _register_workers(self) -> None:
-        from firmware.control import ControlServer
-        from firmware.pipeline import Pipeline
-
-        self.pipeline = Pipeline.from_components(self.c, self.heartbeat)
-        self.supervisor.add("pipeline", lambda: self.pipeline.run)
-        self.control = ControlServer(control_socket_path(self.settings), self._handlers())
-        self.control.open()
-        self.supervisor.add("control", lambda: self.control.run, essential=False)
-        if self.settings.console.enabled:
-            from firmware.console import Console, pyserial_factory
-            from firmware.logsetup import RECENT
-
-            console = Console(self.settings.console, pyserial_factory(self.settings.console),
-                              self.c.store, self.status, self.clock, logs_fn=RECENT.last)
-            self.c.extra_workers["console"] = console
-        if self.settings.ota.enabled:
-            from firmware.ota_glue import ota_worker
-
-            self.c.extra_workers["ota"] = ota_worker(self)
+        workers = build_workers(self.c, self)
+        pipeline, control = self.pipeline, self.control = workers.pipeline, workers.control
+        self.supervisor.add("pipeline", lambda: pipeline.run)
+        control.open()
+        self.supervisor.add("control", lambda: control.run, essential=False)
         for name, worker in self.c.extra_workers.items():
             self.supervisor.add(name, _factory_of(worker), essential=False)
 
@@ -152,8 +99,9 @@ class Daemon:
         except Exception as e:  # noqa: BLE001 - a sick store must not stop start-up or reload
             log.error("audit append failed", extra={"action": action, "error": str(e)})
 
-    def _handlers(self) -> dict[str, Any]:
-        handlers: dict[str, Any] = {"status": lambda _req: self.status(),
+    def control_handlers(self) -> dict[str, Handler]:
+        """The control socket's commands (``vigil status``; fault injection for the HIL)."""
+        handlers: dict[str, Handler] = {"status": lambda _req: self.status(),
                                     "ping": lambda _req: "pong"}
         if os.environ.get("VIGIL_FAULT_INJECTION") == "1":
             # Only for the HIL suite: lets a test crash the pipeline worker from outside.
@@ -307,8 +255,6 @@ class Daemon:
 
 
 def run_daemon(settings: config.Settings) -> int:
-    from drivers.errors import VigilError
-
     malloc_tuning.tune()  # before any frame buffer or worker thread exists
     try:
         components = build(settings)

@@ -11,18 +11,23 @@ import logging
 import threading
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
-from drivers.camera import CameraEndOfStream
+from drivers.camera import Camera, CameraEndOfStream, Frame
 from drivers.clock import Clock
 from drivers.errors import DeviceTimeout
 from inference.errors import FrameError
+from inference.hotlist import HotlistMatch
 from inference.motion import MotionGate
+from inference.passes import VotedRead
+from inference.records import Box, FrameResult
+from inference.tracker import PlateTrack, TrackerOutput
+from storage.records import AlertRecord, ReadRecord
 
 log = logging.getLogger(__name__)
 
@@ -46,24 +51,61 @@ class LocationFix:
     source: str  # "gps" | "site" | "none"
 
 
+class Engine(Protocol):
+    """The reading stack as the pipeline uses it (``inference.engine.PlateEngine``)."""
+
+    def observe(self, frame_rgb: np.ndarray, frame_time_s: float = 0.0) -> FrameResult: ...
+
+    def close(self) -> None: ...
+
+
+class FrameTracker(Protocol):
+    """Frames to finished passes (``inference.tracker.Tracker``)."""
+
+    @property
+    def active(self) -> int: ...
+
+    def update(self, result: FrameResult, image: np.ndarray | None = None) -> TrackerOutput: ...
+
+    def flush(self) -> TrackerOutput: ...
+
+
+class Voter(Protocol):
+    """One read per pass, or ``None`` for a duplicate (``firmware.wiring.PassVoter``)."""
+
+    def vote(self, track: PlateTrack) -> VotedRead | None: ...
+
+
+class Matcher(Protocol):
+    """Hotlist matching (``inference.hotlist.HotlistMatcher``)."""
+
+    def match(self, text: str, candidates: Iterable[str] = ()) -> list[HotlistMatch]: ...
+
+
+class ReadStore(Protocol):
+    """Where acknowledged reads go (``storage.store.Store``)."""
+
+    def put_read(self, read: ReadRecord, alerts: Sequence[AlertRecord] = ()) -> None: ...
+
+
 @dataclass
 class PipelineParts:
     """What the pipeline needs, each replaceable in tests."""
 
-    camera: Any
-    engine: Any
-    make_tracker: Callable[[], Any]
-    make_voter: Callable[[], Any]
-    store: Any
+    camera: Camera
+    engine: Engine
+    make_tracker: Callable[[], FrameTracker]
+    make_voter: Callable[[], Voter]
+    store: ReadStore
     clock: Clock
     camera_id: str
     location: Callable[[], LocationFix]
     clock_synced: Callable[[], bool]
-    matcher: Callable[[], Any | None]
-    overview: Callable[[np.ndarray | None, Any, Any], np.ndarray | None]
+    matcher: Callable[[], Matcher | None]
+    overview: Callable[[np.ndarray | None, Box | None, Box], np.ndarray | None]
     emit: Callable[[dict[str, Any]], None]
-    on_alert: Callable[[list[Any]], None] | None = None
-    on_frame: Callable[[Any], object] | None = None
+    on_alert: Callable[[list[AlertRecord]], None] | None = None
+    on_frame: Callable[[Frame], object] | None = None
 
 
 class Pipeline:
@@ -158,7 +200,7 @@ class Pipeline:
         self._retry_pending()
 
     # ---- passes -> reads -------------------------------------------------------------------
-    def _finish(self, output: Any, voter: Any) -> None:
+    def _finish(self, output: TrackerOutput, voter: Voter) -> None:
         for track in output.plates:
             voted = voter.vote(track)
             if voted is None:
@@ -176,9 +218,7 @@ class Pipeline:
                      extra={"track": np_pass.track_id, "direction": np_pass.direction,
                             "frames": np_pass.frames})
 
-    def _store_read(self, voted: Any) -> None:
-        from storage.records import AlertRecord, ReadRecord
-
+    def _store_read(self, voted: VotedRead) -> None:
         now = self.p.clock.utcnow()
         loc = self.p.location()
         b = voted.box
@@ -253,7 +293,5 @@ class Pipeline:
             self.p.emit(line)
 
 
-def _empty_result(t: float) -> Any:
-    from inference.records import FrameResult
-
+def _empty_result(t: float) -> FrameResult:
     return FrameResult(frame_time_s=t, plates=())

@@ -1,41 +1,110 @@
-"""The one wiring function: every component built from validated settings.
+"""The wiring: every component built from validated settings, here and nowhere else.
 
-Tests pass keyword overrides (a fake camera, an in-memory key source, a fake clock) instead of
-patching globals. Start-up order is the order of this function; shutdown is the reverse, in
-:meth:`firmware.daemon.Components.close`.
+Two phases, both in this module. :func:`build_components` runs before the self-test: the store,
+the models, the camera, the devices and the agency links. :func:`build_workers` runs after it:
+the pipeline, the control socket, the technician console and the OTA worker, which need the
+daemon's status and restart hooks (:class:`DaemonHost`). Tests pass keyword overrides (a fake
+camera, an in-memory key source, a fake clock) instead of patching globals. Start-up order is the
+order of these functions; shutdown is the reverse, in :meth:`Components.close`.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from drivers.clock import Clock
+from drivers.camera import Camera, Frame, open_camera
+from drivers.clock import Clock, SystemClock
+from drivers.errors import DriverError
+from drivers.gps import LocationSource, open_location
+from drivers.illuminator import Illuminator, make_pin_factory
+from drivers.modem import open_modem, power_switch_for
 from firmware import config
-from firmware.pipeline import LocationFix, PipelineParts
+from firmware.console import Console, serial_factory
+from firmware.control import ControlServer, Handler
+from firmware.health import Counters, Heartbeat
+from firmware.hotlists import HotlistUpdater
+from firmware.illumination import IlluminationController
+from firmware.link_state import LinkStateMachine
+from firmware.logsetup import RECENT
+from firmware.modem_supervisor import ModemSupervisor
+from firmware.ota_glue import ota_worker
+from firmware.pipeline import Engine, LocationFix, Matcher, Pipeline, PipelineParts
+from firmware.timesync import TimeSync
+from firmware.uplink import HttpsTransport, Uplink
+from inference.passes import VotedRead
+from inference.privacy import overview_crop
+from inference.records import Box
+from inference.tracker import PlateTrack, Tracker, TrackerSettings
+from inference.vote import Deduplicator, vote_track
+from storage.keys import FileKeySource
+from storage.store import Store
 
 log = logging.getLogger(__name__)
+
+
+class Worker(Protocol):
+    """A supervised worker: ``run`` until ``stop`` is set (optionally also ``status()``)."""
+
+    def run(self, stop: threading.Event) -> None: ...
+
+
+class Closable(Protocol):
+    def close(self) -> None: ...
+
+
+def open_store(settings: config.Settings, clock: Clock | None = None) -> Store:
+    """Open the encrypted store named by the config (also used by the CLI's audit/stats)."""
+    path = Path(settings.store.path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return Store.open(path, FileKeySource(Path(settings.keys.kek_file)), settings.store,
+                      clock or SystemClock())
+
+
+@dataclass
+class Components:
+    """Everything the daemon runs, built in one place so tests can swap parts for fakes."""
+
+    settings: config.Settings
+    clock: Clock
+    camera: Camera
+    engine: Engine
+    store: Store
+    counters: Counters = field(default_factory=Counters)
+    # Non-essential workers by name: each has run(stop_event) and, optionally, status().
+    extra_workers: dict[str, Worker] = field(default_factory=dict)
+    pipeline_parts: PipelineParts | None = None
+    illumination: IlluminationController | None = None
+    closables: list[Closable] = field(default_factory=list)
+    faults: dict[str, str] = field(default_factory=dict)  # parts that failed at start
+
+    def close(self) -> None:
+        parts: tuple[Closable, ...] = (self.camera, self.engine, *reversed(self.closables),
+                                       self.store)
+        for part in parts:
+            try:
+                part.close()
+            except Exception:  # noqa: BLE001 - closing must go on for the rest
+                log.exception("close failed", extra={"part": type(part).__name__})
 
 
 class PassVoter:
     """One read per pass: the vote over a finished track, then duplicate suppression."""
 
-    def __init__(self, settings: Any) -> None:
-        from inference.vote import Deduplicator
-
+    def __init__(self, settings: TrackerSettings) -> None:
         self.settings = settings
         self.dedup = Deduplicator(settings.dedup_window_s, settings.dedup_max_edits)
 
-    def vote(self, track: Any) -> Any | None:
-        from inference.vote import vote_track
-
+    def vote(self, track: PlateTrack) -> VotedRead | None:
         voted = vote_track(track, self.settings)
         return voted if self.dedup.admit(voted) else None
 
@@ -55,7 +124,7 @@ class StdoutSink:
             sys.stdout.flush()
 
 
-def location_fn(source: Any) -> Callable[[], LocationFix]:
+def location_fn(source: LocationSource) -> Callable[[], LocationFix]:
     """Adapts a drivers.gps LocationSource to what a read records."""
 
     def current() -> LocationFix:
@@ -65,10 +134,9 @@ def location_fn(source: Any) -> Callable[[], LocationFix]:
     return current
 
 
-def overview(frame: np.ndarray | None, vehicle_box: Any, plate_box: Any) -> np.ndarray | None:
+def overview(frame: np.ndarray | None, vehicle_box: Box | None,
+             plate_box: Box) -> np.ndarray | None:
     """The privacy-cut overview image: nothing above the bonnet line is ever kept."""
-    from inference.privacy import overview_crop
-
     if frame is None:
         return None
     crop = overview_crop(frame, vehicle_box, plate_box)
@@ -76,7 +144,7 @@ def overview(frame: np.ndarray | None, vehicle_box: Any, plate_box: Any) -> np.n
 
 
 class _TimeSyncWorker:
-    def __init__(self, timesync: Any) -> None:
+    def __init__(self, timesync: TimeSync) -> None:
         self.timesync = timesync
 
     def run(self, stop: threading.Event) -> None:
@@ -90,12 +158,12 @@ class _TimeSyncWorker:
 class Links:
     """The agency side: clock judge, link state, uplink, modem supervisor, hotlists."""
 
-    def __init__(self, timesync: Any) -> None:
+    def __init__(self, timesync: TimeSync) -> None:
         self.timesync = timesync
-        self.uplink: Any = None
-        self.hotlists: Any = None
+        self.uplink: Uplink | None = None
+        self.hotlists: HotlistUpdater | None = None
 
-    def matcher(self) -> Any | None:
+    def matcher(self) -> Matcher | None:
         return self.hotlists.matcher if self.hotlists is not None else None
 
     def on_alert(self, alerts: list[Any]) -> None:
@@ -103,18 +171,13 @@ class Links:
             self.uplink.send_alert_now()
 
 
-def _build_links(settings: config.Settings, clock: Clock, store: Any, components: Any) -> Links:
-    from firmware.link_state import LinkStateMachine
-    from firmware.timesync import TimeSync
-
+def _build_links(settings: config.Settings, clock: Clock, store: Store,
+                 components: Components, pins: Callable[[], Any]) -> Links:
     timesync = TimeSync(clock)
     links = Links(timesync)
-    ts_worker = _TimeSyncWorker(timesync)
-    components.extra_workers["timesync"] = ts_worker
+    components.extra_workers["timesync"] = _TimeSyncWorker(timesync)
     link = LinkStateMachine(clock)
     if settings.uplink.endpoint:
-        from firmware.uplink import Uplink
-
         uplink = Uplink(settings.uplink, store, link, clock, clock_synced=timesync.is_synced)
         links.uplink = uplink
         components.closables.append(uplink)
@@ -122,16 +185,10 @@ def _build_links(settings: config.Settings, clock: Clock, store: Any, components
     else:
         log.info("no [uplink] endpoint: reads queue in the store's outbox")
     if settings.modem.enabled:
-        from drivers.modem import ModemSupervisor, open_modem, power_switch_for
-
         ms = settings.modem
-        modem = ModemSupervisor(open_modem(ms, clock), link, ms, clock,
-                                power_switch_for(ms, clock))
-        components.extra_workers["modem"] = modem
+        components.extra_workers["modem"] = ModemSupervisor(
+            open_modem(ms, clock), link, ms, clock, power_switch_for(ms, clock, pins))
     if settings.hotlists.agency_public_key:
-        from firmware.hotlists import HotlistUpdater
-        from firmware.uplink import HttpsTransport
-
         transport = HttpsTransport(settings.uplink, clock) if settings.uplink.endpoint else None
         updater = HotlistUpdater(
             settings.hotlists, transport, store.derive_key("hotlist"), clock,
@@ -143,18 +200,35 @@ def _build_links(settings: config.Settings, clock: Clock, store: Any, components
     return links
 
 
-def load_engine(settings: config.Settings) -> Any:
-    from inference.engine import PlateEngine
+def load_engine(settings: config.Settings) -> Engine:
+    from inference.engine import PlateEngine  # the TFLite runtime: loaded only to read plates
 
     inf = settings.inference
     return PlateEngine.load(Path(inf.model_dir) if inf.model_dir else None,
                             threads=inf.threads, top_n=inf.top_n, country=inf.country)
 
 
-def build_components(settings: config.Settings, clock: Clock, **overrides: Any) -> Any:
-    from drivers.camera import open_camera
-    from firmware.daemon import Components, open_store
+def _illumination(settings: config.Settings, clock: Clock, components: Components,
+                  override: Illuminator | None,
+                  pins: Callable[[], Any]) -> Callable[[Frame], object] | None:
+    """The day/night controller, or ``None`` (disabled, or GPIO unavailable: degraded)."""
+    if not settings.illuminator.enabled:
+        return None
+    try:
+        ill = override or Illuminator(settings.illuminator, pins(), clock)
+    except DriverError as e:
+        # Plates are still readable by day without IR: run degraded rather than not at all.
+        log.error("illuminator unavailable: running without IR control", extra={"error": str(e)})
+        components.faults["illuminator"] = str(e)
+        return None
+    components.closables.append(ill)
+    controller = IlluminationController(ill, clock, settings.illuminator)
+    components.illumination = controller
+    return controller.observe_frame
 
+
+def build_components(settings: config.Settings, clock: Clock, **overrides: Any) -> Components:
+    """Phase one: every component from config, any of them replaceable by keyword."""
     store = overrides.pop("store", None) or open_store(settings, clock)
     try:
         engine = overrides.pop("engine", None) or load_engine(settings)
@@ -164,32 +238,14 @@ def build_components(settings: config.Settings, clock: Clock, **overrides: Any) 
         raise
     components = Components(settings=settings, clock=clock, camera=camera, engine=engine,
                             store=store)
-    from drivers.gps import open_location
-    from inference.tracker import Tracker
-
     location_source = overrides.pop("location_source", None) or open_location(settings.gps, clock)
     components.closables.append(location_source)
-    on_frame = None
-    if settings.illuminator.enabled:
-        from drivers.errors import DriverError
-        from drivers.illuminator import Illuminator, make_pin_factory
-        from firmware.illumination import IlluminationController
-
-        try:
-            ill = overrides.pop("illuminator", None) or Illuminator(
-                settings.illuminator, make_pin_factory(settings.illuminator.pin_factory), clock)
-        except DriverError as e:
-            # Plates are still readable by day without IR: run degraded rather than not at all.
-            log.error("illuminator unavailable: running without IR control",
-                      extra={"error": str(e)})
-            components.faults["illuminator"] = str(e)
-        else:
-            components.closables.append(ill)
-            controller = IlluminationController(ill, clock, settings.illuminator)
-            components.illumination = controller
-            on_frame = controller.observe_frame
-
-    links = _build_links(settings, clock, store, components)
+    # One gpiozero pin factory for every GPIO user, opened on first use and passed explicitly
+    # (never gpiozero's global); its kind is [illuminator] pin_factory.
+    pins = functools.cache(lambda: make_pin_factory(settings.illuminator.pin_factory))
+    on_frame = _illumination(settings, clock, components, overrides.pop("illuminator", None),
+                             pins)
+    links = _build_links(settings, clock, store, components, pins)
     components.pipeline_parts = PipelineParts(
         camera=camera,
         engine=engine,
@@ -209,3 +265,35 @@ def build_components(settings: config.Settings, clock: Clock, **overrides: Any) 
     if overrides:
         raise TypeError(f"unknown component overrides: {sorted(overrides)}")
     return components
+
+
+class DaemonHost(Protocol):
+    """What the phase-two workers need of the running daemon (``firmware.daemon.Daemon``)."""
+
+    settings: config.Settings
+    heartbeat: Heartbeat
+
+    def status(self) -> dict[str, Any]: ...
+
+    def control_handlers(self) -> dict[str, Handler]: ...
+
+
+@dataclass
+class Workers:
+    """The phase-two workers; the console and OTA worker join ``Components.extra_workers``."""
+
+    pipeline: Pipeline
+    control: ControlServer
+
+
+def build_workers(c: Components, host: DaemonHost) -> Workers:
+    """Phase two, after the self-test: the workers that report or act on the daemon itself."""
+    workers = Workers(Pipeline.from_components(c, host.heartbeat),
+                      ControlServer(Path(c.settings.status.socket), host.control_handlers()))
+    if c.settings.console.enabled:
+        c.extra_workers["console"] = Console(c.settings.console,
+                                             serial_factory(c.settings.console), c.store,
+                                             host.status, c.clock, logs_fn=RECENT.last)
+    if c.settings.ota.enabled:
+        c.extra_workers["ota"] = ota_worker(host)
+    return workers

@@ -106,8 +106,10 @@ def app_tree(dest: Path, *, version: str, sabotage: str | None = None) -> Path:
     """
     for pkg in APP_PACKAGES:
         shutil.copytree(REPO / pkg, dest / pkg, ignore=shutil.ignore_patterns(*SKIP_NAMES, "*.pyc"))
+    ver = dest / "firmware" / "version.py"
+    ver.write_text(ver.read_text().replace('VERSION = "0.1.0"', f'VERSION = "{version}"'))
     daemon = dest / "firmware" / "daemon.py"
-    text = daemon.read_text().replace('VERSION = "0.1.0"', f'VERSION = "{version}"')
+    text = daemon.read_text()
     if sabotage == "crash":
         text = text.replace("def run_daemon(settings: config.Settings) -> int:\n",
                             "def run_daemon(settings: config.Settings) -> int:\n"

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from drivers.clock import FakeClock
-from firmware.console import Console, ConsoleError, ConsoleSettings, pyserial_factory
+from firmware.console import Console, ConsoleError, ConsoleSettings, serial_factory
 from firmware.console_auth import ScryptParams, hash_password
 from tests.kit import make_read, open_store
 
@@ -81,7 +81,7 @@ class Rig:
         }
         self.status_error: Exception | None = None
         self.logs = [f"log line {i}" for i in range(30)]
-        self.console = Console(self.settings, pyserial_factory(self.settings), self.store,
+        self.console = Console(self.settings, serial_factory(self.settings), self.store,
                                self._status, self.clock, logs_fn=lambda n: self.logs[-n:])
         self.stop = threading.Event()
         self.error: BaseException | None = None
@@ -346,7 +346,7 @@ def test_audit_failure_keeps_diagnostics_but_data_access_fails_closed(tmp_path: 
 def test_port_that_cannot_be_opened_raises_console_error(tmp_path: Path) -> None:
     settings = ConsoleSettings(port=str(tmp_path / "no-such-tty"))
     with pytest.raises(ConsoleError, match="cannot open console port"):
-        pyserial_factory(settings)()
+        serial_factory(settings)()
 
 
 def test_hang_up_raises_console_error_for_the_supervisor(tmp_path: Path) -> None:

@@ -14,17 +14,13 @@ from drivers.modem import (
     AtChannel,
     FakeModem,
     FakePowerSwitch,
-    LadderState,
     Modem,
     ModemCommandError,
     ModemError,
     ModemSettings,
-    ModemSupervisor,
     ModemTimeout,
-    RecoveryAction,
     RegStat,
     SimState,
-    next_recovery,
     parse_cops,
     parse_creg,
     parse_csq,
@@ -33,6 +29,7 @@ from drivers.modem import (
 )
 from drivers.serial_port import open_serial
 from firmware.link_state import LinkState, LinkStateMachine
+from firmware.modem_supervisor import LadderState, ModemSupervisor, RecoveryAction, next_recovery
 
 
 @pytest.fixture
@@ -204,10 +201,10 @@ def test_gpio_power_switch_on_mock_pins() -> None:
 
     from drivers.modem import GpioPowerSwitch
 
-    saved = Device.pin_factory
-    Device.pin_factory = MockFactory()
+    before = Device.pin_factory
+    factory = MockFactory()
     try:
-        pin = Device.pin_factory.pin(17)
+        pin = factory.pin(17)
         seen: list[bool] = []
 
         class Probe(FakeClock):
@@ -216,15 +213,15 @@ def test_gpio_power_switch_on_mock_pins() -> None:
                 super().sleep(seconds)
 
         clock = Probe()
-        sw = GpioPowerSwitch(17, clock, active_high=True)
+        sw = GpioPowerSwitch(17, clock, factory, active_high=True)
         assert pin.state is False or pin.state == 0
         sw.power_cycle(5.0)
         assert seen == [True] or seen == [1]
         assert not pin.state and clock.monotonic() == 1005.0
         sw.close()
     finally:
-        Device.pin_factory.close()
-        Device.pin_factory = saved
+        factory.close()
+    assert Device.pin_factory is before  # the global factory was never used
 
 
 def test_open_modem_from_settings() -> None:
@@ -236,4 +233,7 @@ def test_open_modem_from_settings() -> None:
             assert m.ch.timeout_s == 0.4 and m.signal().csq == 20
         finally:
             m.ch.close()
-    assert power_switch_for(ModemSettings(power_gpio=None), SystemClock()) is None
+    def no_pins() -> None:
+        raise AssertionError("no pin factory is opened without a power pin")
+
+    assert power_switch_for(ModemSettings(power_gpio=None), SystemClock(), no_pins) is None

@@ -33,7 +33,7 @@ def machine() -> dict[str, Any]:
 
 
 def envelope(area: str, figures: dict[str, Any]) -> dict[str, Any]:
-    from firmware.daemon import VERSION
+    from firmware.version import VERSION
 
     return {"area": area, **figures, "machine": machine(), "version": VERSION,
             "date": datetime.now(UTC).date().isoformat()}

@@ -38,8 +38,8 @@ def _app(dest: Path, version: str, change: bool = False) -> Path:
 
     for pkg in APP_PACKAGES:
         shutil.copytree(REPO / pkg, dest / pkg, ignore=shutil.ignore_patterns(*SKIP_NAMES, "*.pyc"))
-    daemon = dest / "firmware" / "daemon.py"
-    daemon.write_text(daemon.read_text().replace('VERSION = "0.1.0"', f'VERSION = "{version}"'))
+    ver = dest / "firmware" / "version.py"
+    ver.write_text(ver.read_text().replace('VERSION = "0.1.0"', f'VERSION = "{version}"'))
     if change:
         up = dest / "firmware" / "uplink.py"
         up.write_text(up.read_text() + "\n\ndef _bench_change() -> int:\n    return 2\n")

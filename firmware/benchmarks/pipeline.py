@@ -70,8 +70,10 @@ def one_pass(state_dir: Path) -> dict[str, float]:
     s = config.replace(s, "store", path=str(state_dir / "store.db"))
     s = config.replace(s, "keys", kek_file=str(state_dir / "kek"))
     c = build_components(s, SystemClock())
-    watch = _EndWatch(c.pipeline_parts.camera)
-    c.pipeline_parts.camera = watch
+    parts = c.pipeline_parts
+    assert parts is not None  # build_components always sets them
+    watch = _EndWatch(parts.camera)
+    parts.camera = watch
     pipeline = Pipeline.from_components(c, _Heartbeat())
     stop = threading.Event()
     worker = threading.Thread(target=pipeline.run, args=(stop,), name="bench-pipeline")
