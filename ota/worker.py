@@ -30,6 +30,7 @@ from ota.client import UpdateClient
 from ota.errors import BundleRefused, DownloadFailed, OtaError, RepositoryRefused
 from ota.fetch import ByteBudget, DirTransport, HttpTransport, Transport
 from ota.policy import Action, Offer, UnitFacts, decide
+from ota.settings import OtaSettings
 from ota.slotfs import SlotFS
 from ota.slots import (
     HealthFailed,
@@ -44,30 +45,10 @@ from ota.whole_image import RaucHook
 
 log = logging.getLogger(__name__)
 
+__all__ = ["EX_RESTART", "HealthSample", "OtaSettings", "OtaStatus", "OtaWorker", "gate"]
+
 #: The exit status that asks systemd for a restart on the (now switched) slot.
 EX_RESTART = 75
-
-
-@dataclass(frozen=True)
-class OtaSettings:
-    """``[ota]``; units in the names. Disabled unless a repository and trust root are set."""
-
-    enabled: bool = False
-    repository: str = ""  # https://... base URL, or a directory (a USB stick's copy)
-    trusted_root: str = ""  # the 1.root.json this unit was provisioned with
-    root_dir: str = ""  # slots and state; empty = <state_dir>/ota
-    channel: str = "stable"
-    check_interval_s: float = 3600.0
-    auto_switch: bool = True
-    trial_deadline_s: float = 300.0
-    trial_max_boots: int = 3
-    gate_hold_s: float = 10.0
-    gate_min_fps: float = 0.5
-    require_read: bool = False
-    daily_bytes_cap: int = 0  # 0 = unmetered
-    whole_image: str = "none"  # "rauc": RAUC's mark-good/mark-bad follow the health gate
-    connect_timeout_s: float = 10.0
-    read_timeout_s: float = 30.0
 
 
 @dataclass(frozen=True)
