@@ -200,7 +200,8 @@ def build(out: Path, *, name: str, version: str, kind: str, trees: Mapping[str, 
     return manifest
 
 
-def write_tar(fileobj: IO[bytes], manifest: BundleManifest, sources: Mapping[str, Path]) -> None:
+def write_tar(fileobj: IO[bytes] | gzip.GzipFile, manifest: BundleManifest,
+              sources: Mapping[str, Path]) -> None:
     """The uncompressed tar stream of a bundle (also the base of binary deltas)."""
     with tarfile.open(fileobj=fileobj, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         data = manifest.to_json()

@@ -85,7 +85,9 @@ class SlotState:
 
 
 def _with_version(s: SlotState, slot: str, version: str | None) -> SlotState:
-    return dataclasses.replace(s, **{f"version_{slot}": version})
+    if slot == "a":
+        return dataclasses.replace(s, version_a=version)
+    return dataclasses.replace(s, version_b=version)
 
 
 # ---- events ---------------------------------------------------------------------------------
