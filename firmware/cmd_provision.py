@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from drivers.camera import SENSOR_BACKENDS
 from firmware import config, console_auth, provision
 from firmware.errors import ConfigError
 
@@ -41,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--camera-id", help="identifier sent with every read (also the CSR's CN)")
     p.add_argument("--site", type=_site, metavar="LAT,LON", help="fixed site location")
     p.add_argument("--site-name", help="human name of the site")
-    p.add_argument("--camera", choices=("picamera2", "v4l2", "gstreamer"),
+    p.add_argument("--camera", choices=SENSOR_BACKENDS,
                    help="camera backend")
     p.add_argument("--camera-source", help="device, pipeline or camera index for the backend")
     p.add_argument("--state-dir", type=Path,
@@ -146,9 +147,9 @@ def _interactive(args: argparse.Namespace, existing: dict[str, Any], err: TextIO
             except argparse.ArgumentTypeError as e:
                 print(e, file=err)
     if args.camera is None and "camera" not in existing:
-        while args.camera not in ("picamera2", "v4l2", "gstreamer"):
-            args.camera = _ask("camera backend (picamera2, v4l2, gstreamer)", err, stdin) or (
-                "picamera2")
+        while args.camera not in SENSOR_BACKENDS:
+            args.camera = _ask(f"camera backend ({', '.join(SENSOR_BACKENDS)})", err, stdin) or (
+                SENSOR_BACKENDS[0])
     if not args.console_password_stdin and "password_hash" not in existing.get("console", {}):
         args.console_password = _prompt_password(err)
 

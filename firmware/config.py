@@ -27,7 +27,7 @@ from drivers.modem import ModemSettings
 from firmware import sections as _schema
 from firmware.console import ConsoleSettings
 from firmware.errors import ConfigError
-from firmware.hotlists import HotlistSettings
+from firmware.hotlist_updater import HotlistSettings
 from firmware.sections import (
     InferenceSettings,
     KeySettings,

@@ -22,7 +22,7 @@ from drivers.camera import Camera, CameraEndOfStream, Frame
 from drivers.clock import Clock
 from drivers.errors import DeviceTimeout
 from inference.errors import FrameError
-from inference.hotlist import HotlistMatch
+from inference.hotlist_matcher import HotlistMatch
 from inference.motion import MotionGate
 from inference.passes import VotedRead
 from inference.records import Box, FrameResult
@@ -77,7 +77,7 @@ class Voter(Protocol):
 
 
 class Matcher(Protocol):
-    """Hotlist matching (``inference.hotlist.HotlistMatcher``)."""
+    """Hotlist matching (``inference.hotlist_matcher.HotlistMatcher``)."""
 
     def match(self, text: str, candidates: Iterable[str] = ()) -> list[HotlistMatch]: ...
 

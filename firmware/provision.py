@@ -21,17 +21,19 @@ import logging
 import math
 import os
 import stat
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import tomlkit
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from drivers import files
+from drivers.camera import BACKENDS
 from drivers.clock import Clock
 from firmware import config
 from firmware.errors import ConfigError, FirmwareError
@@ -44,7 +46,7 @@ DEFAULT_STATE_DIR = Path("/var/lib/vigil")
 CONFIG_MODE = 0o640  # root:vigil; holds the console password hash
 PRIVATE_MODE = 0o600
 PUBLIC_MODE = 0o644
-CAMERA_BACKENDS = ("picamera2", "v4l2", "gstreamer", "replay")
+CAMERA_BACKENDS = BACKENDS
 
 
 class ProvisionError(FirmwareError, RuntimeError):
@@ -108,96 +110,50 @@ class ProvisionResult:
 # ---------------------------------------------------------------------------------- TOML
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ProvisionError(f"cannot write non-finite number {value!r}")
-        return repr(value)
-    if isinstance(value, str):
-        out = ['"']
-        for ch in value:
-            if ch in ('"', "\\"):
-                out.append("\\" + ch)
-            elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-                out.append(f"\\u{ord(ch):04x}")
-            else:
-                out.append(ch)
-        out.append('"')
-        return "".join(out)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise ProvisionError(f"cannot write {type(value).__name__} to TOML")
-
-
-def _bare_key(name: str) -> str:
-    if name and all(c.isascii() and (c.isalnum() or c in "_-") for c in name):
-        return name
-    return _toml_value(name)
+def _check_finite(section: str, keys: Mapping[str, Any]) -> None:
+    for k, v in keys.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ProvisionError(f"[{section}] {k}: cannot write non-finite number {v!r}")
 
 
 def dumps_config(data: Mapping[str, Mapping[str, Any]], header: str = "") -> str:
-    """Our config shape (tables of scalars and lists) as TOML. ``None`` values are left out."""
-    lines = [f"# {h}" if h else "#" for h in header.splitlines()]
-    for section, keys in data.items():
-        if not isinstance(keys, Mapping):
-            raise ProvisionError(f"[{section}] must be a table")
-        lines.append("")
-        lines.append(f"[{_bare_key(section)}]")
-        for k, v in keys.items():
-            if v is not None:
-                lines.append(f"{_bare_key(k)} = {_toml_value(v)}")
-    return "\n".join(lines) + "\n"
+    """Our config shape (tables of scalars and lists) as TOML. ``None`` values are left out.
+
+    A document read by :func:`read_existing` keeps the operator's comments and layout;
+    ``header`` (for a new file) goes first, as comment lines.
+    """
+    if isinstance(data, tomlkit.TOMLDocument):
+        doc = data
+    else:
+        doc = tomlkit.document()
+        for section, keys in data.items():
+            if not isinstance(keys, Mapping):
+                raise ProvisionError(f"[{section}] must be a table")
+            table = tomlkit.table()
+            for k, v in keys.items():
+                if v is not None:
+                    table.add(k, list(v) if isinstance(v, tuple) else v)
+            doc.add(section, table)
+    for section, keys in doc.items():
+        if isinstance(keys, Mapping):
+            _check_finite(section, keys)
+    comments = "".join(f"# {h}\n" if h else "#\n" for h in header.splitlines())
+    return comments + ("\n" if comments else "") + tomlkit.dumps(doc).lstrip("\n")
 
 
 # ---------------------------------------------------------------------------------- files
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_tmp(path: Path, data: bytes, mode: int, owner: Owner | None,
-               group: int | None = None) -> Path:
-    """A fully written, fsynced sibling temp file with its final mode and owner."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.unlink()
-    except FileNotFoundError:
-        pass
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), mode)
-    try:
-        os.fchmod(fd, mode)  # the umask must not decide a key file's mode
-        if owner is not None:
-            os.fchown(fd, owner.uid, owner.gid)
-        elif group is not None:
-            os.fchown(fd, -1, group)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    return tmp
+def _ids(owner: Owner | None, group: int | None = None) -> dict[str, int]:
+    if owner is not None:
+        return {"uid": owner.uid, "gid": owner.gid}
+    return {"gid": group} if group is not None else {}
 
 
 def write_atomic(path: Path, data: bytes, mode: int, owner: Owner | None = None,
                  group: int | None = None) -> None:
-    """temp file + fsync + ``os.replace`` + directory fsync: old or new, never half."""
-    tmp = _write_tmp(path, data, mode, owner, group)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    """:func:`drivers.files.write_atomic`, owned by the daemon's user (or group)."""
+    files.write_atomic(path, data, mode, **_ids(owner, group))
 
 
 def _ensure_private_dir(path: Path, owner: Owner | None) -> None:
@@ -218,33 +174,42 @@ def _check_private_file(path: Path, what: str) -> None:
 # ---------------------------------------------------------------------------------- config
 
 
-def read_existing(path: Path) -> dict[str, dict[str, Any]]:
-    """The current file as data, to be merged into (``{}`` when absent)."""
+def read_existing(path: Path) -> tomlkit.TOMLDocument:
+    """The current file as an editable document, comments kept (empty when absent)."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        return {}
+        return tomlkit.document()
     except OSError as e:
         raise ConfigError(f"{path}: cannot read existing config: {e.strerror or e}",
                           path=str(path)) from e
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        return tomlkit.parse(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomlkit.exceptions.ParseError) as e:
         raise ConfigError(f"{path}: existing config is not valid TOML ({e}); move it aside "
                           "and provision again", path=str(path)) from e
-    return {k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()}
 
 
 def merge_request(existing: Mapping[str, Any], req: ProvisionRequest,
-                  password_hash: str | None) -> dict[str, dict[str, Any]]:
-    """The new config data: the existing file with the request's values laid over it. Pure."""
-    data: dict[str, dict[str, Any]] = {k: dict(v) for k, v in existing.items()}
+                  password_hash: str | None) -> tomlkit.TOMLDocument:
+    """The new config: the existing document (comments kept) with the request's values laid
+    over it. Pure: ``existing`` is not changed."""
+    data = tomlkit.parse(tomlkit.dumps(existing)) if isinstance(existing, tomlkit.TOMLDocument) \
+        else tomlkit.document()
+    if not isinstance(existing, tomlkit.TOMLDocument):
+        for k, v in existing.items():
+            data[k] = dict(v)
+
+    def table(section: str) -> Any:
+        if section not in data:
+            data[section] = tomlkit.table()
+        return data[section]
 
     def put(section: str, key: str, value: Any) -> None:
         if value is not None:
-            data.setdefault(section, {})[key] = value
+            table(section)[key] = value
 
-    unit = data.setdefault("unit", {})
+    unit = table("unit")
     put("unit", "camera_id", req.camera_id)
     if req.state_dir is not None:
         put("unit", "state_dir", str(req.state_dir))
@@ -263,7 +228,7 @@ def merge_request(existing: Mapping[str, Any], req: ProvisionRequest,
     state_dir = Path(data["unit"]["state_dir"])
     if req.uplink_endpoint is not None:
         tls = tls_paths(state_dir)
-        uplink = data.setdefault("uplink", {})
+        uplink = table("uplink")
         uplink["endpoint"] = req.uplink_endpoint
         uplink.setdefault("key_file", str(tls.key))
         uplink.setdefault("cert_file", str(tls.cert))
@@ -271,7 +236,9 @@ def merge_request(existing: Mapping[str, Any], req: ProvisionRequest,
         uplink["device_id"] = data["unit"].get("camera_id", "sim-1")
     if req.ca_file is not None and "uplink" in data:
         data["uplink"]["ca_file"] = str(req.ca_file)
-    return {k: v for k, v in data.items() if v}
+    for k in [k for k, v in data.items() if not v]:
+        del data[k]
+    return data
 
 
 @dataclass(frozen=True)
@@ -366,7 +333,7 @@ def ensure_kek(settings: config.Settings, rotate: bool, owner: Owner | None) -> 
             p.unlink()
             destroyed.append(p)
         _destroy_file(kek)
-        _fsync_dir(kek.parent)
+        files.fsync_dir(kek.parent)
         log.warning("device KEK destroyed; the store was deleted with it",
                     extra={"store_files": [str(p) for p in destroyed]})
     source = FileKeySource(kek)
@@ -435,8 +402,8 @@ def provision(req: ProvisionRequest, password_hash: str | None = None) -> Provis
     data = merge_request(read_existing(out), req, password_hash)
     header = ("Vigil unit configuration, written by `vigil provision`.\n"
               "Holds the console password hash: keep it root:vigil 0640.")
-    text = dumps_config(data, header).encode("utf-8")
-    tmp = _write_tmp(out, text, CONFIG_MODE, None, req.config_group)
+    text = dumps_config(data, "" if existed else header).encode("utf-8")
+    tmp = files.write_temp(out, text, CONFIG_MODE, **_ids(None, req.config_group))
     try:
         try:
             settings = config.load(tmp)  # the daemon's own validator, on the exact bytes
@@ -454,7 +421,7 @@ def provision(req: ProvisionRequest, password_hash: str | None = None) -> Provis
         if req.ca_file is not None and "uplink" not in data:
             log.warning("--ca-file has no effect without an [uplink] section")
         os.replace(tmp, out)
-        _fsync_dir(out.parent)
+        files.fsync_dir(out.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -22,7 +22,7 @@ from drivers.gps import GpsSettings
 from drivers.illuminator import IlluminatorSettings
 from drivers.modem import ModemSettings
 from firmware import console
-from firmware.hotlists import HotlistSettings
+from firmware.hotlist_updater import HotlistSettings
 from firmware.ota_glue import OTA_SECTION
 from firmware.supervisor import SupervisorSettings
 from firmware.uplink import UplinkSettings

@@ -19,6 +19,7 @@ from enum import StrEnum
 
 from drivers.clock import Clock
 from drivers.config_keys import setting
+from firmware.backoff import exponential_s
 
 log = logging.getLogger(__name__)
 
@@ -135,10 +136,8 @@ class Supervisor:
             worker.failures.append(now)
             while worker.failures and now - worker.failures[0] > s.failure_window_s:
                 worker.failures.popleft()
-            worker.backoff_s = min(
-                s.backoff_max_s,
-                s.backoff_initial_s * (2 ** max(0, len(worker.failures) - 1)),
-            )
+            worker.backoff_s = exponential_s(s.backoff_initial_s, s.backoff_max_s,
+                                             len(worker.failures) - 1)
             if len(worker.failures) >= s.degrade_after:
                 if worker.state is not WorkerState.DEGRADED:
                     log.error(

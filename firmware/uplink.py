@@ -44,6 +44,7 @@ from typing import Any, Protocol
 from drivers.clock import Clock
 from drivers.config_keys import setting
 from drivers.resource import Closing
+from firmware.backoff import Backoff
 from firmware.errors import FirmwareError
 from firmware.link_state import LinkState, LinkStateMachine
 
@@ -267,23 +268,6 @@ class HttpsTransport:
 
 
 # -- pure helpers ----------------------------------------------------------------------------
-
-
-class Backoff:
-    """Exponential backoff with equal jitter: the n-th delay lies in [d/2, d],
-    d = min(max, initial * 2**n). Jitter spreads a fleet's retries after a cell outage."""
-
-    def __init__(self, initial_s: float, max_s: float, rng: random.Random) -> None:
-        self.initial_s, self.max_s, self._rng = initial_s, max_s, rng
-        self.failures = 0
-
-    def next_delay(self) -> float:
-        d = min(self.max_s, self.initial_s * (2 ** min(self.failures, 30)))
-        self.failures += 1
-        return self._rng.uniform(d / 2, d)
-
-    def reset(self) -> None:
-        self.failures = 0
 
 
 class TokenBucket:

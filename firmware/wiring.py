@@ -31,9 +31,9 @@ from drivers.modem import open_modem, power_switch_for
 from firmware import config
 from firmware.console import Console, serial_factory
 from firmware.control import ControlServer, Handler
+from firmware.daynight import IlluminationController
 from firmware.health import Counters, Heartbeat
-from firmware.hotlists import HotlistUpdater
-from firmware.illumination import IlluminationController
+from firmware.hotlist_updater import HotlistUpdater
 from firmware.link_state import LinkStateMachine
 from firmware.logsetup import RECENT
 from firmware.modem_supervisor import ModemSupervisor

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from drivers import files
+from drivers.files import fsync_dir
 from ota.bundle import BundleManifest
 from ota.errors import SlotTransitionError
 from ota.slots import (
@@ -47,23 +49,9 @@ log = logging.getLogger(__name__)
 COMPLETE = ".complete"
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def atomic_write(path: Path, data: bytes) -> None:
-    """temp file + fsync + ``os.replace`` + directory fsync: old or new, never half."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    """:func:`drivers.files.write_atomic` with the mode the slot files always had."""
+    files.write_atomic(path, data, 0o644)
 
 
 class SlotFS:
@@ -178,7 +166,8 @@ class SlotFS:
         if state is None:
             raise SlotTransitionError(f"no slot state at {self.state_path}: run `vigil ota "
                                       "init` at installation")
-        for stale in (".current.new", ".committed.new", ".state.json.tmp"):
+        for stale in (".current.new", ".committed.new", *(p.name for p in
+                                                           self.root.glob(".state.json.tmp*"))):
             (self.root / stale).unlink(missing_ok=True)
         extra: tuple[Action, ...] = ()
         if state.phase is Phase.TRIAL and not self.is_complete(state.active):

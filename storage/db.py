@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from drivers import files
 from drivers.clock import Clock
 from storage.errors import CorruptStore, StoreClosed, StoreError
 from storage.health import CorruptionRecovery
@@ -187,9 +188,5 @@ def move_aside(path: Path, clock: Clock, reason: str) -> CorruptionRecovery:
         side = Path(str(path) + suffix)
         if side.exists():
             os.replace(side, Path(str(target) + suffix))
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    files.fsync_dir(path.parent)
     return CorruptionRecovery(moved_to=str(target), reason=reason[:500])

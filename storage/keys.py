@@ -14,6 +14,7 @@ import stat
 from pathlib import Path
 from typing import Protocol
 
+from drivers import files
 from storage.errors import InsecureKeyFile, KeySourceError
 
 log = logging.getLogger(__name__)
@@ -99,15 +100,7 @@ class FileKeySource:
         return data
 
     def _create(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._path.with_name(self._path.name + f".tmp{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.fchmod(fd, 0o600)  # umask cannot widen it, but a permissive ACL default might
-            os.write(fd, secrets.token_bytes(KEK_BYTES))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        tmp = files.write_temp(self._path, secrets.token_bytes(KEK_BYTES), 0o600)
         try:
             # link() fails if another process created the key meanwhile: keep theirs.
             os.link(tmp, self._path)
@@ -115,9 +108,5 @@ class FileKeySource:
             pass
         finally:
             os.unlink(tmp)
-        dfd = os.open(self._path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        files.fsync_dir(self._path.parent)
         log.info("created device KEK", extra={"key_source": self.describe()})

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from inference.hotlist import (
+from inference.hotlist_matcher import (
     PLATE_ALPHABET,
     ConfusionTable,
     Hotlist,
@@ -152,7 +152,7 @@ def test_normalise() -> None:
 
 
 def test_entry_table_columns_merge_and_dedup() -> None:
-    from inference.hotlist import EntryTable
+    from inference.hotlist_matcher import EntryTable
 
     t = EntryTable.build([HotlistEntry("AAA111", "r1", 1), HotlistEntry("BBB222", "r2", 2),
                           HotlistEntry("AAA111", "r3", 3)])

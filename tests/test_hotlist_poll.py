@@ -9,11 +9,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from drivers.clock import FakeClock
-from firmware.hotlists import HotlistSettings, HotlistUpdater, sign_hotlist
+from firmware.hotlist_updater import HotlistSettings, HotlistUpdater, sign_hotlist
 from firmware.uplink import HttpsTransport, UplinkSettings
 from hil.certs import TestPki
 from hil.ingest_server import Fault, IngestServer
-from inference.hotlist import HotlistEntry
+from inference.hotlist_matcher import HotlistEntry
 
 AGENCY = Ed25519PrivateKey.generate()
 PUB_B64 = base64.b64encode(

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from drivers.clock import FakeClock
-from firmware.hotlists import (
+from firmware.hotlist_updater import (
     HotlistDeltaError,
     HotlistFile,
     HotlistFormatError,
@@ -26,7 +26,7 @@ from firmware.hotlists import (
     sign_hotlist,
     verify_signed,
 )
-from inference.hotlist import HotlistEntry
+from inference.hotlist_matcher import HotlistEntry
 
 AGENCY = Ed25519PrivateKey.generate()
 PUB = AGENCY.public_key()

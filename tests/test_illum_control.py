@@ -16,7 +16,7 @@ from drivers.illuminator import (
     IlluminatorSettings,
     make_pin_factory,
 )
-from firmware.illumination import (
+from firmware.daynight import (
     IlluminationController,
     IllumState,
     Mode,

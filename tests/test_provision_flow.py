@@ -158,6 +158,20 @@ def test_rotate_kek_refused_while_the_daemon_answers(tmp_path: Path) -> None:
     assert first.kek_file.exists()
 
 
+def test_rerun_keeps_the_operators_comments(tmp_path: Path) -> None:
+    first = provision.provision(request(tmp_path))
+    cfg = first.config_path
+    text = cfg.read_text().replace("[camera]\n", "[camera]\n# the north pole, facing the bridge\n")
+    cfg.write_text(text + "\n[tracker]\nmin_frames = 3  # two-frame passes were noise here\n")
+    provision.provision(provision.ProvisionRequest(out=cfg, site_name="Bridge north"))
+    again = cfg.read_text()
+    assert "[camera]\n# the north pole, facing the bridge\n" in again
+    assert "min_frames = 3  # two-frame passes were noise here" in again
+    assert again.startswith("# Vigil unit configuration") and again.count("# Vigil unit") == 1
+    s = config.load(cfg)
+    assert s.unit.site_name == "Bridge north" and s.tracker.min_frames == 3
+
+
 def test_toml_writer_round_trips_awkward_strings(tmp_path: Path) -> None:
     data: dict[str, dict[str, Any]] = {
         "unit": {"site_name": 'Quai "9"\\ \u00e9\t\n\x01 end', "camera_id": "a"},

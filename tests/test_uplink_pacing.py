@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from drivers.clock import FakeClock
+from firmware.backoff import Backoff
 from firmware.uplink import (
-    Backoff,
     ByteBudget,
     MemoryOutbox,
     TokenBucket,

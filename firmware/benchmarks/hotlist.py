@@ -18,8 +18,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from firmware.hotlists import apply_document, sign_hotlist, verify_signed
-from inference.hotlist import HotlistEntry, HotlistMatcher
+from firmware.hotlist_updater import apply_document, sign_hotlist, verify_signed
+from inference.hotlist_matcher import HotlistEntry, HotlistMatcher
 
 _LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"
 _CONFUSE = {"0": "O", "O": "0", "1": "I", "I": "1", "8": "B", "B": "8", "5": "S", "S": "5",

@@ -10,11 +10,11 @@ The agency signs each hotlist document with its Ed25519 key. Vigil holds only th
    ``base_version`` is exactly the version held (:class:`HotlistDeltaError`).
 
 Steps 1-3 are pure (:func:`verify_signed`, :func:`apply_document`): bytes in, a
-:class:`inference.hotlist.Hotlist` or an error out. The verified *signed blobs* (the last full
-list plus the deltas since) are what is stored, AES-256-GCM encrypted with a key derived from
-the store (``store.derive_key("hotlist")``), written to a temporary name, fsynced and
-``os.replace``d; on start they are decrypted and verified again, so a file swapped on the SD card
-is refused twice over. Format and signing: docs/hotlists.md.
+:class:`inference.hotlist_matcher.Hotlist` or an error out. The verified *signed blobs* (the
+last full list plus the deltas since) are what is stored, AES-256-GCM encrypted with a key
+derived from the store (``store.derive_key("hotlist")``) and written atomically
+(:func:`drivers.files.write_atomic`); on start they are decrypted and verified again, so a
+file swapped on the SD card is refused twice over. Format and signing: docs/hotlists.md.
 """
 
 from __future__ import annotations
@@ -38,11 +38,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from drivers import files
 from drivers.clock import Clock
 from drivers.config_keys import setting
 from firmware.errors import FirmwareError
 from firmware.uplink import Transport, TransportError
-from inference.hotlist import (
+from inference.hotlist_matcher import (
     EntryTable,
     Hotlist,
     HotlistEntry,
@@ -354,18 +355,7 @@ class HotlistFile:
         plain = gzip.compress(plain, mtime=0)
         nonce = os.urandom(12)
         sealed = _FILE_MAGIC + nonce + self._aead.encrypt(nonce, plain, self.name.encode())
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".vhl.tmp")
-        with open(tmp, "wb") as f:
-            f.write(sealed)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        dfd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        files.write_atomic(self.path, sealed, 0o644)
 
     def load(self) -> list[bytes] | None:
         try:
