@@ -37,7 +37,9 @@ class ReplayCamera(CameraBase):
     a live camera would carry on after a stall. Frames that fail to decode are skipped and
     counted (``corrupt_frames`` in :meth:`describe`); the first one is logged, later ones only
     counted, so a bad file cannot flood the log. If ``width``/``height`` are non-zero and
-    differ, frames are resized.
+    differ, frames are resized. Without ``realtime`` frames come as fast as they are read but
+    carry the footage's own time (``start + n / fps``), so tracking sees the scene's timing: two
+    cars 1.5 s apart stay 1.5 s apart however fast the replay runs.
     """
 
     def __init__(
@@ -144,7 +146,11 @@ class ReplayCamera(CameraBase):
             frame = Frame(
                 image=image,
                 index=self._delivered,
-                monotonic_s=self._clock.monotonic(),
+                monotonic_s=(
+                    self._clock.monotonic()
+                    if self._realtime
+                    else self._t0 + self._delivered / self._fps
+                ),
                 source=f"replay:{self._path.name}",
             )
             self._delivered += 1
@@ -190,7 +196,7 @@ class ReplayCamera(CameraBase):
         if ok:
             return image, False
         # A failed read before the advertised end is a corrupt frame, not the end of the file.
-        if 0 < total and self._pos < total:
+        if total > 0 and self._pos < total:
             return None, False
         return None, True
 
