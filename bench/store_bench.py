@@ -13,8 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from firmware.benchmarks.store import run  # noqa: E402
-from tests.kit.plaintext import PlainSuite  # noqa: E402
+from firmware.benchmarks.store import run
+from tests.kit.plaintext import PlainSuite
 
 if __name__ == "__main__":
     print(json.dumps(run(quick="--quick" in sys.argv[1:], plaintext_suite=PlainSuite()), indent=2))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from firmware.benchmarks import hotlist, uplink  # noqa: E402
+from firmware.benchmarks import hotlist, uplink
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__)

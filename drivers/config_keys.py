@@ -54,9 +54,9 @@ def _infer_type(default: Any) -> type:
 def setting(
     default: Any,
     *,
-    type: type | tuple[type, ...] | None = None,  # noqa: A002 - mirrors Key.type
-    min: float | None = None,  # noqa: A002 - mirrors Key.min
-    max: float | None = None,  # noqa: A002 - mirrors Key.max
+    type: type | tuple[type, ...] | None = None,  # mirrors Key.type
+    min: float | None = None,  # mirrors Key.min
+    max: float | None = None,  # mirrors Key.max
     choices: tuple[Any, ...] | None = None,
     nonempty: bool = False,
     secret: bool = False,

@@ -212,6 +212,6 @@ class Illuminator(Closing):
             for dev in reversed(self._devices):
                 try:
                     dev.close()  # gpiozero returns the pin to input: LEDs off, coil idle
-                except Exception as e:
+                except Exception as e:  # noqa: BLE001 - release every pin even if one fails
                     log.warning("illuminator pin close failed", extra={"error": str(e)})
             self._devices.clear()

@@ -24,6 +24,7 @@ Layers, bottom up:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -526,10 +527,8 @@ class FakeModem(Closing):
         self._stop.set()
         self._thread.join(timeout=2)
         for fd in (self.master, self._slave):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
     def inject(self, line: str) -> None:
         self._write(f"\r\n{line}\r\n".encode())
@@ -546,10 +545,8 @@ class FakeModem(Closing):
         self.inject("RDY")
 
     def _write(self, data: bytes) -> None:
-        try:
+        with contextlib.suppress(OSError):
             os.write(self.master, data)
-        except OSError:
-            pass
 
     def _serve(self) -> None:
         buf = bytearray()

@@ -250,4 +250,4 @@ def cmd_console_passwd(args: argparse.Namespace, stdin: TextIO | None = None,
     return 0
 
 
-__all__ = ["register", "cmd_provision", "cmd_install_cert", "cmd_console_passwd"]
+__all__ = ["cmd_console_passwd", "cmd_install_cert", "cmd_provision", "register"]

@@ -89,12 +89,13 @@ def _coerce(section: str, name: str, key: Key, value: Any, where: str) -> Any:
             f"{label}: must be one of {allowed}, got {value!r}", path=where,
             key=f"{section}.{name}",
         )
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if (key.min is not None and value < key.min) or (key.max is not None and value > key.max):
-            raise ConfigError(
-                f"{label}: must be between {key.min} and {key.max}, got {value!r}",
-                path=where, key=f"{section}.{name}",
-            )
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    if numeric and ((key.min is not None and value < key.min)
+                    or (key.max is not None and value > key.max)):
+        raise ConfigError(
+            f"{label}: must be between {key.min} and {key.max}, got {value!r}",
+            path=where, key=f"{section}.{name}",
+        )
     if isinstance(value, str) and key.nonempty and not value.strip():
         raise ConfigError(f"{label}: must not be empty", path=where, key=f"{section}.{name}")
     return value

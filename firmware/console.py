@@ -472,7 +472,7 @@ class ConsoleSession:
             res = spec.handler(self, cmd)
         except UsageError as e:
             res = CommandResult([f"usage: {e}"], "usage")
-        except Exception as e:  # noqa: BLE001 - a failing command must not end the console
+        except Exception as e:  # a failing command must not end the console
             log.exception("console command failed", extra={"command": spec.name})
             res = CommandResult([f"error: {spec.name} failed: {type(e).__name__}"], "error",
                                 {"error": type(e).__name__})
@@ -747,14 +747,14 @@ class Console:
         finally:
             try:
                 port.close()
-            except Exception:  # noqa: BLE001 - closing a dead port must not hide the cause
+            except Exception:  # closing a dead port must not hide the cause
                 log.debug("console port close failed", exc_info=True)
 
     @staticmethod
     def _guarded(session: ConsoleSession, fn: Callable[[], str]) -> bytes:
         try:
             return fn().encode("utf-8", "replace")
-        except Exception:  # noqa: BLE001 - last line of defence: the session state is reset
+        except Exception:  # last line of defence: the session state is reset
             log.exception("console session error")
             if session.logged_in:
                 session.logout("internal error")

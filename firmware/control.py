@@ -81,7 +81,7 @@ class ControlServer:
         except (ValueError, json.JSONDecodeError) as e:
             log.warning("bad control request", extra={"error": str(e)})
             reply = {"ok": False, "error": str(e)}
-        except Exception as e:  # noqa: BLE001 - a failing handler must not kill the server
+        except Exception as e:  # a failing handler must not kill the server
             log.exception("control handler failed")
             reply = {"ok": False, "error": f"{type(e).__name__}: {e}"}
         with contextlib.suppress(OSError):

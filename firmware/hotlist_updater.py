@@ -130,10 +130,7 @@ def load_public_key(value: str) -> Ed25519PublicKey:
         raise HotlistSignatureError("hotlists.agency_public_key is not set")
     data: bytes
     p = Path(value)
-    if len(value) < 4096 and p.is_file():
-        data = p.read_bytes()
-    else:
-        data = value.encode()
+    data = p.read_bytes() if len(value) < 4096 and p.is_file() else value.encode()
     try:
         if data.lstrip().startswith(b"-----BEGIN"):
             key = serialization.load_pem_public_key(data)

@@ -273,7 +273,7 @@ class Pipeline:
             read, alerts, line = self._pending[0]
             try:
                 self.p.store.put_read(read, alerts)
-            except Exception as e:  # noqa: BLE001 - keep the read, try again next frame
+            except Exception as e:  # keep the read, try again next frame
                 self.counters.inc("store_write_failures")
                 log.error("store write failed; read kept for retry",
                           extra={"read_id": read.read_id, "error": str(e),

@@ -112,7 +112,7 @@ class Supervisor:
     def _body(self, worker: _Worker, run: RunFn) -> None:
         try:
             run(worker.stop_event)
-        except Exception as e:  # noqa: BLE001 - supervision boundary
+        except Exception as e:  # supervision boundary
             log.exception("worker crashed", extra={"worker": worker.name})
             self._failed(worker, e)
             return
@@ -163,10 +163,10 @@ class Supervisor:
             due: list[_Worker] = []
             with self._lock:
                 for w in self._workers.values():
-                    if w.thread is None and w.state in (WorkerState.BACKOFF, WorkerState.DEGRADED):
-                        if now >= w.next_start_s:
-                            w.restarts += 1
-                            due.append(w)
+                    waiting = w.state in (WorkerState.BACKOFF, WorkerState.DEGRADED)
+                    if w.thread is None and waiting and now >= w.next_start_s:
+                        w.restarts += 1
+                        due.append(w)
             for w in due:
                 log.info("worker restarting", extra={"worker": w.name, "restarts": w.restarts})
                 self._launch(w)

@@ -468,7 +468,7 @@ class Uplink(Closing):
     def status(self) -> dict[str, Any]:
         try:
             depth: dict[str, Any] = dict(self._outbox.outbox_depth())
-        except Exception as e:  # status must answer even when the store is unwell
+        except Exception as e:  # noqa: BLE001 - status must answer when the store is unwell
             depth = {"error": str(e)}
         with self._lock:
             c = self.counters

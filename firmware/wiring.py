@@ -93,7 +93,7 @@ class Components:
         for part in parts:
             try:
                 part.close()
-            except Exception:  # noqa: BLE001 - closing must go on for the rest
+            except Exception:  # closing must go on for the rest
                 log.exception("close failed", extra={"part": type(part).__name__})
 
 

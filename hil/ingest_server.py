@@ -207,7 +207,7 @@ class IngestServer:
                 accepted.append(rid)
         return {"accepted": accepted, "rejected": rejected}
 
-    def hotlist_for(self, name: str, since: int | None) -> PublishedHotlist | None | str:
+    def hotlist_for(self, name: str, since: int | None) -> PublishedHotlist | str | None:
         with self.lock:
             pubs = self._hotlists.get(name)
             if not pubs:
@@ -261,7 +261,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: one TLS handshake per connection, not per batch
     server: _Httpd
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base signature
+    def log_message(self, format: str, *args: Any) -> None:  # base signature
         log.debug(format, *args)
 
     def _send_json(self, status: int, obj: Any) -> None:
@@ -291,7 +291,7 @@ class _Handler(BaseHTTPRequestHandler):
             raw = gzip.decompress(raw)
         return raw
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server naming
+    def do_POST(self) -> None:  # http.server naming
         app = self.server.app
         path = urlsplit(self.path).path
         with app.lock:
@@ -347,7 +347,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send_json(200, result)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         app = self.server.app
         parts = urlsplit(self.path)
         with app.lock:

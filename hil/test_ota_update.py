@@ -166,7 +166,7 @@ def svc_store(svc: SlotService):  # type: ignore[no-untyped-def]
 
 
 def test_attacks_are_refused_with_nothing_changed(rig):
-    vendor, nginx, svc, ota_root = rig
+    vendor, _nginx, svc, ota_root = rig
     good = make_bundle(vendor.tmp, "1.4.0")
     vendor.release(good, "1.0.0")  # the repository offers what is installed
     svc.start()
@@ -225,7 +225,7 @@ def test_attacks_are_refused_with_nothing_changed(rig):
 @pytest.mark.slow
 def test_bad_updates_roll_back_by_themselves(rig):
     """A version that never sees frames fails the gate; one that crashes at start loops."""
-    vendor, nginx, svc, ota_root = rig
+    vendor, _nginx, svc, ota_root = rig
     svc.start()
     svc.wait_for(lambda s: s["state"] == "running", 90, "running")
     t0 = time.monotonic()

@@ -50,7 +50,7 @@ def letterbox(image: np.ndarray, input_hw: tuple[int, int], fill: int = 0) -> tu
     nw, nh = max(1, min(iw, round(w * scale))), max(1, min(ih, round(h * scale)))
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     resized = cv2.resize(image, (nw, nh), interpolation=interp)
-    out = np.full((ih, iw) + image.shape[2:], fill, dtype=image.dtype)
+    out = np.full((ih, iw, *image.shape[2:]), fill, dtype=image.dtype)
     out[:nh, :nw] = resized
     return out, Letterbox(scale=scale, frame_hw=(h, w), input_hw=input_hw)
 
@@ -200,7 +200,7 @@ def quad_is_plausible(quad: np.ndarray, box: np.ndarray, tolerance: float = 0.35
     area = 0.5 * abs(
         sum(q[i, 0] * q[(i + 1) % 4, 1] - q[(i + 1) % 4, 0] * q[i, 1] for i in range(4))
     )
-    return area >= 0.3 * w * h
+    return bool(area >= 0.3 * w * h)
 
 
 def expand_box(

@@ -84,7 +84,7 @@ class EntryTable(Sequence[HotlistEntry]):
     Immutable by convention (no method mutates it). Plates must be normalised.
     """
 
-    __slots__ = ("plates", "reasons", "reason_idx", "priorities", "ids", "regions")
+    __slots__ = ("ids", "plates", "priorities", "reason_idx", "reasons", "regions")
 
     def __init__(
         self,
@@ -142,7 +142,7 @@ class EntryTable(Sequence[HotlistEntry]):
             region=self.regions[i] if self.regions is not None else None,
         )
 
-    def __getitem__(self, i):  # type: ignore[no-untyped-def, override]
+    def __getitem__(self, i):  # type: ignore[no-untyped-def]
         if isinstance(i, slice):
             return tuple(self.entry(j) for j in range(*i.indices(len(self))))
         if i < 0:
@@ -222,9 +222,7 @@ def normalise_plate(text: str, *, allow_unknown: bool = False) -> str:
     """Upper-case and drop separators (spaces, dashes, dots). ``?`` kept only if allowed."""
     out = []
     for ch in text.upper():
-        if ch in PLATE_ALPHABET:
-            out.append(ch)
-        elif ch == UNKNOWN and allow_unknown:
+        if ch in PLATE_ALPHABET or (ch == UNKNOWN and allow_unknown):
             out.append(ch)
     return "".join(out)
 
@@ -274,7 +272,7 @@ class _Index:
     """One hotlist compiled for lookup by confusion-class key: the keys sorted in one list,
     with the entry number of each alongside (binary search; no per-entry dict slot or int)."""
 
-    __slots__ = ("name", "version", "table", "keys", "rows")
+    __slots__ = ("keys", "name", "rows", "table", "version")
 
     def __init__(self, hotlist: Hotlist, table: ConfusionTable) -> None:
         self.name = hotlist.name
@@ -381,7 +379,7 @@ class HotlistMatcher:
         if len(read) != len(plate):
             return None
         if partial:
-            exact_known = all(r == UNKNOWN or r == p for r, p in zip(read, plate, strict=True))
+            exact_known = all(r in (UNKNOWN, p) for r, p in zip(read, plate, strict=True))
             if exact_known:
                 return "partial"
             return "partial_confusion" if self.settings.fuzzy else None

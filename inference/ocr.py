@@ -96,7 +96,8 @@ def tempered(probs: np.ndarray, temperature: float) -> np.ndarray:
         return probs
     logits = np.log(np.maximum(probs, 1e-12)) / temperature
     e = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    out: np.ndarray = e / e.sum(axis=-1, keepdims=True)
+    return out
 
 
 def preprocess(

@@ -41,7 +41,7 @@ def _interpreter_class() -> Any:
         from ai_edge_litert.interpreter import Interpreter  # type: ignore[import-untyped]
     except ImportError:
         try:
-            from tflite_runtime.interpreter import (  # type: ignore[import-not-found,no-redef]
+            from tflite_runtime.interpreter import (  # type: ignore[import-not-found,no-redef,unused-ignore]
                 Interpreter,
             )
         except ImportError as e:
@@ -66,7 +66,8 @@ def quantize(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
     dtype = _NP_DTYPES[spec.dtype]
     info = np.iinfo(dtype)
     q = np.round(np.asarray(x, dtype=np.float32) / scale) + zero
-    return np.clip(q, info.min, info.max).astype(dtype)
+    out: np.ndarray = np.clip(q, info.min, info.max).astype(dtype)
+    return out
 
 
 def dequantize(q: np.ndarray, spec: TensorSpec) -> np.ndarray:
@@ -190,7 +191,7 @@ def _signature_indices(interp: Any, kind: str) -> dict[str, int]:
         runner = interp.get_signature_runner(next(iter(sigs)))
         details = runner.get_input_details() if kind == "inputs" else runner.get_output_details()
         return {k: int(v["index"]) for k, v in details.items()}
-    except Exception:  # models without signatures, or runtimes without the API
+    except Exception:  # noqa: BLE001 - models without signatures, runtimes without the API
         return {}
 
 

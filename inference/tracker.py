@@ -269,9 +269,10 @@ class Tracker:
         best: int | None = None
         for i, v in enumerate(vehicles):
             b = v.box
-            if b.x <= box.cx <= b.x + b.w and b.y <= box.cy <= b.y + b.h:
-                if best is None or b.w * b.h < vehicles[best].box.w * vehicles[best].box.h:
-                    best = i
+            inside = b.x <= box.cx <= b.x + b.w and b.y <= box.cy <= b.y + b.h
+            if inside and (best is None
+                           or b.w * b.h < vehicles[best].box.w * vehicles[best].box.h):
+                best = i
         return best
 
     # -- public ------------------------------------------------------------------------------
@@ -301,7 +302,7 @@ class Tracker:
                 vt = _VehicleTrack(self._new_id(), t, box)
                 self._vehicles.append(vt)
             v_track_of[oi] = vt
-            if box.h > vt.best_h or vt.best_frame is None and image is not None:
+            if box.h > vt.best_h or (vt.best_frame is None and image is not None):
                 vt.best_h = max(vt.best_h, box.h)
                 vt.best_frame_s = t
                 vt.best_frame = image

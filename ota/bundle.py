@@ -134,7 +134,7 @@ def _check_link(path: str, target: str) -> None:
     if not target or target.startswith("/") or "\0" in target:
         raise BundleRefused(f"symlink {path} -> {target!r} is absolute")
     resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
-    if resolved == ".." or resolved.startswith("../") or resolved.startswith("/"):
+    if resolved == ".." or resolved.startswith(("../", "/")):
         raise BundleRefused(f"symlink {path} -> {target} points out of the slot")
 
 

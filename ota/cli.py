@@ -193,7 +193,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("bundle", type=Path)
     p.add_argument("--keys", type=Path, required=True, help="key directory (targets key)")
     p.add_argument("--channel", default="stable")
-    p.add_argument("--rollout-percent", type=int, default=100, choices=range(0, 101),
+    p.add_argument("--rollout-percent", type=int, default=100, choices=range(101),
                    metavar="0..100", help="staged rollout share (canonical JSON: integers)")
     p.add_argument("--window-utc", help="maintenance window, e.g. 01:00-05:00")
     p.add_argument("--allow-downgrade", action="store_true",

@@ -72,7 +72,7 @@ def load_signer(path: Path) -> CryptoSigner:
         key = load_pem_private_key(path.read_bytes(), None)
     except (OSError, ValueError, TypeError) as e:
         raise OtaError(f"cannot load signing key {path}: {e}") from e
-    return CryptoSigner(key)  # type: ignore[arg-type]
+    return CryptoSigner(key)
 
 
 @dataclass

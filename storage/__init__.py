@@ -33,6 +33,7 @@ from storage.settings import RETENTION_POLICY_MAX_DAYS, StoreSettings
 from storage.store import Store
 
 __all__ = [
+    "RETENTION_POLICY_MAX_DAYS",
     "AccessDenied",
     "AlertRecord",
     "AuditCheckpoint",
@@ -49,7 +50,6 @@ __all__ = [
     "MemoryKeySource",
     "OutboxItem",
     "PurgeResult",
-    "RETENTION_POLICY_MAX_DAYS",
     "ReadRecord",
     "SchemaTooNew",
     "Store",

@@ -55,7 +55,7 @@ def stats(db: Database, today: date, window_days: int) -> dict[str, Any]:
             "SELECT name, sum(value) FROM counters WHERE day >= ? GROUP BY name", (since,)
         ).fetchall()
         stored = conn.execute("SELECT count(*) FROM reads").fetchone()[0]
-    out: dict[str, Any] = {n: 0 for n in NAMES}
+    out: dict[str, Any] = dict.fromkeys(NAMES, 0)
     out.update({n: int(v) for n, v in rows})
     out.update(
         window_days=window_days,

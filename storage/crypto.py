@@ -86,7 +86,7 @@ class DayCipher:
     """AES-256-GCM and blind index under one day key. One AESGCM object is reused for every
     field of the day: building it (the key schedule) costs more than sealing a small field."""
 
-    __slots__ = ("day", "_aead", "_blind_key")
+    __slots__ = ("_aead", "_blind_key", "day")
 
     def __init__(self, day: str, day_key: bytes) -> None:
         if len(day_key) != KEY_BYTES:

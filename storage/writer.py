@@ -116,7 +116,7 @@ class Writer:
         for p in batch:
             try:
                 sealed.append(_Sealed(p, seal_read(p.read, p.alerts, cipher)))
-            except Exception as e:  # a malformed record fails alone, not its batch-mates
+            except Exception as e:  # noqa: BLE001 - a malformed record fails alone
                 p.future.set_exception(StoreError(f"cannot encode read {p.read.read_id}: {e}"))
         if not sealed:
             return

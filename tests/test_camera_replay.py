@@ -148,9 +148,8 @@ def test_resizes_to_configured_size(folder: Path) -> None:
 
 def test_all_corrupt_fails_instead_of_spinning(tmp_path: Path) -> None:
     (tmp_path / "a.jpg").write_bytes(b"nope")
-    with ReplayCamera(tmp_path, FakeClock(), realtime=False) as cam:
-        with pytest.raises(CameraError):
-            cam.read(1.0)
+    with ReplayCamera(tmp_path, FakeClock(), realtime=False) as cam, pytest.raises(CameraError):
+        cam.read(1.0)
 
 
 def test_missing_source_is_a_camera_error(tmp_path: Path) -> None:
@@ -217,7 +216,7 @@ def test_picamera2_missing_is_clear_error() -> None:
         import picamera2  # type: ignore[import-not-found]  # noqa: F401
 
         pytest.skip("picamera2 present on this machine")
-    except Exception:
+    except Exception:  # noqa: BLE001 - any import failure means: not on a Pi
         pass
     with pytest.raises(CameraError, match="picamera2 is not available"):
         open_camera(CameraSettings(backend="picamera2"), FakeClock())
@@ -240,3 +239,9 @@ def test_v4l2_missing_device() -> None:
     cam = V4L2Camera("/dev/video-does-not-exist", SystemClock(), api="v4l2")
     with pytest.raises(CameraError):
         cam.start()
+
+
+def test_every_backend_has_one_opener() -> None:
+    from drivers.camera import BACKENDS, OPENERS
+
+    assert tuple(OPENERS) == BACKENDS

@@ -36,7 +36,7 @@ def test_random_input_never_raises(tmp_path: Path) -> None:
         editor = LineEditor(cfg.max_line_bytes)
         prefix = b"technician\rpw-fuzz-1\r" if login_first else b""
         for byte in prefix + b"".join(chunks):
-            echo, event = editor.push(byte, session.echo)
+            _echo, event = editor.push(byte, session.echo)
             if event is not None:
                 out = session.handle(event)
                 assert isinstance(out, str)

@@ -3,6 +3,7 @@ it opens /dev/ttyAMA0, the test types at the other end. The store is a real encr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import threading
@@ -49,17 +50,13 @@ class Terminal:
                 raise AssertionError(f"{m!r} not seen; got {bytes(self.seen[self._pos:])!r}")
             r, _, _ = select.select([self.master], [], [], left)
             if r:
-                try:
+                with contextlib.suppress(OSError):
                     self.seen += os.read(self.master, 4096)
-                except OSError:
-                    pass
 
     def close(self) -> None:
         for fd in (self.master, self.slave):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
 
 class Rig:
@@ -67,9 +64,9 @@ class Rig:
         self.clock = FakeClock()
         self.store = open_store(tmp_path / "vigil.db", clock=self.clock)
         self.term = Terminal()
-        kw: dict[str, Any] = dict(enabled=True, port=self.term.path, password_hash=HASH,
-                                  max_failures=3, lockout_s=60.0, idle_timeout_s=120.0,
-                                  max_line_bytes=64)
+        kw: dict[str, Any] = {"enabled": True, "port": self.term.path, "password_hash": HASH,
+                                  "max_failures": 3, "lockout_s": 60.0, "idle_timeout_s": 120.0,
+                                  "max_line_bytes": 64}
         kw.update(overrides)
         self.settings = ConsoleSettings(**kw)
         self.status: dict[str, Any] = {

@@ -146,7 +146,7 @@ def test_manifest_records_held_out_metrics() -> None:
     m = json.loads((MODELS / "detector.json").read_text())
     for key in ("plate_recall_iou50", "plate_precision", "small_plate_recall_iou50",
                 "false_plates_per_plate_free_frame"):
-        assert 0.0 <= m["metrics"][key] and key in m["float_metrics"]
+        assert m["metrics"][key] >= 0.0 and key in m["float_metrics"]
     assert m["size_bytes"] < 2_000_000
 
 

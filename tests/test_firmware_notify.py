@@ -60,7 +60,7 @@ def test_watchdog_interval_is_half_the_timeout(monkeypatch):
 
 
 def test_a_full_notify_queue_never_blocks_the_daemon(listener):
-    path, sock = listener  # nobody reads: the receive queue fills up
+    path, _sock = listener  # nobody reads: the receive queue fills up
     n = Notifier(str(path))
     import time
 

@@ -91,7 +91,7 @@ def _pipeline(store, script, n_frames, emitted, **kw):
 
 
 def test_two_passes_give_two_stored_reads_one_each(store):
-    script = {i: [("ABC1234", 100 + 20 * i, 80 + 5 * i)] for i in range(0, 8)}
+    script = {i: [("ABC1234", 100 + 20 * i, 80 + 5 * i)] for i in range(8)}
     script.update({i: [("XYZ987", 900 - 20 * (i - 40), 90)] for i in range(40, 47)})
     emitted: list = []
     p = _pipeline(store, script, 80, emitted)
@@ -113,7 +113,7 @@ def test_two_passes_give_two_stored_reads_one_each(store):
 
 
 def test_open_track_is_drained_into_the_store_at_stop(store):
-    script = {i: [("DRAIN1", 100 + 10 * i, 100)] for i in range(0, 30)}
+    script = {i: [("DRAIN1", 100 + 10 * i, 100)] for i in range(30)}
     emitted: list = []
     p = _pipeline(store, script, 5, emitted)  # camera ends while the plate is still in view
     stop = threading.Event()
@@ -140,7 +140,7 @@ class FlakyStore:
 
 
 def test_store_failure_keeps_the_read_until_it_is_written(store):
-    script = {i: [("KEEP42", 100 + 10 * i, 100)] for i in range(0, 4)}
+    script = {i: [("KEEP42", 100 + 10 * i, 100)] for i in range(4)}
     emitted: list = []
     p = _pipeline(FlakyStore(store, 3), script, 30, emitted)
     stop = threading.Event()

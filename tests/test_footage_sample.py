@@ -50,7 +50,7 @@ def test_vehicles_are_separate_passes_with_plates_in_frame() -> None:
         assert v["first_frame"] - prev_last > MANIFEST["fps"]
         prev_last = v["last_frame"]
         for x, y, w, h in v["plate_boxes"]:
-            assert 0 <= x and 0 <= y and x + w <= MANIFEST["width"] and y + h <= MANIFEST["height"]
+            assert x >= 0 and y >= 0 and x + w <= MANIFEST["width"] and y + h <= MANIFEST["height"]
         widths = [b[2] for b in v["plate_boxes"]]
         assert sum(w >= 100 for w in widths) >= 5, v["text"]
         assert min(widths) < 70, "each approach should start with a small plate"

@@ -129,7 +129,7 @@ def test_quad_plausibility() -> None:
     assert quad_is_plausible(good, box)
     assert not quad_is_plausible(good[[0, 3, 2, 1]], box)  # anticlockwise
     assert not quad_is_plausible(good[[0, 2, 1, 3]], box)  # self-crossing
-    assert not quad_is_plausible(good + [200, 0], box)  # far from the box
+    assert not quad_is_plausible(good + np.array([200, 0]), box)  # far from the box
     assert not quad_is_plausible(np.full((4, 2), np.nan), box)
     sliver = np.array([[100, 59], [180, 59], [180, 61], [100, 61]], float)
     assert not quad_is_plausible(sliver, box)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import threading
 from typing import Any
 
@@ -88,7 +89,7 @@ def test_property_switches_are_never_closer_than_the_dwell(levels: list[float]) 
             switch_times.append(t)
             assert actions
         s = new
-    assert all(b - a >= S.min_dwell_s for a, b in zip(switch_times, switch_times[1:], strict=False))
+    assert all(b - a >= S.min_dwell_s for a, b in itertools.pairwise(switch_times))
 
 
 def test_brightness_is_exposure_normalised() -> None:
@@ -137,9 +138,8 @@ def test_pulse_mode_pulses_one_side_then_coasts() -> None:
 
 def test_pin_in_use_is_an_illuminator_error() -> None:
     factory = make_pin_factory("mock")
-    with Illuminator(S, factory, FakeClock()):
-        with pytest.raises(IlluminatorError):
-            Illuminator(S, factory, FakeClock())
+    with Illuminator(S, factory, FakeClock()), pytest.raises(IlluminatorError):
+        Illuminator(S, factory, FakeClock())
 
 
 def test_settings_cross_field_rules() -> None:

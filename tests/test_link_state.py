@@ -33,7 +33,7 @@ def run(snap: LinkSnapshot, *events: object) -> tuple[LinkSnapshot, list[str]]:
 
 
 def test_boot_is_down_and_successes_bring_it_up() -> None:
-    snap, states = run(LinkSnapshot(), RequestOk(0.2), RequestOk(0.2))
+    _snap, states = run(LinkSnapshot(), RequestOk(0.2), RequestOk(0.2))
     assert states == ["degraded", "up"]
 
 

@@ -134,7 +134,7 @@ def test_declared_size_bomb_is_refused_before_reading(tmp_path):
     doc = json.loads(man)
     doc["files"][0]["size"] = 10 << 30
     b = _evil(tmp_path / "b", [], json.dumps(doc).encode())
-    with pytest.raises(BundleRefused, match="size|bytes"):
+    with pytest.raises(BundleRefused, match=r"size|bytes"):
         unpack(b, tmp_path / "slot")
 
 

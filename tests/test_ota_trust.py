@@ -117,7 +117,7 @@ def test_mix_and_match_of_two_releases_is_refused(vendor, tmp_path):
     vendor.release("1.2.0")
     # The mirror serves release 1's targets under release 2's name (snapshot says version 2).
     shutil.copyfile(meta / "1.targets.json", meta / "2.targets.json")
-    with pytest.raises(RepositoryRefused, match="BadVersionNumber|version"):
+    with pytest.raises(RepositoryRefused, match=r"BadVersionNumber|version"):
         vendor.client(tmp_path / "unit").check([TARGET])
 
 
@@ -127,7 +127,7 @@ def test_snapshot_swapped_under_a_genuine_timestamp_is_refused(vendor, tmp_path)
     doc = json.loads(snap.read_text())
     doc["signed"]["expires"] = "2099-01-01T00:00:00Z"
     snap.write_text(json.dumps(doc))
-    with pytest.raises(RepositoryRefused, match="LengthOrHashMismatch|Unsigned"):
+    with pytest.raises(RepositoryRefused, match=r"LengthOrHashMismatch|Unsigned"):
         vendor.client(tmp_path / "unit").check([TARGET])
 
 
@@ -163,7 +163,7 @@ def test_root_threshold_and_key_rotation(tmp_path):
     (new_targets_dir / "targets.pem").write_bytes(new_targets.private_bytes)
     # One root key alone (below the threshold) cannot rotate the targets key.
     vendor.repo.rotate("targets", [new_targets], [load_signer(roots[0])])
-    with pytest.raises(RepositoryRefused, match="Unsigned|threshold"):
+    with pytest.raises(RepositoryRefused, match=r"Unsigned|threshold"):
         vendor.client(tmp_path / "unit").check([TARGET])
     (vendor.repo.meta_dir / "2.root.json").unlink()
     # Two of three can; afterwards the old (say, stolen) targets key is worthless.
@@ -286,6 +286,7 @@ def test_http_range_resume_against_a_real_server(tmp_path):
             self.send_header("Content-Length", str(len(data) - start))
             self.end_headers()
             self.wfile.write(data[start:])
+            return None
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ranged)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()

@@ -32,9 +32,9 @@ def mode(p: Path) -> int:
 
 
 def request(tmp_path: Path, **kw: object) -> provision.ProvisionRequest:
-    base: dict[str, object] = dict(out=tmp_path / "etc" / "vigil.toml", camera_id="unit-7",
-                                   site=(45.5, -122.6), camera_backend="v4l2",
-                                   state_dir=tmp_path / "state")
+    base: dict[str, object] = {"out": tmp_path / "etc" / "vigil.toml", "camera_id": "unit-7",
+                                   "site": (45.5, -122.6), "camera_backend": "v4l2",
+                                   "state_dir": tmp_path / "state"}
     base.update(kw)
     return provision.ProvisionRequest(**base)  # type: ignore[arg-type]
 

@@ -38,7 +38,7 @@ def test_blind_index_is_keyed_per_day_and_normalised() -> None:
     assert a.blind_index("ab-123 cd") == a.blind_index("AB123CD")
     assert a.blind_index("AB123CD") != b.blind_index("AB123CD")
     assert a.blind_index("AB123CD") != a.blind_index("AB123CE")
-    assert normalise_plate("ＡＢ 12") == "AB12"
+    assert normalise_plate("ＡＢ 12") == "AB12"  # noqa: RUF001 - full-width on purpose
 
 
 def test_key_hierarchy_wrap_and_subkeys() -> None:

@@ -134,7 +134,7 @@ def test_concurrent_writers_and_uplink_reader(store: Store) -> None:
                 store.put_read(r)
                 with rng_lock:
                     written.append(r.read_id)
-        except BaseException as e:  # surfaced below
+        except BaseException as e:  # noqa: BLE001 - surfaced below
             errors.append(e)
 
     sent: set[str] = set()
@@ -146,7 +146,7 @@ def test_concurrent_writers_and_uplink_reader(store: Store) -> None:
                 batch = store.next_outbox_batch(50, 10**9)
                 store.mark_sent([b.item_id for b in batch])
                 sent.update(b.item_id for b in batch)
-        except BaseException as e:
+        except BaseException as e:  # noqa: BLE001 - surfaced below
             errors.append(e)
 
     threads = [threading.Thread(target=writer) for _ in range(4)]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 pytest.importorskip("PIL")
-from training.synth import STYLES, augment_plate, render_plate  # noqa: E402
-from training.synth.formats import US_STATES, canonical, split_rows  # noqa: E402
+from training.synth import STYLES, augment_plate, render_plate
+from training.synth.formats import US_STATES, canonical, split_rows
 
 ASPECT = {"us": 2.0, "paper": 2.0, "eu1": 4.73, "mercosur": 3.08, "grey": 3.08}
 
@@ -79,7 +79,7 @@ def test_augment_corners_follow_the_plate() -> None:
     assert np.allclose(img[..., 0], img[..., 1])  # IR look has no colour
     (x0, y0), (x1, y1), (x2, y2), (x3, y3) = corners
     assert x0 < x1 and y1 < y2 and x3 < x2 and y0 < y3
-    h, w = p.image.shape[:2]
+    _h, w = p.image.shape[:2]
     assert abs((x1 - x0) - w) < 0.1 * w  # strength 0: no big distortion
     for x, y in corners:
         assert 0 <= x <= img.shape[1] and 0 <= y <= img.shape[0]

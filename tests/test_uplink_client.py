@@ -184,7 +184,7 @@ def test_byte_budget_stops_reads_not_alerts(pki: TestPki, server: IngestServer) 
 def test_images_only_when_configured(pki: TestPki, server: IngestServer) -> None:
     ob = MemoryOutbox()
     ob.add("read", "r1", {"plate": "X1", "image_jpeg": b"\xff\xd8jpeg"}, T0)
-    up, clock, _ = make(pki, server, ob)
+    up, _clock, _ = make(pki, server, ob)
     with up:
         up.step()
     assert "image_jpeg" not in server.state.reads["r1"]["data"]
@@ -214,7 +214,7 @@ def test_bad_server_certificate_refused(pki: TestPki, which: str) -> None:
     with IngestServer(pair.cert, pair.key, pki.ca) as srv:
         ob = MemoryOutbox()
         fill(ob, 3)
-        up, _, link = make(pki, srv, ob)
+        up, _, _link = make(pki, srv, ob)
         with up:
             up.step()
         assert srv.state.batches == 0 and not srv.state.receipts
@@ -364,7 +364,7 @@ def test_alert_lane_does_not_wait_for_a_stalled_batch(pki: TestPki, server: Inge
 def test_alert_lane_backs_off_when_link_is_down(pki: TestPki, server: IngestServer) -> None:
     ob = MemoryOutbox()
     ob.add("alert", "r1", {"alert_id": "a1"}, T0)
-    up, clock, link = make(pki, server, ob, alert_retry_min_s=2.0)
+    up, clock, _link = make(pki, server, ob, alert_retry_min_s=2.0)
     server.set_fault(Fault(mode="status", status=503, paths=("/v1/alerts",)))
     with up:
         d1 = up.step_alerts()

@@ -96,6 +96,6 @@ class Picamera2Camera(ThreadedCapture):
             try:
                 self._cam.stop()
                 self._cam.close()
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - closing must not raise
                 log.warning("picamera2 close failed", extra={"error": str(e)})
             self._cam = None

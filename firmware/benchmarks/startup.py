@@ -7,6 +7,7 @@ processes the sample footage, and stops it with SIGTERM.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -33,10 +34,8 @@ def _rss_mb(pid: int) -> float | None:
 def _drain(sock: socket.socket, seconds: float) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        try:
+        with contextlib.suppress(TimeoutError):
             sock.recv(4096)
-        except TimeoutError:
-            pass
 
 
 def run(quick: bool = False) -> dict[str, Any]:

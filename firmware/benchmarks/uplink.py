@@ -83,7 +83,8 @@ class _Timed:
 
     def next_outbox_batch(self, max_items: int, max_bytes: int, include_images: bool = False
                           ) -> Sequence[Any]:
-        return self.inner.next_outbox_batch(max_items, max_bytes, include_images)
+        batch: Sequence[Any] = self.inner.next_outbox_batch(max_items, max_bytes, include_images)
+        return batch
 
     def mark_sent(self, item_ids: Sequence[str]) -> int:
         n = self.inner.mark_sent(item_ids)
