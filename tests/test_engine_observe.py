@@ -85,3 +85,22 @@ def test_missing_models_refused(tmp_path: Path) -> None:
 def test_bad_country_refused() -> None:
     with pytest.raises(ValueError):
         PlateEngine.load(country="xx")
+
+
+def test_detections_the_reader_cannot_read_are_not_plates() -> None:
+    from dataclasses import replace
+
+    from inference.engine import EngineSettings, legible_chars
+
+    assert legible_chars("B?2??") == 2 and legible_chars("???") == 0
+    with pytest.raises(ValueError):
+        EngineSettings(min_legible_chars=5)
+    name = "romanian-lp-robertlucian-00077.jpg"
+    with PlateEngine.load() as e:
+        kept = e.observe(_rgb(name)).plates
+        e.settings = replace(e.settings, min_legible_chars=0)
+        every = e.observe(_rgb(name)).plates
+    assert len(every) > len(kept)  # this frame has one detection that reads as "??"
+    assert all(legible_chars(o.ocr.text) >= 2 for o in kept)
+    assert {o.ocr.text for o in kept} <= {o.ocr.text for o in every}
+    assert len(every) - len(kept) == sum(legible_chars(o.ocr.text) < 2 for o in every)
