@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from drivers.config_keys import Section
+from firmware.link_state import LinkState
+from firmware.uplink import Uplink
+from firmware.version import VERSION
 from ota.settings import OtaSettings
 from ota.whole_image import RaucHook
 from ota.worker import HealthSample, OtaWorker
@@ -47,8 +50,6 @@ def check_models(model_dir: Path) -> None:
 
 def ota_worker(daemon: Any) -> OtaWorker:
     """The OTA worker for a :class:`firmware.daemon.Daemon` (built when ``[ota] enabled``)."""
-    from firmware.daemon import VERSION
-
     settings = daemon.settings
     s: OtaSettings = settings.ota
     root = Path(s.root_dir) if s.root_dir else settings.unit.resolved_state_dir() / "ota"
@@ -57,8 +58,8 @@ def ota_worker(daemon: Any) -> OtaWorker:
     def health() -> HealthSample:
         uplink = daemon.c.extra_workers.get("uplink")
         link_ok: bool | None = None
-        if uplink is not None:
-            link_ok = uplink.status().get("link", {}).get("state") == "up"
+        if isinstance(uplink, Uplink):
+            link_ok = uplink.link_state is LinkState.UP
         return HealthSample(ready=daemon.ready, fps=daemon.heartbeat.fps(),
                             reads=daemon.c.counters.get("reads"), uplink_ok=link_ok)
 

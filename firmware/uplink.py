@@ -465,6 +465,11 @@ class Uplink(Closing):
         """New reads are in the outbox (optional: the worker also polls)."""
         self._wake.set()
 
+    @property
+    def link_state(self) -> LinkState:
+        """The link as this worker last saw it (typed; ``status()`` is the JSON view)."""
+        return self._link.state
+
     def status(self) -> dict[str, Any]:
         try:
             depth: dict[str, Any] = dict(self._outbox.outbox_depth())
