@@ -15,6 +15,7 @@ import numpy as np
 from drivers.clock import Clock
 from drivers.config_keys import setting
 from drivers.errors import DeviceTimeout, DriverError
+from drivers.resource import Closing
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +114,8 @@ class Camera(Protocol):
     ) -> None: ...
 
 
-class CameraBase(abc.ABC):
-    """Context-manager plumbing shared by every backend."""
+class CameraBase(Closing):
+    """Shared by every backend: ``with camera:`` starts it and closes it (:class:`Closing`)."""
 
     @abc.abstractmethod
     def start(self) -> None: ...
@@ -122,20 +123,9 @@ class CameraBase(abc.ABC):
     @abc.abstractmethod
     def stop(self) -> None: ...
 
-    @abc.abstractmethod
-    def close(self) -> None: ...
-
     def __enter__(self) -> Self:
         self.start()
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def bgr_to_rgb(image: np.ndarray) -> np.ndarray:
