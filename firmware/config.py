@@ -39,7 +39,7 @@ from firmware.sections import (
 from firmware.supervisor import SupervisorSettings
 from firmware.uplink import UplinkSettings
 from inference.tracker import TrackerSettings
-from ota.worker import OtaSettings
+from ota.settings import OtaSettings
 from storage.settings import StoreSettings
 
 __all__ = ["EX_CONFIG", "ConfigError", "Key", "Section", "Settings", "load", "redacted",

@@ -9,15 +9,15 @@ audit sink and the restart request are handed to it here as plain callables and 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drivers.config_keys import Section
 from firmware.link_state import LinkState
-from firmware.uplink import Uplink
 from firmware.version import VERSION
 from ota.settings import OtaSettings
-from ota.whole_image import RaucHook
-from ota.worker import HealthSample, OtaWorker
+
+if TYPE_CHECKING:
+    from ota.worker import OtaWorker
 
 
 def _check(s: OtaSettings) -> str | None:
@@ -50,6 +50,12 @@ def check_models(model_dir: Path) -> None:
 
 def ota_worker(daemon: Any) -> OtaWorker:
     """The OTA worker for a :class:`firmware.daemon.Daemon` (built when ``[ota] enabled``)."""
+    # Here, not at the top: the config schema imports this module, and python-tuf with its
+    # signer backends costs about 8 MB of resident memory a unit without OTA must not pay.
+    from firmware.uplink import Uplink
+    from ota.whole_image import RaucHook
+    from ota.worker import HealthSample, OtaWorker
+
     settings = daemon.settings
     s: OtaSettings = settings.ota
     root = Path(s.root_dir) if s.root_dir else settings.unit.resolved_state_dir() / "ota"

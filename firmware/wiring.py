@@ -37,7 +37,6 @@ from firmware.hotlist_updater import HotlistUpdater
 from firmware.link_state import LinkStateMachine
 from firmware.logsetup import RECENT
 from firmware.modem_supervisor import ModemSupervisor
-from firmware.ota_glue import ota_worker
 from firmware.pipeline import Engine, LocationFix, Matcher, Pipeline, PipelineParts
 from firmware.timesync import TimeSync
 from firmware.uplink import HttpsTransport, Uplink
@@ -295,5 +294,9 @@ def build_workers(c: Components, host: DaemonHost) -> Workers:
                                              serial_factory(c.settings.console), c.store,
                                              host.status, c.clock, logs_fn=RECENT.last)
     if c.settings.ota.enabled:
+        # Imported only when enabled: python-tuf and its signer backends cost about 8 MB of
+        # resident memory, which a unit without OTA must not pay (docs/benchmarks.md).
+        from firmware.ota_glue import ota_worker
+
         c.extra_workers["ota"] = ota_worker(host)
     return workers
