@@ -1,13 +1,17 @@
-"""Paste rendered synthetic plates (US, EU, BR) into real training crops, with perspective.
+"""Paste plates into real training crops, with perspective: rendered synthetic plates (US, EU,
+BR) and, with ``real_share``, real plate photos from the crop sets (their train split only).
 
-This adds plate styles the two real sets lack (US above all), many more distant small plates, and
-exact corners for the corner head. Plates go onto the lower part of labelled vehicles when the crop
-has some, else anywhere not covering a real plate.
+This adds plate styles the two real scene sets lack (US above all), many more distant small
+plates, and exact corners for the corner head (a real crop is the plate edge to edge, so its
+corners are the image's). Plates go onto the lower part of labelled vehicles when the crop has
+some, else anywhere not covering a real plate.
 """
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -19,20 +23,58 @@ REGIONS = ("us", "us", "us", "eu", "eu", "br")  # US first: no real US scenes in
 MIN_W, MAX_W = 7.0, 200.0
 
 
+def real_plate_crops(data: Path) -> list[Path]:
+    """Real plate photos for pasting: US and Brazilian crops of the train split (by plate text,
+    as the reader's), and the European crops (no text; the reader uses them for region only)."""
+    from training.recognizer.splits import split_of
+
+    out = []
+    for name in ("us-plate-photos", "openalpr-traindetector-br-crops",
+                 "openalpr-traindetector-eu-crops"):
+        for line in (data / name / "labels.jsonl").read_text().splitlines():
+            r = json.loads(line)
+            text = r.get("plate_text")
+            if text is None and name != "openalpr-traindetector-eu-crops":
+                continue
+            if text is not None and split_of(text) != "train":
+                continue
+            out.append(data / name / r["image"])
+    return out
+
+
 class SynthPaster:
     """Callable paste hook for :func:`training.detector.sampler.sample`."""
 
-    def __init__(self, seed: int = 0, pool: int = POOL) -> None:
+    def __init__(
+        self, seed: int = 0, pool: int = POOL, real: list[Path] | None = None,
+        real_share: float = 0.0,
+    ) -> None:
         self._rng = np.random.default_rng(seed)
         self._pool = [self._render() for _ in range(pool)]
         self.rendered = pool
+        self._real = real or []
+        self._real_share = real_share if self._real else 0.0
+        self._real_cache: dict[int, np.ndarray] = {}
 
     def _render(self) -> np.ndarray:
         region = str(self._rng.choice(REGIONS))
         plate = render_plate(self._rng, region=region)
         return cv2.cvtColor(plate.image, cv2.COLOR_RGB2GRAY)
 
+    def _real_plate(self, rng: np.random.Generator) -> np.ndarray | None:
+        i = int(rng.integers(len(self._real)))
+        if i not in self._real_cache:
+            img = cv2.imread(str(self._real[i]), cv2.IMREAD_GRAYSCALE)
+            if img is None or min(img.shape) < 8:
+                return None
+            self._real_cache[i] = img
+        return self._real_cache[i]
+
     def _plate(self, rng: np.random.Generator) -> np.ndarray:
+        if self._real_share and rng.random() < self._real_share:
+            real = self._real_plate(rng)
+            if real is not None:
+                return real
         if rng.random() < 0.1:  # keep the pool fresh over a long run
             i = int(rng.integers(len(self._pool)))
             self._pool[i] = self._render()

@@ -73,10 +73,12 @@ class Schedule(tf.keras.optimizers.schedules.LearningRateSchedule):
         return {"peak": self.peak, "warmup": self.warmup, "total": self.total}
 
 
-def make_paste(seed: int) -> SynthPaster:
-    from training.detector.composite import SynthPaster
+def make_paste(seed: int, real_share: float = 0.0) -> SynthPaster:
+    from training.detector.composite import SynthPaster, real_plate_crops
+    from training.recognizer.splits import DATASETS
 
-    return SynthPaster(seed=seed)
+    real = real_plate_crops(DATASETS) if real_share > 0 else None
+    return SynthPaster(seed=seed, real=real, real_share=real_share)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--synth", action="store_true", help="paste synthetic plates into crops")
     p.add_argument("--synth-p", type=float, default=0.5, help="share of crops that get them")
+    p.add_argument("--real-share", type=float, default=0.0,
+                   help="share of pasted plates that are real plate photos (crop sets)")
     p.add_argument("--work", type=Path, default=WORK)
     p.add_argument("--init", type=Path, help="start from these weights (fine-tuning)")
     p.add_argument("--threads", type=int, default=1)
@@ -110,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("loaded %d training scenes (%d held out)", len(items), len(test))
     # A resumed run seeds its plate pool by the epoch it starts at, so its renders are new ones
     # (and the count of distinct renders in state.json stays true).
-    paste = make_paste(1234 + state["epoch"]) if args.synth else None
+    paste = make_paste(1234 + state["epoch"], args.real_share) if args.synth else None
     probs = None
     if args.openimages_share is not None:
         is_oi = np.array([it.scene.source == OPENIMAGES for it in items])
