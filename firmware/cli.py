@@ -24,11 +24,11 @@ def _load_settings(path: Path | None) -> config.Settings:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from firmware import logsetup
+    from firmware.app import logsetup
 
     settings = _load_settings(args.config)
     logsetup.configure(settings.logging.level)
-    from firmware.daemon import run_daemon
+    from firmware.app.daemon import run_daemon
 
     return run_daemon(settings)
 
@@ -51,8 +51,8 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from firmware.app.daemon import control_socket_path
     from firmware.control import request
-    from firmware.daemon import control_socket_path
 
     path = args.socket or control_socket_path(_load_settings(args.config))
     try:
@@ -136,7 +136,7 @@ def _mount_optional(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def _open_store_for_cli(config_path: Path | None):  # type: ignore[no-untyped-def]
-    from firmware.daemon import open_store
+    from firmware.app.daemon import open_store
 
     return open_store(_load_settings(config_path))
 

@@ -25,6 +25,7 @@ from drivers.gps import GpsSettings
 from drivers.illuminator import IlluminatorSettings
 from drivers.modem import ModemSettings
 from firmware import sections as _schema
+from firmware.app.supervisor import SupervisorSettings
 from firmware.console import ConsoleSettings
 from firmware.errors import ConfigError
 from firmware.hotlist_updater import HotlistSettings
@@ -36,7 +37,6 @@ from firmware.sections import (
     UnitSettings,
     WatchdogSettings,
 )
-from firmware.supervisor import SupervisorSettings
 from firmware.uplink import UplinkSettings
 from inference.tracker import TrackerSettings
 from ota.settings import OtaSettings

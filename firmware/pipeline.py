@@ -71,7 +71,7 @@ class FrameTracker(Protocol):
 
 
 class Voter(Protocol):
-    """One read per pass, or ``None`` for a duplicate (``firmware.wiring.PassVoter``)."""
+    """One read per pass, or ``None`` for a duplicate (``firmware.app.wiring.PassVoter``)."""
 
     def vote(self, track: PlateTrack) -> VotedRead | None: ...
 

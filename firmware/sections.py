@@ -22,9 +22,9 @@ from drivers.gps import GpsSettings
 from drivers.illuminator import IlluminatorSettings
 from drivers.modem import ModemSettings
 from firmware import console
+from firmware.app.ota_glue import OTA_SECTION
+from firmware.app.supervisor import SupervisorSettings
 from firmware.hotlist_updater import HotlistSettings
-from firmware.ota_glue import OTA_SECTION
-from firmware.supervisor import SupervisorSettings
 from firmware.uplink import UplinkSettings
 from inference.tracker import TrackerSettings
 from storage.settings import StoreSettings

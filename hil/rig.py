@@ -156,7 +156,7 @@ class SimulatedRig:
         from unittest import mock
 
         from firmware import config
-        from firmware.daemon import open_store
+        from firmware.app.daemon import open_store
 
         with mock.patch.dict(os.environ, {"STATE_DIRECTORY": str(self.state)}):
             settings = config.load(self.config_path)

@@ -160,7 +160,7 @@ def test_update_cut_at_half_resumes_commits_then_a_delta_commits(rig):
 
 def svc_store(svc: SlotService):  # type: ignore[no-untyped-def]
     from firmware import config
-    from firmware.daemon import open_store
+    from firmware.app.daemon import open_store
 
     return open_store(config.load(svc.config))
 

@@ -1,7 +1,7 @@
 """``[ota]``: every key declared once, on the settings class (``drivers.config_keys.setting``).
 
 Units are in the names. The daemon's config module validates TOML into :class:`OtaSettings`;
-``firmware/ota_glue.py`` mounts it as a section with its cross-field rule.
+``firmware/app/ota_glue.py`` mounts it as a section with its cross-field rule.
 """
 
 from __future__ import annotations

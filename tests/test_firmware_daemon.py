@@ -8,8 +8,8 @@ from pathlib import Path
 
 from drivers.clock import FakeClock
 from firmware import config
-from firmware.daemon import Components, Daemon
-from firmware.notify import Notifier
+from firmware.app.daemon import Components, Daemon
+from firmware.app.notify import Notifier
 from storage import Store
 from tests.kit import make_alert, make_read, open_store
 

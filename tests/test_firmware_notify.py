@@ -3,7 +3,7 @@ import socket
 
 import pytest
 
-from firmware.notify import Notifier, watchdog_interval_s
+from firmware.app.notify import Notifier, watchdog_interval_s
 
 
 @pytest.fixture

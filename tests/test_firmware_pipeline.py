@@ -14,9 +14,9 @@ import pytest
 
 from drivers.clock import FakeClock
 from firmware import config
-from firmware.health import Counters, Heartbeat
+from firmware.app.health import Counters, Heartbeat
+from firmware.app.wiring import PassVoter
 from firmware.pipeline import LocationFix, Pipeline, PipelineParts
-from firmware.wiring import PassVoter
 from inference.records import Box, Candidate, Detection, FrameResult, OcrResult, PlateObservation
 from inference.tracker import Tracker
 from tests.kit import open_store

@@ -3,7 +3,7 @@ import threading
 import time
 
 from drivers.clock import SystemClock
-from firmware.supervisor import Supervisor, SupervisorSettings, WorkerState
+from firmware.app.supervisor import Supervisor, SupervisorSettings, WorkerState
 
 
 def wait_for(pred, timeout=5.0):

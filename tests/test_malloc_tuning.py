@@ -2,7 +2,7 @@ import sys
 
 import pytest
 
-from firmware import malloc_tuning
+from firmware.app import malloc_tuning
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")

@@ -61,8 +61,8 @@ def _cpu_s() -> float:
 def one_pass(state_dir: Path) -> dict[str, float]:
     from drivers.clock import SystemClock
     from firmware import config
+    from firmware.app.wiring import build_components
     from firmware.pipeline import Pipeline
-    from firmware.wiring import build_components
 
     s = config.simulation_defaults()
     s = config.replace(s, "camera", loop=False, realtime=False)

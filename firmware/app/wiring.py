@@ -29,13 +29,13 @@ from drivers.gps import LocationSource, open_location
 from drivers.illuminator import Illuminator, make_pin_factory
 from drivers.modem import open_modem, power_switch_for
 from firmware import config
+from firmware.app.health import Counters, Heartbeat
+from firmware.app.logsetup import RECENT
 from firmware.console import Console, serial_factory
 from firmware.control import ControlServer, Handler
 from firmware.daynight import IlluminationController
-from firmware.health import Counters, Heartbeat
 from firmware.hotlist_updater import HotlistUpdater
 from firmware.link_state import LinkStateMachine
-from firmware.logsetup import RECENT
 from firmware.modem_supervisor import ModemSupervisor
 from firmware.pipeline import Engine, LocationFix, Matcher, Pipeline, PipelineParts
 from firmware.timesync import TimeSync
@@ -267,7 +267,7 @@ def build_components(settings: config.Settings, clock: Clock, **overrides: Any) 
 
 
 class DaemonHost(Protocol):
-    """What the phase-two workers need of the running daemon (``firmware.daemon.Daemon``)."""
+    """What the phase-two workers need of the running daemon (``firmware.app.daemon.Daemon``)."""
 
     settings: config.Settings
     heartbeat: Heartbeat
@@ -296,7 +296,7 @@ def build_workers(c: Components, host: DaemonHost) -> Workers:
     if c.settings.ota.enabled:
         # Imported only when enabled: python-tuf and its signer backends cost about 8 MB of
         # resident memory, which a unit without OTA must not pay (docs/benchmarks.md).
-        from firmware.ota_glue import ota_worker
+        from firmware.app.ota_glue import ota_worker
 
         c.extra_workers["ota"] = ota_worker(host)
     return workers

@@ -49,7 +49,7 @@ def check_models(model_dir: Path) -> None:
 
 
 def ota_worker(daemon: Any) -> OtaWorker:
-    """The OTA worker for a :class:`firmware.daemon.Daemon` (built when ``[ota] enabled``)."""
+    """The OTA worker for a :class:`firmware.app.daemon.Daemon` (built when ``[ota] enabled``)."""
     # Here, not at the top: the config schema imports this module, and python-tuf with its
     # signer backends costs about 8 MB of resident memory a unit without OTA must not pay.
     from firmware.uplink import Uplink

@@ -19,15 +19,16 @@ from typing import Any
 
 from drivers.clock import Clock, SystemClock
 from drivers.errors import DriverError, VigilError
-from firmware import config, malloc_tuning
+from firmware import config
+from firmware.app import malloc_tuning
+from firmware.app.health import Heartbeat, cpu_temperature_c, disk_usage
+from firmware.app.notify import Notifier, watchdog_interval_s
+from firmware.app.supervisor import Supervisor
+from firmware.app.wiring import Components, Worker, build_components, build_workers, open_store
 from firmware.control import ControlServer, Handler
 from firmware.errors import ConfigError, SelfTestError
-from firmware.health import Heartbeat, cpu_temperature_c, disk_usage
-from firmware.notify import Notifier, watchdog_interval_s
 from firmware.pipeline import Pipeline
-from firmware.supervisor import Supervisor
 from firmware.version import VERSION
-from firmware.wiring import Components, Worker, build_components, build_workers, open_store
 
 __all__ = ["LIVE_SECTIONS", "VERSION", "Components", "Daemon", "build", "control_socket_path",
            "open_store", "run_daemon"]
