@@ -4,7 +4,7 @@ returns to the daemon and the status socket."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -18,14 +18,43 @@ class CorruptionRecovery:
 
 
 @dataclass(frozen=True, slots=True)
+class SalvageReport:
+    """What a corruption recovery carried from the damaged file into the new one, and what it
+    could not. ``lost_reads`` are reads known to have existed (an outbox item, an alert, a row
+    that failed to authenticate) but not carried over; ``unreadable_ranges`` counts, per table,
+    the row ranges SQLite could not read (rows there are lost without a trace to count)."""
+
+    reads: int
+    unsent_reads: int
+    images: int
+    alerts: int
+    day_keys: int
+    lost_reads: int
+    lost_unsent_reads: int
+    lost_images: int
+    lost_alerts: int
+    lost_day_keys: int
+    unreadable_ranges: Mapping[str, int]
+    header_rebuilt: bool
+    duration_s: float
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["unreadable_ranges"] = dict(self.unreadable_ranges)
+        out["duration_s"] = round(self.duration_s, 3)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class StoreHealth:
     """One snapshot of the store's health.
 
     ``degraded``: the store keeps working, but not as configured: it is over its disk budget
     (only data tied to unsent alerts or reads is left to drop) or it was recreated empty after
-    its file failed the integrity check at open. ``ok`` is also False after a write or
-    maintenance error and once an outbox item failed authentication. The live figures
-    (``used_bytes`` to ``live_days``) are None once the store is closed.
+    its file failed the integrity check (``salvage`` says what was carried over and what was
+    lost). ``purge_blocked`` says why retention is waiting (an untrusted clock). ``ok`` is also
+    False after a write or maintenance error and once an outbox item failed authentication. The
+    live figures (``used_bytes`` to ``live_days``) are None once the store is closed.
     """
 
     schema_version: int
@@ -40,6 +69,8 @@ class StoreHealth:
     budget_bytes: int | None = None
     outbox: Mapping[str, int] | None = None
     live_days: tuple[str, ...] | None = None
+    purge_blocked: str | None = None
+    salvage: SalvageReport | None = None
 
     @property
     def degraded(self) -> bool:
@@ -61,6 +92,8 @@ class StoreHealth:
             "last_budget_drop_at": _iso(self.last_budget_drop_at),
             "last_error": self.last_error,
             "undecryptable_items": self.undecryptable_items,
+            "purge_blocked": self.purge_blocked,
+            "salvage": None if self.salvage is None else self.salvage.as_dict(),
             "schema_version": self.schema_version,
             "plaintext": self.plaintext,
         }
@@ -86,6 +119,8 @@ class HealthFlags:
     last_budget_drop_at: datetime | None = None
     last_error: str | None = None
     undecryptable_items: int = 0
+    purge_blocked: str | None = None
+    salvage: SalvageReport | None = None
 
     def snapshot(self, *, schema_version: int, plaintext: bool, **live: Any) -> StoreHealth:
         return StoreHealth(
@@ -97,6 +132,8 @@ class HealthFlags:
             last_budget_drop_at=self.last_budget_drop_at,
             last_error=self.last_error,
             undecryptable_items=self.undecryptable_items,
+            purge_blocked=self.purge_blocked,
+            salvage=self.salvage,
             **live,
         )
 

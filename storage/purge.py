@@ -13,11 +13,12 @@ from datetime import date, timedelta
 from drivers.clock import Clock
 from storage import counters as counters_mod
 from storage.audit_log import SYSTEM_ACTOR, SYSTEM_ROLE, AuditLog
+from storage.clocktrust import TrustedTime
 from storage.daykeys import DayKeys
 from storage.db import Database
 from storage.health import HealthFlags
 from storage.records import PurgeResult
-from storage.retention import expired_days
+from storage.retention import effective_days, expired_days
 from storage.settings import StoreSettings
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,15 @@ log = logging.getLogger(__name__)
 #: Rows deleted per transaction: the writer waits for one chunk at most, not a whole purge.
 DELETE_CHUNK_ROWS = 2000
 _DATA_TABLES = ("reads", "images", "alerts", "outbox")
+#: Still to deliver: neither acknowledged nor set aside as undecryptable.
+_PENDING = "sent_at IS NULL AND failed_reason IS NULL"
+#: Reads of a held day whose every outbox item is delivered (or set aside).
+_DELIVERED_READS = (
+    "SELECT r.read_id FROM reads r WHERE r.day = ? AND NOT EXISTS (SELECT 1 FROM outbox o"
+    " WHERE o.read_id = r.read_id AND o.sent_at IS NULL AND o.failed_reason IS NULL)"
+    f" LIMIT {DELETE_CHUNK_ROWS}"
+)
+BLOCKED_UNTRUSTED = "wall clock not trusted (unsynchronised or just jumped): purge waits"
 
 
 class Purge:
@@ -37,7 +47,9 @@ class Purge:
         settings: StoreSettings,
         clock: Clock,
         maint_lock: threading.Lock,
+        trusted_time: TrustedTime,
     ) -> None:
+        self._time = trusted_time
         self._db = db
         self._day_keys = day_keys
         self._audit = audit
@@ -49,19 +61,41 @@ class Purge:
     def run(self) -> PurgeResult:
         """Crypto-shred every day older than retention, then delete its rows and reclaim space.
 
-        The day keys go first, in their own committed transaction with ``secure_delete`` on,
-        so from that commit on the day's ciphertexts are noise even in free pages or a copy
-        of the file. A crash after that leaves keyless rows, deleted by the next purge.
+        Only on a trusted clock: otherwise nothing is destroyed and ``health().purge_blocked``
+        says why. An expired day that still has undelivered items is held: its delivered reads
+        are deleted, its key and its undelivered reads stay until they are delivered (or the
+        disk budget drops them). The day keys go first, in their own committed transaction
+        with ``secure_delete`` on, so from that commit on the day's ciphertexts are noise even
+        in free pages or a copy of the file. A crash after that leaves keyless rows, deleted by
+        the next purge.
         """
         t0 = time.perf_counter()
         with self._maint_lock:
-            today = self._clock.utcnow().date()
-            doomed = self._doomed_days(today)
-            self._flags.last_purge_at = self._clock.utcnow()
-            if not doomed:
+            if not self._time.trusted():
+                if self._flags.purge_blocked is None:
+                    log.warning("retention purge skipped", extra={"why": BLOCKED_UNTRUSTED})
+                self._flags.purge_blocked = BLOCKED_UNTRUSTED
                 return PurgeResult((), 0, 0, 0, 0, time.perf_counter() - t0)
-            self._day_keys.shred(doomed)
+            self._flags.purge_blocked = None
+            self._time.save()
+            today = self._clock.utcnow().date()
+            doomed, held = self._doomed_days(today)
+            self._flags.last_purge_at = self._clock.utcnow()
             counts = {"images": 0, "alerts": 0, "unsent_outbox": 0, "reads": 0}
+            held_unsent = 0
+            for day in held:
+                counts["reads"] += self._delete_delivered(day)
+                held_unsent += int(
+                    self._db.scalar(
+                        f"SELECT count(*) FROM outbox WHERE day = ? AND {_PENDING}", day
+                    )
+                )
+            if not doomed and not counts["reads"]:
+                return PurgeResult(
+                    (), 0, 0, 0, 0, time.perf_counter() - t0, tuple(held), held_unsent
+                )
+            if doomed:
+                self._day_keys.shred(doomed)
             for day in doomed:
                 counts["unsent_outbox"] += int(
                     self._db.scalar(
@@ -72,7 +106,7 @@ class Purge:
                 counts["alerts"] += self._delete_day("alerts", day)
                 self._delete_day("outbox", day)
                 counts["reads"] += self._delete_day("reads", day)
-            self._record(today, doomed, counts)
+            self._record(today, doomed, counts, held, held_unsent)
             self._db.reclaim()
             result = PurgeResult(
                 tuple(doomed),
@@ -81,27 +115,56 @@ class Purge:
                 counts["alerts"],
                 counts["unsent_outbox"],
                 time.perf_counter() - t0,
+                tuple(held),
+                held_unsent,
             )
             log.info(
                 "retention purge",
-                extra={"days": list(doomed), **counts, "duration_s": round(result.duration_s, 3)},
+                extra={
+                    "days": list(doomed),
+                    "held_days": list(held),
+                    "held_unsent": held_unsent,
+                    **counts,
+                    "duration_s": round(result.duration_s, 3),
+                },
             )
             return result
 
-    def _doomed_days(self, today: date) -> list[str]:
-        """Expired days with a key or data, and days with data but no key (a crashed purge)."""
+    def _doomed_days(self, today: date) -> tuple[list[str], list[str]]:
+        """(days to shred, expired days held for delivery).
+
+        Shred: expired days (aged by :func:`effective_days`, so a future-stamped day is aged
+        by when it was really written) with nothing left to deliver, and days with data but no
+        key (a crashed purge; nothing there can be delivered). Held: expired days with a key
+        and undelivered items.
+        """
         with self._db.locked() as conn:
-            key_days = [r[0] for r in conn.execute("SELECT day FROM day_keys")]
+            key_days = [r[0] for r in conn.execute("SELECT day FROM day_keys ORDER BY rowid")]
             data_days: set[str] = set()
             for table in _DATA_TABLES:
                 data_days.update(r[0] for r in conn.execute(f"SELECT DISTINCT day FROM {table}"))
+            pending_days = {
+                r[0] for r in conn.execute(f"SELECT DISTINCT day FROM outbox WHERE {_PENDING}")
+            }
         keep = self._settings.retention_days
-        orphan_days = {d for d in data_days if d not in set(key_days)}
-        return sorted(
-            set(expired_days(key_days, today, keep))
-            | orphan_days
-            | set(expired_days(data_days, today, keep))
-        )
+        aged = effective_days(key_days, today)
+        expired_by_age = set(expired_days(set(aged.values()), today, keep))
+        expired = {d for d in key_days if d in aged and aged[d] in expired_by_age}
+        orphan_days = data_days - set(key_days)
+        held = sorted(expired & pending_days)
+        return sorted((expired - pending_days) | orphan_days), held
+
+    def _delete_delivered(self, day: str) -> int:
+        """Delete the delivered reads of a held day (with their images, alerts, outbox rows)."""
+        total = 0
+        while True:
+            with self._db.transaction() as conn:
+                rids = [r[0] for r in conn.execute(_DELIVERED_READS, (day,))]
+                for table in ("images", "alerts", "outbox", "reads"):
+                    self._db.execute_in(f"DELETE FROM {table} WHERE read_id IN ({{marks}})", rids)
+            total += len(rids)
+            if not rids:
+                return total
 
     def _delete_day(self, table: str, day: str) -> int:
         total = 0
@@ -117,7 +180,14 @@ class Purge:
             if n == 0:
                 return total
 
-    def _record(self, today: date, doomed: list[str], counts: dict[str, int]) -> None:
+    def _record(
+        self,
+        today: date,
+        doomed: list[str],
+        counts: dict[str, int],
+        held: list[str],
+        held_unsent: int,
+    ) -> None:
         """Count and audit the purge; drop counters older than ``counters_keep_days``."""
         with self._db.transaction() as conn:
             counters_mod.bump(conn, today.isoformat(), purges=1, purged_reads=counts["reads"])
@@ -130,5 +200,5 @@ class Purge:
                 "retention.purge",
                 f"older than {self._settings.retention_days} days",
                 "ok",
-                {"days": list(doomed), **counts},
+                {"days": list(doomed), **counts, "held_days": held, "held_unsent": held_unsent},
             )

@@ -125,7 +125,10 @@ class VerifyReport:
 
 @dataclass(frozen=True, slots=True)
 class PurgeResult:
-    """What one retention purge destroyed. ``days`` are the UTC day keys shredded."""
+    """What one retention purge destroyed. ``days`` are the UTC day keys shredded;
+    ``unsent_outbox`` the undelivered items destroyed with them (only ever those of days whose
+    key was already gone). ``held_days`` are expired days kept for their ``held_unsent``
+    undelivered items."""
 
     days: tuple[str, ...]
     reads: int
@@ -133,6 +136,8 @@ class PurgeResult:
     alerts: int
     unsent_outbox: int
     duration_s: float
+    held_days: tuple[str, ...] = ()
+    held_unsent: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
@@ -46,6 +46,7 @@ from storage import counters
 from storage.access import Access
 from storage.audit_log import SYSTEM_ACTOR, SYSTEM_ROLE, AuditLog
 from storage.budget import Budget
+from storage.clocktrust import TrustedTime
 from storage.crypto import AesGcmSuite, CipherSuite, KeyHierarchy
 from storage.daykeys import DayKeys
 from storage.db import (
@@ -93,6 +94,7 @@ class Store(Closing):
         *,
         recovered: CorruptionRecovery | None,
         background: bool,
+        clock_trusted: Callable[[], bool] | None = None,
     ) -> None:
         self._db = db
         self._keys = keys
@@ -101,6 +103,7 @@ class Store(Closing):
         self._flags = HealthFlags(recovered_from_corruption=recovered)
         maint_lock = threading.Lock()  # one purge or budget enforcement at a time
         self._audit = AuditLog(db, keys, settings.checkpoint_every, clock)
+        self._time = TrustedTime(db, clock, clock_trusted)
         self._day_keys = DayKeys(db, suite, clock)
         sealed = SealedRows(db, self._day_keys)
         self._outbox = Outbox(db, sealed, self._audit, self._flags, clock)
@@ -109,10 +112,16 @@ class Store(Closing):
         )
         self._budget = Budget(db, self._audit, self._flags, settings, clock, maint_lock)
         self._purge = Purge(
-            db, self._day_keys, self._audit, self._flags, settings, clock, maint_lock
+            db, self._day_keys, self._audit, self._flags, settings, clock, maint_lock, self._time
         )
         self._writer = Writer(
-            db, self._day_keys, self._budget, self._flags, settings.group_commit_max, clock
+            db,
+            self._day_keys,
+            self._budget,
+            self._flags,
+            settings.group_commit_max,
+            clock,
+            self._time,
         )
         self._maintenance = Maintenance(
             self._purge,
@@ -135,6 +144,7 @@ class Store(Closing):
         *,
         background: bool = True,
         cipher_suite: CipherSuite | None = None,
+        clock_trusted: Callable[[], bool] | None = None,
     ) -> Store:
         """Open (creating if absent) the store at ``path``.
 
@@ -146,6 +156,9 @@ class Store(Closing):
         maintenance thread that purges every ``purge_interval_s``. ``cipher_suite`` replaces
         AES-256-GCM under the KEK (a benchmark's plaintext baseline); the store records the
         suite's mode when it is created and refuses to open under another.
+        ``clock_trusted`` says whether the wall clock may be believed (synchronised, no recent
+        jump); no retention purge runs while it says no (see :mod:`storage.clocktrust`). Absent,
+        the clock is trusted. :meth:`set_clock_trusted` replaces it later.
         """
         path = Path(path)
         if Path(settings.path) != path:
@@ -175,6 +188,7 @@ class Store(Closing):
             clock,
             recovered=recovered,
             background=background,
+            clock_trusted=clock_trusted,
         )
         if recovered is not None:
             detail = {"moved_to": recovered.moved_to, "reason": recovered.reason}
@@ -207,6 +221,11 @@ class Store(Closing):
 
         Stable across restarts for the same KEK and purpose; distinct per purpose."""
         return self._keys.derive(purpose)
+
+    def set_clock_trusted(self, predicate: Callable[[], bool] | None) -> None:
+        """Install the daemon's judgement of its wall clock (None: always trusted). Retention
+        purges only while it returns True; see :mod:`storage.clocktrust`."""
+        self._time.set_predicate(predicate)
 
     def audit_public_key(self) -> bytes:
         """Raw Ed25519 public key that verifies this device's audit checkpoints."""
@@ -364,6 +383,7 @@ class Store(Closing):
         self._writer.drain_and_stop()
         self._maintenance.stop()
         try:
+            self._time.save()
             self.audit(SYSTEM_ACTOR, SYSTEM_ROLE, "store.close", "shutdown", "ok")
             self.checkpoint_audit()
             self._db.truncate_wal()

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from drivers.clock import Clock
 from storage import counters as counters_mod
 from storage.budget import Budget
+from storage.clocktrust import TrustedTime
 from storage.daykeys import DayKeys
 from storage.db import Database
 from storage.errors import StoreClosed, StoreError, StoreFull
 from storage.health import HealthFlags
 from storage.records import AlertRecord, ReadRecord
-from storage.retention import day_of
 from storage.sealed import SealedRead, seal_read
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,9 @@ class Writer:
         flags: HealthFlags,
         group_commit_max: int,
         clock: Clock,
+        trusted_time: TrustedTime,
     ) -> None:
+        self._time = trusted_time
         self._db = db
         self._day_keys = day_keys
         self._budget = budget
@@ -111,7 +113,7 @@ class Writer:
                     self._flags.last_error = f"budget: {e}"
 
     def _write_batch(self, batch: list[_Pending]) -> None:
-        cipher = self._day_keys.for_write(day_of(self._clock.utcnow()))
+        cipher = self._day_keys.for_write(self._time.write_day())
         sealed: list[_Sealed] = []
         for p in batch:
             try:

@@ -38,6 +38,11 @@ def _fill(store: Store, clock: FakeClock, days: int, per_day: int, rng: random.R
     return ids
 
 
+def _deliver(store: Store) -> int:
+    """Acknowledge everything in the outbox (retention waits for delivery)."""
+    return store.mark_sent(i.item_id for i in store.next_outbox_batch(10**6, 10**9))
+
+
 def test_purge_shreds_keys_deletes_rows_and_counts(tmp_path: Path) -> None:
     clock = FakeClock(T0)
     ks = MemoryKeySource()
@@ -49,11 +54,12 @@ def test_purge_shreds_keys_deletes_rows_and_counts(tmp_path: Path) -> None:
         wrapped = {d: bytes(w) for d, w in raw.execute("SELECT day, wrapped FROM day_keys")}
         old_payload = bytes(raw.execute("SELECT payload FROM reads LIMIT 1").fetchone()[0])
     assert len(wrapped) == 5
+    _deliver(store)
     # Now 2026-11-06. Move to 2026-12-02: days 11-01 and 11-02 are >= 30 days old.
     clock.advance((datetime(2026, 12, 2, 9, tzinfo=UTC) - clock.utcnow()).total_seconds())
     res = store.purge_expired()
     assert res.days == ("2026-11-01", "2026-11-02")
-    assert res.reads == 8 and res.alerts == 2 and res.images == 8 and res.unsent_outbox == 10
+    assert res.reads == 8 and res.alerts == 2 and res.images == 8 and res.unsent_outbox == 0
     assert store.get_reads(ids["2026-11-01"], "t", "technician", "test") == []
     assert len(store.get_reads(ids["2026-11-03"], "t", "technician", "test")) == 4
     assert len(store.search_plate("AB123CD", "a", "operator", "case 9")) == 3
@@ -88,6 +94,7 @@ def test_copied_file_after_purge_cannot_decrypt_old_rows(tmp_path: Path) -> None
     rng = random.Random(22)
     store = open_store(path, ks, clock, retention_days=7)
     _fill(store, clock, days=1, per_day=3, rng=rng)
+    _deliver(store)
     with sqlite3.connect(str(path)) as raw:
         rows = raw.execute("SELECT read_id, day, plate_idx, payload FROM reads").fetchall()
     clock.advance(8 * 86400)
@@ -108,14 +115,17 @@ def test_purge_runs_at_open_and_on_schedule(tmp_path: Path) -> None:
     settings = StoreSettings(retention_days=2, purge_interval_s=3600)
     with open_store(path, ks, clock, settings=settings) as s:
         _fill(s, clock, days=1, per_day=2, rng=random.Random(23))
+        _deliver(s)
     clock.advance(3 * 86400)
     with open_store(path, ks, clock, settings=settings) as s:  # purge at start
         assert s.stats()["purged_reads"] == 2
         _fill(s, clock, days=1, per_day=2, rng=random.Random(24))
+        _deliver(s)
         clock.advance(2 * 86400)
         s.maintenance()  # interval elapsed on the monotonic clock: purges
         assert s.stats()["purged_reads"] == 4
         s.put_read(make_read(random.Random(25)))
+        _deliver(s)
         clock.advance(3 * 86400)
         assert s.stats()["stored_reads"] == 1
         s.maintenance()
@@ -127,6 +137,7 @@ def test_no_read_outlives_retention(tmp_path: Path, retention: int) -> None:
     clock = FakeClock(datetime(2026, 11, 1, 0, 0, 1, tzinfo=UTC))
     with open_store(tmp_path / "s.db", clock=clock, retention_days=retention) as s:
         s.put_read(make_read(random.Random(26), captured_at=clock.utcnow()))
+        _deliver(s)
         clock.advance(retention * 86400 - 2)
         s.purge_expired()
         assert s.stats()["stored_reads"] == 1
