@@ -99,17 +99,17 @@ def test_cli_check_exits_78_before_starting(tmp_path):
 def test_configuration_doc_is_generated_from_the_schema():
     from pathlib import Path
 
-    from firmware.config_docs import render
+    from firmware.config.docs import render
 
     doc = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
-    assert doc.read_text() == render(), "regenerate: python -m firmware.config_docs > " + str(doc)
+    assert doc.read_text() == render(), "regenerate: python -m firmware.config.docs > " + str(doc)
 
 
 def test_every_default_is_declared_once() -> None:
     """The schema's default of every key equals the settings class's field default."""
     import dataclasses
 
-    from firmware.sections import SECTIONS
+    from firmware.config.sections import SECTIONS
 
     drift = []
     for sname, section in SECTIONS.items():
@@ -129,7 +129,7 @@ def test_settings_are_typed_per_section() -> None:
     """Every schema section is a typed field of Settings; a misspelt section is an error."""
     import dataclasses
 
-    from firmware.sections import SECTIONS
+    from firmware.config.sections import SECTIONS
 
     assert [f.name for f in dataclasses.fields(config.Settings)][1:] == list(SECTIONS)
     sim = config.simulation_defaults()

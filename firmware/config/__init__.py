@@ -24,12 +24,9 @@ from drivers.config_keys import Key, Section
 from drivers.gps import GpsSettings
 from drivers.illuminator import IlluminatorSettings
 from drivers.modem import ModemSettings
-from firmware import sections as _schema
 from firmware.app.supervisor import SupervisorSettings
-from firmware.console import ConsoleSettings
-from firmware.errors import ConfigError
-from firmware.hotlist_updater import HotlistSettings
-from firmware.sections import (
+from firmware.config import sections as _schema
+from firmware.config.sections import (
     InferenceSettings,
     KeySettings,
     LoggingSettings,
@@ -37,6 +34,9 @@ from firmware.sections import (
     UnitSettings,
     WatchdogSettings,
 )
+from firmware.console import ConsoleSettings
+from firmware.errors import ConfigError
+from firmware.hotlist_updater import HotlistSettings
 from firmware.uplink import UplinkSettings
 from inference.tracker import TrackerSettings
 from ota.settings import OtaSettings
