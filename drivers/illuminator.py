@@ -45,7 +45,7 @@ class IlluminatorSettings:
     """Config section ``[illuminator]``: pins and actuator, then the day/night decision.
 
     Pins are BCM numbers 0..27. ``pwm_hz`` 100..40000. ``night_led_level`` 0..1.
-    ``ir_cut_pulse_ms`` 20..1000. Day/night (see :mod:`firmware.daynight`):
+    ``ir_cut_pulse_ms`` 20..1000. Day/night (see :mod:`firmware.pipeline.daynight`):
     ``night_below`` and ``day_above`` are scene-brightness thresholds (mean luma 0..255 of a
     frame, exposure-normalised when the camera reports exposure and gain) with
     ``night_below < day_above`` (the gap is the hysteresis); a change must persist

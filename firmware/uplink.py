@@ -46,7 +46,7 @@ from drivers.config_keys import setting
 from drivers.resource import Closing
 from firmware.backoff import Backoff
 from firmware.errors import FirmwareError
-from firmware.link_state import LinkState, LinkStateMachine
+from firmware.link.state import LinkState, LinkStateMachine
 
 log = logging.getLogger(__name__)
 
@@ -439,7 +439,7 @@ class Uplink(Closing):
             settings.drain_rate_per_s, max(1, settings.batch_max_reads), clock.monotonic()
         )
         self._budget = ByteBudget(settings.daily_bytes_cap, clock)
-        # A callable answering "is the wall clock synchronised?" (firmware.timesync), sent with
+        # A callable answering "is the wall clock synchronised?" (firmware.link.timesync), sent with
         # each batch so the server can weigh device timestamps.
         self._clock_synced = clock_synced
         self._wake = threading.Event()

@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from firmware.hotlist_updater import sign_hotlist
+from firmware.link.hotlists import sign_hotlist
 from hil.certs import make_test_pki
 from hil.ingest_server import IngestServer
 from hil.rig import REPO, SimulatedRig

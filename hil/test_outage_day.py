@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from drivers.clock import FakeClock
-from firmware.link_state import LinkState, LinkStateMachine
+from firmware.link.state import LinkState, LinkStateMachine
 from firmware.uplink import Uplink, UplinkSettings
 from hil.certs import TestPki
 from hil.ingest_server import Fault, IngestServer

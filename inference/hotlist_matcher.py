@@ -1,6 +1,6 @@
 """Hotlist matching: exact, OCR-confusion-aware and partial reads, with the rule that matched.
 
-Pure logic, no I/O. A :class:`Hotlist` is a verified list (see ``firmware.hotlist_updater`` for the
+Pure logic, no I/O. A :class:`Hotlist` is a verified list (see ``firmware.link.hotlists`` for the
 signed file format); :class:`HotlistMatcher` compiles one index per list and answers
 ``match(text, candidates)`` with every entry the read may be.
 

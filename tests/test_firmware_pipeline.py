@@ -16,7 +16,7 @@ from drivers.clock import FakeClock
 from firmware import config
 from firmware.app.health import Counters, Heartbeat
 from firmware.app.wiring import PassVoter
-from firmware.pipeline import LocationFix, Pipeline, PipelineParts
+from firmware.pipeline.frame_loop import LocationFix, Pipeline, PipelineParts
 from inference.records import Box, Candidate, Detection, FrameResult, OcrResult, PlateObservation
 from inference.tracker import Tracker
 from tests.kit import open_store

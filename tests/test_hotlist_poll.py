@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from drivers.clock import FakeClock
-from firmware.hotlist_updater import HotlistSettings, HotlistUpdater, sign_hotlist
+from firmware.link.hotlists import HotlistSettings, HotlistUpdater, sign_hotlist
 from firmware.uplink import HttpsTransport, UplinkSettings
 from hil.certs import TestPki
 from hil.ingest_server import Fault, IngestServer

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from drivers.clock import FakeClock
-from firmware.hotlist_updater import (
+from firmware.link.hotlists import (
     HotlistDeltaError,
     HotlistFile,
     HotlistFormatError,

@@ -17,7 +17,7 @@ from drivers.illuminator import (
     IlluminatorSettings,
     make_pin_factory,
 )
-from firmware.daynight import (
+from firmware.pipeline.daynight import (
     IlluminationController,
     IllumState,
     Mode,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from drivers.clock import FakeClock
-from firmware.link_state import (
+from firmware.link.state import (
     LinkSnapshot,
     LinkState,
     LinkStateError,
@@ -91,7 +91,7 @@ def test_bad_thresholds() -> None:
 def test_machine_logs_and_keeps_history(caplog: pytest.LogCaptureFixture) -> None:
     clock = FakeClock(datetime(2026, 11, 23, tzinfo=UTC))
     m = LinkStateMachine(clock, TH, history=3)
-    with caplog.at_level(logging.INFO, logger="firmware.link_state"):
+    with caplog.at_level(logging.INFO, logger="firmware.link.state"):
         m.on_success(0.1)
         m.on_success(0.1)
         clock.advance(30)

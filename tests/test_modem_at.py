@@ -28,8 +28,13 @@ from drivers.modem import (
     parse_imei,
 )
 from drivers.serial_port import open_serial
-from firmware.link_state import LinkState, LinkStateMachine
-from firmware.modem_supervisor import LadderState, ModemSupervisor, RecoveryAction, next_recovery
+from firmware.link.modem_supervisor import (
+    LadderState,
+    ModemSupervisor,
+    RecoveryAction,
+    next_recovery,
+)
+from firmware.link.state import LinkState, LinkStateMachine
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import subprocess
 from datetime import UTC, datetime, timedelta
 
 from drivers.clock import FakeClock
-from firmware.timesync import (
+from firmware.link.timesync import (
     JumpDetector,
     SyncProbe,
     TimeSync,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from drivers.clock import FakeClock, SystemClock
-from firmware.link_state import LinkState, LinkStateMachine
+from firmware.link.state import LinkState, LinkStateMachine
 from firmware.uplink import (
     MemoryOutbox,
     Uplink,

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from drivers.clock import FakeClock
-from firmware.link_state import LinkStateMachine
+from firmware.link.state import LinkStateMachine
 from firmware.uplink import HttpsTransport, MemoryOutbox, Uplink, UplinkSettings
 from hil.certs import CertPair, TestPki
 

@@ -27,7 +27,7 @@ from firmware.app.supervisor import Supervisor
 from firmware.app.wiring import Components, Worker, build_components, build_workers, open_store
 from firmware.control import ControlServer, Handler
 from firmware.errors import ConfigError, SelfTestError
-from firmware.pipeline import Pipeline
+from firmware.pipeline.frame_loop import Pipeline
 from firmware.version import VERSION
 
 __all__ = ["LIVE_SECTIONS", "VERSION", "Components", "Daemon", "build", "control_socket_path",

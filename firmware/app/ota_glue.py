@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from drivers.config_keys import Section
-from firmware.link_state import LinkState
+from firmware.link.state import LinkState
 from firmware.version import VERSION
 from ota.settings import OtaSettings
 

@@ -33,12 +33,12 @@ from firmware.app.health import Counters, Heartbeat
 from firmware.app.logsetup import RECENT
 from firmware.console import Console, serial_factory
 from firmware.control import ControlServer, Handler
-from firmware.daynight import IlluminationController
-from firmware.hotlist_updater import HotlistUpdater
-from firmware.link_state import LinkStateMachine
-from firmware.modem_supervisor import ModemSupervisor
-from firmware.pipeline import Engine, LocationFix, Matcher, Pipeline, PipelineParts
-from firmware.timesync import TimeSync
+from firmware.link.hotlists import HotlistUpdater
+from firmware.link.modem_supervisor import ModemSupervisor
+from firmware.link.state import LinkStateMachine
+from firmware.link.timesync import TimeSync
+from firmware.pipeline.daynight import IlluminationController
+from firmware.pipeline.frame_loop import Engine, LocationFix, Matcher, Pipeline, PipelineParts
 from firmware.uplink import HttpsTransport, Uplink
 from inference.passes import VotedRead
 from inference.privacy import overview_crop

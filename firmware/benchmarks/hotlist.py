@@ -18,7 +18,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from firmware.hotlist_updater import apply_document, sign_hotlist, verify_signed
+from firmware.link.hotlists import apply_document, sign_hotlist, verify_signed
 from inference.hotlist_matcher import HotlistEntry, HotlistMatcher
 
 _LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"

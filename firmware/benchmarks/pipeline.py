@@ -62,7 +62,7 @@ def one_pass(state_dir: Path) -> dict[str, float]:
     from drivers.clock import SystemClock
     from firmware import config
     from firmware.app.wiring import build_components
-    from firmware.pipeline import Pipeline
+    from firmware.pipeline.frame_loop import Pipeline
 
     s = config.simulation_defaults()
     s = config.replace(s, "camera", loop=False, realtime=False)

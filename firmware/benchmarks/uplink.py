@@ -38,7 +38,7 @@ from typing import Any
 
 from drivers.clock import SystemClock
 from firmware.benchmarks.workload import make_alert, make_read
-from firmware.link_state import LinkStateMachine
+from firmware.link.state import LinkStateMachine
 from firmware.uplink import MemoryOutbox, Uplink, UplinkSettings
 from hil.certs import TestPki, make_test_pki
 from storage.keys import MemoryKeySource

@@ -36,7 +36,7 @@ from firmware.config.sections import (
 )
 from firmware.console import ConsoleSettings
 from firmware.errors import ConfigError
-from firmware.hotlist_updater import HotlistSettings
+from firmware.link.hotlists import HotlistSettings
 from firmware.uplink import UplinkSettings
 from inference.tracker import TrackerSettings
 from ota.settings import OtaSettings

@@ -24,7 +24,7 @@ from drivers.modem import ModemSettings
 from firmware import console
 from firmware.app.ota_glue import OTA_SECTION
 from firmware.app.supervisor import SupervisorSettings
-from firmware.hotlist_updater import HotlistSettings
+from firmware.link.hotlists import HotlistSettings
 from firmware.uplink import UplinkSettings
 from inference.tracker import TrackerSettings
 from storage.settings import StoreSettings

@@ -68,7 +68,7 @@ def next_recovery(
 
 
 class LinkView(Protocol):
-    """What the supervisor needs of ``firmware.link_state.LinkStateMachine``."""
+    """What the supervisor needs of ``firmware.link.state.LinkStateMachine``."""
 
     @property
     def state(self) -> Any: ...
