@@ -52,7 +52,7 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from firmware.app.daemon import control_socket_path
-    from firmware.control import request
+    from firmware.console.control import request
 
     path = args.socket or control_socket_path(_load_settings(args.config))
     try:

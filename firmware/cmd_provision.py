@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from drivers.camera import SENSOR_BACKENDS
-from firmware import config, console_auth, provision
+from firmware import config, provision
+from firmware.console import auth as console_auth
 from firmware.errors import ConfigError
 
 DEFAULT_OUT = Path("/etc/vigil/vigil.toml")

@@ -266,7 +266,7 @@ def _tls_for(settings: config.Settings, data: Mapping[str, Any]) -> TlsPaths:
 
 
 def _daemon_answers(settings: config.Settings) -> bool:
-    from firmware.control import request
+    from firmware.console.control import request
     from firmware.errors import ControlError
 
     sock = Path(settings.status.socket)
@@ -391,7 +391,7 @@ def provision(req: ProvisionRequest, password_hash: str | None = None) -> Provis
     """Run the whole flow (see the module docstring). ``password_hash`` is the console hash
     already derived from ``req.console_password`` (the caller hashes, so tests can use cheap
     parameters); when it is ``None`` and a password is given, it is hashed here."""
-    from firmware import console_auth
+    from firmware.console import auth as console_auth
 
     if req.camera_backend is not None and req.camera_backend not in CAMERA_BACKENDS:
         raise ConfigError(f"camera backend must be one of {', '.join(CAMERA_BACKENDS)}")

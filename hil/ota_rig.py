@@ -180,7 +180,7 @@ class SlotService:
             time.sleep(0.2)  # RestartSec
 
     def control(self, cmd: str) -> Any:
-        from firmware.control import request
+        from firmware.console.control import request
 
         return request(self.state_dir / "control.sock", cmd)
 

@@ -146,7 +146,7 @@ class SimulatedRig:
             self._sock.close()
 
     def control(self, cmd: str, **args: Any) -> Any:
-        from firmware.control import request
+        from firmware.console.control import request
 
         return request(self.state / "control.sock", cmd, **args)
 

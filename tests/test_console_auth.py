@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from firmware.console_auth import (
+from firmware.console.auth import (
     LoginThrottle,
     PasswordHashError,
     ScryptParams,

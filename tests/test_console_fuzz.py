@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from drivers.clock import FakeClock
-from firmware.console import ConsoleSession, ConsoleSettings, LineEditor
-from firmware.console_auth import LoginThrottle, ScryptParams, hash_password
+from firmware.console.auth import LoginThrottle, ScryptParams, hash_password
+from firmware.console.serial_console import ConsoleSession, ConsoleSettings, LineEditor
 from tests.kit import open_store
 
 HASH = hash_password("pw-fuzz-1", ScryptParams(n=2**10))

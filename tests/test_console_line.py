@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from firmware import config
-from firmware.console import (
+from firmware.console.auth import ScryptParams, hash_password
+from firmware.console.serial_console import (
     EndOfInput,
     InputRejected,
     Interrupt,
@@ -17,7 +18,6 @@ from firmware.console import (
     parse_command,
     printable,
 )
-from firmware.console_auth import ScryptParams, hash_password
 
 
 def feed(ed: LineEditor, data: bytes, echo: bool = True) -> tuple[bytes, list[Any]]:

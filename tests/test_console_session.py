@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from drivers.clock import FakeClock
-from firmware.console import Console, ConsoleError, ConsoleSettings, serial_factory
-from firmware.console_auth import ScryptParams, hash_password
+from firmware.console.auth import ScryptParams, hash_password
+from firmware.console.serial_console import Console, ConsoleError, ConsoleSettings, serial_factory
 from tests.kit import make_read, open_store
 
 PASSWORD = "road-side-42"

@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from firmware.control import ControlServer, request
+from firmware.console.control import ControlServer, request
 from firmware.errors import ControlError
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from drivers.clock import FakeClock
-from firmware.console import ConsoleSession, ConsoleSettings, LineEditor
-from firmware.console_auth import LoginThrottle, ScryptParams, hash_password
+from firmware.console.auth import LoginThrottle, ScryptParams, hash_password
+from firmware.console.serial_console import ConsoleSession, ConsoleSettings, LineEditor
 from tests.kit import open_store
 
 HASH = hash_password("pw-ota-1", ScryptParams(n=2**10))

@@ -21,7 +21,7 @@ from cryptography.x509.oid import NameOID
 
 from drivers.clock import FakeClock
 from firmware import cmd_provision, config, provision
-from firmware.console_auth import ScryptParams, hash_password, parse_hash, verify_password
+from firmware.console.auth import ScryptParams, hash_password, parse_hash, verify_password
 from firmware.errors import ConfigError
 
 CHEAP_HASH = hash_password("installer-pw", ScryptParams(n=2**10))
@@ -138,7 +138,7 @@ def test_rotate_kek_destroys_the_store_and_makes_a_new_key(tmp_path: Path) -> No
 
 
 def test_rotate_kek_refused_while_the_daemon_answers(tmp_path: Path) -> None:
-    from firmware.control import ControlServer
+    from firmware.console.control import ControlServer
 
     first = provision.provision(request(tmp_path))
     sock = tmp_path / "state" / "control.sock"

@@ -25,7 +25,7 @@ from firmware.app.health import Heartbeat, cpu_temperature_c, disk_usage
 from firmware.app.notify import Notifier, watchdog_interval_s
 from firmware.app.supervisor import Supervisor
 from firmware.app.wiring import Components, Worker, build_components, build_workers, open_store
-from firmware.control import ControlServer, Handler
+from firmware.console.control import ControlServer, Handler
 from firmware.errors import ConfigError, SelfTestError
 from firmware.pipeline.frame_loop import Pipeline
 from firmware.version import VERSION

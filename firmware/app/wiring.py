@@ -31,8 +31,8 @@ from drivers.modem import open_modem, power_switch_for
 from firmware import config
 from firmware.app.health import Counters, Heartbeat
 from firmware.app.logsetup import RECENT
-from firmware.console import Console, serial_factory
-from firmware.control import ControlServer, Handler
+from firmware.console.control import ControlServer, Handler
+from firmware.console.serial_console import Console, serial_factory
 from firmware.link.hotlists import HotlistUpdater
 from firmware.link.modem_supervisor import ModemSupervisor
 from firmware.link.state import LinkStateMachine

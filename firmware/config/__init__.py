@@ -34,7 +34,7 @@ from firmware.config.sections import (
     UnitSettings,
     WatchdogSettings,
 )
-from firmware.console import ConsoleSettings
+from firmware.console.serial_console import ConsoleSettings
 from firmware.errors import ConfigError
 from firmware.link.hotlists import HotlistSettings
 from firmware.uplink import UplinkSettings

@@ -21,9 +21,9 @@ from drivers.config_keys import Section, setting
 from drivers.gps import GpsSettings
 from drivers.illuminator import IlluminatorSettings
 from drivers.modem import ModemSettings
-from firmware import console
 from firmware.app.ota_glue import OTA_SECTION
 from firmware.app.supervisor import SupervisorSettings
+from firmware.console.serial_console import ConsoleSettings, check_settings
 from firmware.link.hotlists import HotlistSettings
 from firmware.uplink import UplinkSettings
 from inference.tracker import TrackerSettings
@@ -197,9 +197,9 @@ SECTIONS: dict[str, Section] = {
     "modem": Section.of(ModemSettings,
                         doc="Cellular modem supervision (AT channel, recovery ladder).",
                         check=_modem_check),
-    "console": Section.of(console.ConsoleSettings,
+    "console": Section.of(ConsoleSettings,
                           doc="Technician serial console (see docs/console.md).",
-                          check=console.check_settings),
+                          check=check_settings),
     "ota": OTA_SECTION,
 }
 

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 from drivers.clock import Clock
 from drivers.config_keys import setting
 from drivers.serial_port import SerialError, SerialPort, SerialWriteTimeout, open_serial
-from firmware import console_auth
+from firmware.console import auth as console_auth
 from firmware.errors import FirmwareError
 
 log = logging.getLogger(__name__)
