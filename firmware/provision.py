@@ -1,7 +1,7 @@
 """Provisioning a unit: config file, device KEK, mTLS key + CSR, console password, signed cert.
 
 Everything here is a function of a :class:`ProvisionRequest` and the file system; the prompts
-and printing live in :mod:`firmware.cmd_provision`. The order of :func:`provision` is chosen so
+and printing live in :mod:`firmware.cli.cmd_provision`. The order of :func:`provision` is chosen so
 that a failure at any step leaves the old configuration in place:
 
 1. merge the request into the existing config (if any) and write it to a temporary file;

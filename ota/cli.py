@@ -1,4 +1,4 @@
-"""`vigil ota ...`: the vendor's tools and the unit's boot step. Mounted by ``firmware.cli``.
+"""`vigil ota ...`: the vendor's tools and the unit's boot step. Mounted by ``firmware.cli.main``.
 
 Vendor side (a release machine, never a unit)::
 

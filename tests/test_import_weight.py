@@ -13,7 +13,7 @@ OPTIONAL = ("tuf", "securesystemslib", "httpx", "ota.worker")
 def test_daemon_imports_leave_optional_subsystems_unloaded() -> None:
     code = (
         "import sys\n"
-        "import firmware.cli, firmware.config, firmware.app.daemon, firmware.app.wiring\n"
+        "import firmware.cli.main, firmware.config, firmware.app.daemon, firmware.app.wiring\n"
         "from firmware import config\n"
         "config.simulation_defaults()\n"
         f"print(','.join(m for m in {OPTIONAL!r} if m in sys.modules))\n"

@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from drivers.clock import FakeClock
-from firmware import cmd_provision, config, provision
+from firmware import config, provision
+from firmware.cli import cmd_provision
 from firmware.console.auth import ScryptParams, hash_password, parse_hash, verify_password
 from firmware.errors import ConfigError
 

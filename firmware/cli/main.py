@@ -122,11 +122,11 @@ def _mount_optional(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     eval_cli.add_arguments(ev)
     ev.set_defaults(func=eval_cli.run)
 
-    from firmware import cmd_storage
+    from firmware.cli import cmd_storage
 
     cmd_storage.register(sub, _open_store_for_cli)
 
-    from firmware import cmd_provision
+    from firmware.cli import cmd_provision
 
     cmd_provision.register(sub)
 
@@ -146,6 +146,3 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
