@@ -14,7 +14,8 @@ import pytest
 
 from drivers.clock import FakeClock
 from firmware.link.state import LinkState, LinkStateMachine
-from firmware.uplink import Uplink, UplinkSettings
+from firmware.uplink.settings import UplinkSettings
+from firmware.uplink.worker import Uplink
 from hil.certs import TestPki
 from hil.ingest_server import Fault, IngestServer
 from storage.store import Store

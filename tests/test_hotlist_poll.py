@@ -10,7 +10,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from drivers.clock import FakeClock
 from firmware.link.hotlists import HotlistSettings, HotlistUpdater, sign_hotlist
-from firmware.uplink import HttpsTransport, UplinkSettings
+from firmware.uplink.settings import UplinkSettings
+from firmware.uplink.transport import HttpsTransport
 from hil.certs import TestPki
 from hil.ingest_server import Fault, IngestServer
 from inference.hotlist_matcher import HotlistEntry

@@ -12,14 +12,11 @@ from pathlib import Path
 import pytest
 
 from drivers.clock import FakeClock, SystemClock
+from firmware.benchmarks.memory_outbox import MemoryOutbox
 from firmware.link.state import LinkState, LinkStateMachine
-from firmware.uplink import (
-    MemoryOutbox,
-    Uplink,
-    UplinkConfigError,
-    UplinkSettings,
-    build_ssl_context,
-)
+from firmware.uplink.settings import UplinkSettings
+from firmware.uplink.transport import UplinkConfigError, build_ssl_context
+from firmware.uplink.worker import Uplink
 from hil.certs import TestPki
 from hil.ingest_server import Fault, IngestServer
 

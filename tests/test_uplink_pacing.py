@@ -12,15 +12,10 @@ import pytest
 
 from drivers.clock import FakeClock
 from firmware.backoff import Backoff
-from firmware.uplink import (
-    ByteBudget,
-    MemoryOutbox,
-    TokenBucket,
-    TransportError,
-    encode_batch,
-    parse_ack,
-    wire_id,
-)
+from firmware.benchmarks.memory_outbox import MemoryOutbox
+from firmware.uplink.pacing import ByteBudget, TokenBucket
+from firmware.uplink.transport import TransportError
+from firmware.uplink.wire import encode_batch, parse_ack, wire_id
 
 T0 = datetime(2026, 11, 23, 23, 0, tzinfo=UTC)
 
@@ -115,3 +110,25 @@ def test_memory_outbox_order_and_limits() -> None:
     ob.record_attempt(["r000000002"])
     assert ob.next_outbox_batch(10, 10_000)[1].attempts == 1
     assert ob.outbox_depth() == {"alerts": 1, "reads": 1}
+
+
+def test_plan_waits_out_a_backoff_unless_an_alert_kicks() -> None:
+    from firmware.uplink.pacing import PaceInput, plan
+
+    assert plan(PaceInput(10.0, 5.0, 0.0, False, 2.0)).wait_s == 0.0  # no backoff: send
+    assert not plan(PaceInput(10.0, 5.0, 0.0, False, 2.0)).only_alerts
+    assert plan(PaceInput(10.0, 15.0, 9.0, False, 2.0)).wait_s == 5.0  # backoff, no kick
+    assert plan(PaceInput(10.0, 15.0, 9.0, True, 2.0)).wait_s == 5.0  # kick, but tried 1 s ago
+    kicked = plan(PaceInput(10.0, 15.0, 7.0, True, 2.0))  # kick, last try 3 s ago
+    assert kicked.wait_s == 0.0 and kicked.only_alerts
+
+
+def test_batch_limit_shrinks_with_the_link() -> None:
+    from firmware.link.state import LinkState
+    from firmware.uplink.pacing import batch_limit
+
+    assert batch_limit(LinkState.UP, 200) == 200
+    assert batch_limit(LinkState.DEGRADED, 200) == 50
+    assert batch_limit(LinkState.DOWN, 200) == 10
+    assert batch_limit(LinkState.DOWN, 3) == 3
+    assert batch_limit(LinkState.DEGRADED, 2) == 1

@@ -10,8 +10,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from drivers.clock import FakeClock
+from firmware.benchmarks.memory_outbox import MemoryOutbox
 from firmware.link.state import LinkStateMachine
-from firmware.uplink import HttpsTransport, MemoryOutbox, Uplink, UplinkSettings
+from firmware.uplink.settings import UplinkSettings
+from firmware.uplink.transport import HttpsTransport
+from firmware.uplink.worker import Uplink
 from hil.certs import CertPair, TestPki
 
 REPO = Path(__file__).resolve().parents[1]

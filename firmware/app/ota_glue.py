@@ -52,7 +52,7 @@ def ota_worker(daemon: Any) -> OtaWorker:
     """The OTA worker for a :class:`firmware.app.daemon.Daemon` (built when ``[ota] enabled``)."""
     # Here, not at the top: the config schema imports this module, and python-tuf with its
     # signer backends costs about 8 MB of resident memory a unit without OTA must not pay.
-    from firmware.uplink import Uplink
+    from firmware.uplink.worker import Uplink
     from ota.whole_image import RaucHook
     from ota.worker import HealthSample, OtaWorker
 

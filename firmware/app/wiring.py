@@ -39,7 +39,8 @@ from firmware.link.state import LinkStateMachine
 from firmware.link.timesync import TimeSync
 from firmware.pipeline.daynight import IlluminationController
 from firmware.pipeline.frame_loop import Engine, LocationFix, Matcher, Pipeline, PipelineParts
-from firmware.uplink import HttpsTransport, Uplink
+from firmware.uplink.transport import HttpsTransport
+from firmware.uplink.worker import Uplink
 from inference.passes import VotedRead
 from inference.privacy import overview_crop
 from inference.records import Box

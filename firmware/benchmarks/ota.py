@@ -3,7 +3,7 @@
 Figures:
 
 * ``delta_ratio``: bytes of a zstd patch-from delta / bytes of the full bundle, for a code-only
-  change (one function added to ``firmware/uplink.py``) of this checkout's application
+  change (one function added to ``firmware/uplink/worker.py``) of this checkout's application
   (code, models and sample footage).
 * ``verify_50mb_s``: seconds to check a 50 MB bundle's length and SHA-256 against the signed
   targets metadata (what a unit does before unpacking), best of three.
@@ -41,7 +41,7 @@ def _app(dest: Path, version: str, change: bool = False) -> Path:
     ver = dest / "firmware" / "version.py"
     ver.write_text(ver.read_text().replace('VERSION = "0.1.0"', f'VERSION = "{version}"'))
     if change:
-        up = dest / "firmware" / "uplink.py"
+        up = dest / "firmware" / "uplink" / "worker.py"
         up.write_text(up.read_text() + "\n\ndef _bench_change() -> int:\n    return 2\n")
     return dest
 

@@ -37,9 +37,11 @@ from pathlib import Path
 from typing import Any
 
 from drivers.clock import SystemClock
+from firmware.benchmarks.memory_outbox import MemoryOutbox
 from firmware.benchmarks.workload import make_alert, make_read
 from firmware.link.state import LinkStateMachine
-from firmware.uplink import MemoryOutbox, Uplink, UplinkSettings
+from firmware.uplink.settings import UplinkSettings
+from firmware.uplink.worker import Uplink
 from hil.certs import TestPki, make_test_pki
 from storage.keys import MemoryKeySource
 from storage.settings import StoreSettings

@@ -37,7 +37,7 @@ from firmware.config.sections import (
 from firmware.console.serial_console import ConsoleSettings
 from firmware.errors import ConfigError
 from firmware.link.hotlists import HotlistSettings
-from firmware.uplink import UplinkSettings
+from firmware.uplink.settings import UplinkSettings
 from inference.tracker import TrackerSettings
 from ota.settings import OtaSettings
 from storage.settings import StoreSettings

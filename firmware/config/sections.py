@@ -25,7 +25,7 @@ from firmware.app.ota_glue import OTA_SECTION
 from firmware.app.supervisor import SupervisorSettings
 from firmware.console.serial_console import ConsoleSettings, check_settings
 from firmware.link.hotlists import HotlistSettings
-from firmware.uplink import UplinkSettings
+from firmware.uplink.settings import UplinkSettings
 from inference.tracker import TrackerSettings
 from storage.settings import StoreSettings
 

@@ -42,7 +42,7 @@ from drivers import files
 from drivers.clock import Clock
 from drivers.config_keys import setting
 from firmware.errors import FirmwareError
-from firmware.uplink import Transport, TransportError
+from firmware.uplink.transport import Transport, TransportError
 from inference.hotlist_matcher import (
     EntryTable,
     Hotlist,

@@ -14,7 +14,7 @@ that is not synchronised, or that just jumped, says so:
 
 What a jump must never do elsewhere (docs/uplink.md, "Time"): order the outbox (it is ordered
 by insertion sequence, not by timestamps), time deadlines or backoff (monotonic clock), or open
-an extra day of byte budget (``firmware.uplink.ByteBudget`` needs 20 h of monotonic time).
+an extra day of byte budget (``firmware.uplink.pacing.ByteBudget`` needs 20 h of monotonic time).
 """
 
 from __future__ import annotations
