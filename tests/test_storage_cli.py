@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware import cmd_storage
+from firmware.cli import cmd_storage
 from storage import MemoryKeySource
 from tests.kit import make_read, open_store
 
