@@ -58,7 +58,7 @@ from storage.db import (
     transaction,
 )
 from storage.errors import CorruptStore, KeySourceError, StoreError
-from storage.health import CorruptionRecovery, HealthFlags, StoreHealth
+from storage.health import CorruptionRecovery, HealthFlags, SalvageReport, StoreHealth
 from storage.keys import KeySource
 from storage.maintenance import Maintenance
 from storage.outbox import Outbox
@@ -73,6 +73,7 @@ from storage.records import (
     ReadRecord,
     VerifyReport,
 )
+from storage.salvage import salvage
 from storage.schema import SCHEMA_VERSION, check_not_newer, migrate
 from storage.sealed import SealedRows
 from storage.settings import StoreSettings
@@ -177,6 +178,7 @@ class Store(Closing):
             configure(conn, settings)
             before, _ = migrate(conn, str(path))
             _check_meta(conn, keys, suite.mode, fresh=before == 0)
+            report = None if recovered is None else salvage(Path(recovered.moved_to), conn, suite)
         except BaseException:
             conn.close()
             raise
@@ -190,17 +192,8 @@ class Store(Closing):
             background=background,
             clock_trusted=clock_trusted,
         )
-        if recovered is not None:
-            detail = {"moved_to": recovered.moved_to, "reason": recovered.reason}
-            log.error("store was corrupt; moved aside and recreated", extra=detail)
-            store.audit(
-                SYSTEM_ACTOR,
-                SYSTEM_ROLE,
-                "store.corrupt_recovered",
-                "integrity check failed at start",
-                "recovered",
-                detail,
-            )
+        if recovered is not None and report is not None:
+            store._record_recovery(recovered, report, "integrity check failed at start")
         store.audit(
             SYSTEM_ACTOR,
             SYSTEM_ROLE,
@@ -213,6 +206,22 @@ class Store(Closing):
         store.enforce_budget()
         store._maintenance.start()
         return store
+
+    def _record_recovery(
+        self, recovered: CorruptionRecovery, report: SalvageReport, why: str
+    ) -> None:
+        self._flags.recovered_from_corruption = recovered
+        self._flags.salvage = report
+        detail = {"moved_to": recovered.moved_to, "reason": recovered.reason, **report.as_dict()}
+        log.error("store was corrupt; moved aside, intact rows salvaged", extra=detail)
+        self.audit(
+            SYSTEM_ACTOR,
+            SYSTEM_ROLE,
+            "store.corrupt_recovered",
+            why,
+            "recovered" if not report.lost_reads else "recovered_with_loss",
+            detail,
+        )
 
     # ------------------------------------------------------------------ keys
 
