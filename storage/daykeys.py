@@ -21,10 +21,15 @@ class DayKeys:
         self._suite = suite
         self._clock = clock
         self._ciphers: dict[str, Cipher] = {}
-        with db.locked() as conn:
+        self.reload()
+
+    def reload(self) -> None:
+        """Forget the cached ciphers and load the keys the file holds (after a salvage)."""
+        self._ciphers = {}
+        with self._db.locked() as conn:
             rows = conn.execute("SELECT day, wrapped FROM day_keys").fetchall()
         for day, wrapped in rows:
-            self._ciphers[day] = suite.day_cipher(day, wrapped)
+            self._ciphers[day] = self._suite.day_cipher(day, wrapped)
 
     def for_write(self, day: str) -> Cipher:
         """The day's cipher, its key created (and committed) if this is the day's first write."""

@@ -1,10 +1,12 @@
-"""Scheduled maintenance: a retention purge and a budget check every ``purge_interval_s``
+"""Scheduled maintenance: an integrity check, a retention purge and a budget check every
+``purge_interval_s``
 (monotonic clock), from the maintenance thread or whoever calls :meth:`Maintenance.run_if_due`."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from drivers.clock import Clock
 from storage.budget import Budget
@@ -25,7 +27,9 @@ class Maintenance:
         clock: Clock,
         *,
         background: bool,
+        check: Callable[[], object] | None = None,
     ) -> None:
+        self._check = check
         self._purge = purge
         self._budget = budget
         self._flags = flags
@@ -52,6 +56,8 @@ class Maintenance:
         if self._clock.monotonic() < self._next:
             return
         self._next = self._clock.monotonic() + self._interval_s
+        if self._check is not None:
+            self._check()  # first: a damaged file is salvaged before anything is deleted
         self._purge.run()
         self._budget.enforce()
 

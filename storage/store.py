@@ -101,6 +101,7 @@ class Store(Closing):
         self._keys = keys
         self._suite = suite
         self._clock = clock
+        self._settings = settings
         self._flags = HealthFlags(recovered_from_corruption=recovered)
         maint_lock = threading.Lock()  # one purge or budget enforcement at a time
         self._audit = AuditLog(db, keys, settings.checkpoint_every, clock)
@@ -131,6 +132,7 @@ class Store(Closing):
             settings.purge_interval_s,
             clock,
             background=background,
+            check=self.check_integrity,
         )
 
     # ------------------------------------------------------------------ opening
@@ -222,6 +224,43 @@ class Store(Closing):
             "recovered" if not report.lost_reads else "recovered_with_loss",
             detail,
         )
+
+    def check_integrity(self) -> bool:
+        """``PRAGMA quick_check`` of the file on a fresh connection (the store's own one would
+        answer from its page cache); run every ``purge_interval_s`` by maintenance. On damage
+        the file is moved aside and salvaged into a new one while reads wait (the same
+        recovery as at open). Returns False if damage was found."""
+        if self._settings.integrity_check == "off" or self._db.closed:
+            return True
+        path = Path(self._db.path)
+        try:
+            probe = connect(path)
+            try:
+                integrity_check(probe, self._settings.integrity_check, str(path))
+            finally:
+                probe.close()
+        except (CorruptStore, sqlite3.DatabaseError) as e:
+            self._recover_live(f"{type(e).__name__}: {e}")
+            return False
+        return True
+
+    def _recover_live(self, reason: str) -> None:
+        path = Path(self._db.path)
+        with self._db.lock:  # the writer commits under this lock: queued reads wait
+            self._db.check_open()
+            try:
+                self._db.conn.close()
+            except sqlite3.Error:
+                log.exception("closing the damaged store failed")
+            recovered = move_aside(path, self._clock, reason)
+            conn = connect(path)
+            configure(conn, self._settings)
+            migrate(conn, str(path))
+            _check_meta(conn, self._keys, self._suite.mode, fresh=True)
+            report = salvage(Path(recovered.moved_to), conn, self._suite)
+            self._db.conn = conn
+            self._day_keys.reload()
+        self._record_recovery(recovered, report, "integrity check failed while running")
 
     # ------------------------------------------------------------------ keys
 
