@@ -110,7 +110,7 @@ class LoggingSettings:
 
 def bundled_footage() -> Path:
     """The sample footage shipped inside the package (the simulation rig's camera)."""
-    return Path(__file__).resolve().parent / "sample" / "footage.avi"
+    return Path(__file__).resolve().parents[1] / "sample" / "footage.avi"
 
 
 def _camera(**kw: Any) -> CameraSettings:
