@@ -12,8 +12,6 @@ from drivers.clock import FakeClock, SystemClock
 from drivers.errors import DeviceTimeout
 from drivers.modem import (
     AtChannel,
-    FakeModem,
-    FakePowerSwitch,
     Modem,
     ModemCommandError,
     ModemError,
@@ -35,6 +33,7 @@ from firmware.link.modem_supervisor import (
     next_recovery,
 )
 from firmware.link.state import LinkState, LinkStateMachine
+from tests.kit.modem import FakeModem, FakePowerSwitch
 
 
 @pytest.fixture
