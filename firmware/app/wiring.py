@@ -174,6 +174,10 @@ class Links:
 def _build_links(settings: config.Settings, clock: Clock, store: Store,
                  components: Components, pins: Callable[[], Any]) -> Links:
     timesync = TimeSync(clock)
+    # Retention (and the day reads are keyed under) trusts only a synced clock that has not
+    # just jumped (docs/storage.md, "Retention and the clock").
+    store.set_clock_trusted(
+        lambda: timesync.is_synced() and "clock_jumped" not in timesync.read_flags())
     links = Links(timesync)
     components.extra_workers["timesync"] = _TimeSyncWorker(timesync)
     link = LinkStateMachine(clock)
