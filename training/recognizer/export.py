@@ -42,8 +42,9 @@ NORMALISATION = (
 )
 
 
-def convert(onnx_path: Path, out_dir: Path) -> Path:
-    """ONNX -> float SavedModel (onnx2tf) -> dynamic-range int8 TFLite; returns the .tflite."""
+def convert(onnx_path: Path, out_dir: Path, quantise: bool = True) -> Path:
+    """ONNX -> float SavedModel (onnx2tf) -> dynamic-range int8 TFLite (or, with ``quantise``
+    off, the float32 twin used to measure what quantisation costs); returns the .tflite."""
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}
     with tempfile.TemporaryDirectory() as tmp:
@@ -70,7 +71,8 @@ def convert(onnx_path: Path, out_dir: Path) -> Path:
     import tensorflow as tf
 
     conv = tf.lite.TFLiteConverter.from_saved_model(str(out_dir / "saved_model"))
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]  # int8 weights, float activations
+    if quantise:
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]  # int8 weights, float activations
     path = out_dir / f"{NAME}.tflite"
     path.write_bytes(conv.convert())
     return path
@@ -81,6 +83,8 @@ def main() -> None:
     p.add_argument("--heads", type=Path, default=None, help="npz from train_heads.py")
     p.add_argument("--weights", type=Path, default=None, help="npz from finetune.py (all weights)")
     p.add_argument("--out", type=Path, default=MODEL_DIR)
+    p.add_argument("--float", dest="float32", action="store_true",
+                   help="write the float32 twin instead (for the int8-vs-float comparison)")
     a = p.parse_args()
     base = graph.load()
     regions: list[str] = []
@@ -114,7 +118,7 @@ def main() -> None:
     onnx_path = WORK / "ocr_deploy.onnx"
     deploy = graph.deploy_model(WIDTH, head_w, head_b, region_w, region_b, overrides)
     onnx.save(deploy, str(onnx_path))
-    tfl = convert(onnx_path, WORK)
+    tfl = convert(onnx_path, WORK, quantise=not a.float32)
     a.out.mkdir(parents=True, exist_ok=True)
     dest = a.out / f"{NAME}.tflite"
     dest.write_bytes(tfl.read_bytes())
