@@ -108,7 +108,7 @@ def app_tree(dest: Path, *, version: str, sabotage: str | None = None) -> Path:
         shutil.copytree(REPO / pkg, dest / pkg, ignore=shutil.ignore_patterns(*SKIP_NAMES, "*.pyc"))
     ver = dest / "firmware" / "version.py"
     ver.write_text(ver.read_text().replace('VERSION = "0.1.0"', f'VERSION = "{version}"'))
-    daemon = dest / "firmware" / "daemon.py"
+    daemon = dest / "firmware" / "app" / "daemon.py"
     text = daemon.read_text()
     if sabotage == "crash":
         text = text.replace("def run_daemon(settings: config.Settings) -> int:\n",
@@ -116,7 +116,7 @@ def app_tree(dest: Path, *, version: str, sabotage: str | None = None) -> Path:
                             "    raise SystemExit(3)  # HIL sabotage: crash at every start\n")
     daemon.write_text(text)
     if sabotage == "no_frames":
-        pipe = dest / "firmware" / "pipeline.py"
+        pipe = dest / "firmware" / "pipeline" / "frame_loop.py"
         pipe.write_text(pipe.read_text().replace("self.heartbeat.beat()", "pass  # sabotage"))
     return dest
 
