@@ -42,7 +42,7 @@ class EngineSettings:
     """``country``: ``auto`` or ``us`` / ``eu`` / ``br`` (prefers that country's plate formats
     and regions). ``top_n``: OCR candidates kept, 1..50. ``max_plates``: plates read per frame
     (the best-scoring ones), 1..64. ``min_legible_chars``: a detection whose read has fewer
-    characters above the partial threshold is not reported as a plate, 0..4 (0 keeps all)."""
+    characters at probability >= 0.5 is not reported as a plate, 0..4 (0 keeps all)."""
 
     country: str = "auto"
     top_n: int = 10
@@ -102,9 +102,14 @@ def apply_country(ocr: OcrResult, country: str) -> OcrResult:
     )
 
 
-def legible_chars(text: str) -> int:
-    """Characters of a read that are not shown as ``?``."""
-    return sum(c != "?" for c in text)
+# A character counts as legible at this probability: the rule was measured with it, and it stays
+# put when the threshold for showing "?" (inference.ocr) is moved.
+LEGIBLE_CONFIDENCE = 0.5
+
+
+def legible_chars(ocr: OcrResult) -> int:
+    """Characters of a read the reader is at least even-odds sure of."""
+    return sum(c >= LEGIBLE_CONFIDENCE for c in ocr.char_confidences)
 
 
 def _rgb(frame: np.ndarray) -> np.ndarray:
@@ -185,7 +190,7 @@ class PlateEngine(Closing):
             if crop.shape[0] < 2 or crop.shape[1] < 2:
                 continue
             ocr = self._read(crop)
-            if legible_chars(ocr.text) < self.settings.min_legible_chars:
+            if legible_chars(ocr) < self.settings.min_legible_chars:
                 continue
             observations.append(PlateObservation(det, ocr, crop))
         return FrameResult(frame_time_s, tuple(observations), vehicles)

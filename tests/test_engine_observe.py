@@ -101,14 +101,16 @@ def test_detections_the_reader_cannot_read_are_not_plates() -> None:
         def read(self, crop: np.ndarray) -> OcrResult:
             self.calls += 1
             text = "B123CD" if self.calls == 1 else "B??"
-            return OcrResult(text=text, confidence=0.5, char_confidences=(0.5,) * len(text),
+            confs = (0.9,) * 6 if self.calls == 1 else (0.9, 0.4, 0.4)
+            return OcrResult(text=text, confidence=0.5, char_confidences=confs,
                              candidates=(), region=None, region_confidence=0.0,
                              plate_class="full")
 
         def close(self) -> None:
             pass
 
-    assert legible_chars("B?2??") == 2 and legible_chars("???") == 0
+    confs = OcrResult("B?2", 0.1, (0.9, 0.2, 0.5), ())
+    assert legible_chars(confs) == 2
     with pytest.raises(ValueError):
         EngineSettings(min_legible_chars=5)
     frame = _rgb("romanian-lp-robertlucian-00077.jpg")
