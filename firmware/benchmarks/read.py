@@ -2,7 +2,7 @@
 
 Frames are the committed held-out scenes in ``tests/data/detector`` (1280x720, one or two plates
 each), decoded once beforehand: **decode is excluded**. One iteration = the detector on the whole
-frame + cutting out (rectifying) the best-scoring plate + OCR of that crop, which is the work a
+frame + cutting out the best-scoring plate + OCR of that crop, which is the work a
 frame with one plate costs the pipeline. ``observe_ms_median`` is the full
 :meth:`PlateEngine.observe` (every plate found read) for comparison.
 
