@@ -1,7 +1,7 @@
 """The wall time the store trusts: for retention (a destructive step) and for stamping days.
 
 The daemon knows whether its clock is synchronised and whether it just jumped
-(``firmware.timesync``); the store gets that judgement as a predicate (``clock_trusted``). With
+(``firmware.link.timesync``); the store gets that judgement as a predicate (``clock_trusted``). With
 no predicate the clock is trusted (the CLI, tests, benchmarks).
 
 * Nothing is purged while the predicate says no (:meth:`TrustedTime.trusted`).
