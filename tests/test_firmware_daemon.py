@@ -63,3 +63,39 @@ def test_store_that_cannot_answer_degrades_the_unit(tmp_path: Path) -> None:
 
     status = _status(Broken())  # type: ignore[arg-type]
     assert status["state"] == "degraded" and status["store"] == {"error": "disk gone"}
+
+
+class _Worker:
+    def __init__(self, status: dict[str, object]) -> None:
+        self._status = status
+
+    def run(self, stop: object) -> None:  # never started here
+        raise AssertionError
+
+    def status(self) -> dict[str, object]:
+        return self._status
+
+
+def test_status_json_keys_are_pinned(tmp_path: Path) -> None:
+    """`vigil status` is what operators' scripts parse: its keys and their order do not move."""
+    import json
+    from types import SimpleNamespace
+
+    from firmware.pipeline.daynight import Mode
+
+    settings = config.simulation_defaults()
+    with open_store(tmp_path / "s.db") as s:
+        components = Components(settings=settings, clock=FakeClock(), camera=None, engine=None,
+                                store=s)
+        plain = json.loads(json.dumps(Daemon(components, Notifier(address="")).status()))
+        components.illumination = SimpleNamespace(  # type: ignore[assignment]
+            mode=Mode.NIGHT, switches=2, failures=0)
+        components.extra_workers["ota"] = _Worker({"step": "idle"})  # type: ignore[assignment]
+        full = json.loads(json.dumps(Daemon(components, Notifier(address="")).status()))
+    base = ["version", "state", "faults", "camera_id", "config", "workers", "frame_rate_fps",
+            "last_frame_age_s", "watchdog_ok", "disk", "temperature_c", "counters", "gauges",
+            "queue_depth", "store"]
+    assert list(plain) == base
+    assert list(full) == [*base, "illumination", "ota"]
+    assert list(full["illumination"]) == ["mode", "switches", "failures"]
+    assert full["ota"] == {"step": "idle"}

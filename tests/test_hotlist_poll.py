@@ -62,4 +62,5 @@ def test_poll_full_delta_current_and_refusals(pki: TestPki, tmp_path: Path) -> N
         up.step()
         assert up.versions() == {"stolen": 2} and "500" in up.last_errors["stolen"]
         assert up.status()["errors"]["amber"] == "HTTP 404"
+        assert list(up.status()) == ["versions", "entries", "last_poll", "errors"]  # pinned
         transport.close()

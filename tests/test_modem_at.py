@@ -171,6 +171,10 @@ def test_supervisor_climbs_ladder_until_cured(rig: tuple[FakeModem, Modem]) -> N
     for _ in range(8):
         sup.step()
         clock.advance(60)
+    st = sup.status()
+    assert list(st) == ["sim", "registration", "operator", "signal_dbm", "iccid", "imei",
+                        "unresponsive_polls", "recovery_actions"]  # pinned: `vigil status`
+    assert list(st["recovery_actions"][0]) == ["action", "result"]
     actions = [a["action"] for a in sup.status()["recovery_actions"]]
     assert actions == ["reregister", "radio_cycle", "power_cycle"]
     assert fake.power_cycles == 1 and power.cycles == [S.power_off_s]

@@ -94,6 +94,10 @@ def test_install_switch_then_commit(tmp_path):
     assert ("ota.committed", "ok") in u.audit
     st = w.status()
     assert st["version"] == "1.1.0" and st["slot"] == "b"
+    assert list(st) == ["step", "detail", "progress_pct", "last_check", "last_error", "history",
+                        "bytes_today", "slot", "phase", "version", "committed_slot", "floor",
+                        "last", "trial_boots"]  # pinned: `vigil status`
+    assert list(st["history"][0]) == ["at", "step", "detail"]
 
 
 def test_gate_failure_rolls_back_and_the_bad_version_is_not_retried(tmp_path):

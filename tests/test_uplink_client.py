@@ -76,6 +76,12 @@ def test_batches_delivered_once_alerts_first(pki: TestPki, server: IngestServer)
     assert server.summary()["duplicates"] == 0
     assert link.state is LinkState.UP
     st = up.status()
+    assert list(st) == ["link", "last_success", "last_error", "backlog", "bytes_today",
+                        "daily_bytes_cap", "next_attempt_in_s", "reads_sent", "alerts_sent",
+                        "requests_failed", "partial_batches", "rejected_permanent"]  # pinned
+    assert list(st["link"]) == ["state", "reason", "seconds_in_state", "consecutive_failures",
+                                "registered", "signal_dbm", "transitions"]
+    assert list(st["link"]["transitions"][0]) == ["at", "from", "to", "reason"]
     assert st["reads_sent"] == 120 and st["alerts_sent"] == 3 and st["bytes_today"] > 0
 
 
