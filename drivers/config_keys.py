@@ -12,6 +12,7 @@ This module sits in ``drivers`` because every other layer may import ``drivers``
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,31 @@ class Key:
         """The settings-class value of a validated TOML value."""
         return self.convert(toml_value) if self.convert is not None else toml_value
 
+    def problem(self, value: Any) -> str | None:
+        """Why a value of the right type is not allowed for this key, or ``None``.
+
+        The one value rule, shared by the config validator and :func:`out_of_range`: choices,
+        range, finite numbers (NaN passes every ``<``/``>`` test, so a range alone would let
+        ``stall_s = nan`` through), no NUL in text (it cannot be a path, and C APIs cut at it),
+        and non-empty text where required.
+        """
+        texts = [v for v in (value if isinstance(value, tuple | list) else (value,))
+                 if isinstance(v, str)]
+        if any("\0" in t for t in texts):
+            return "must not contain a NUL character"
+        if self.choices is not None and value not in self.choices:
+            allowed = ", ".join(repr(c) for c in self.choices)
+            return f"must be one of {allowed}, got {value!r}"
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"must be a finite number, got {value!r}"
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        if numeric and ((self.min is not None and value < self.min)
+                        or (self.max is not None and value > self.max)):
+            return f"must be between {self.min} and {self.max}, got {value!r}"
+        if isinstance(value, str) and self.nonempty and not value.strip():
+            return "must not be empty"
+        return None
+
 
 def _infer_type(default: Any) -> type:
     for t in (bool, int, float, str, tuple):
@@ -70,6 +96,9 @@ def setting(
     """
     key = Key(type or _infer_type(default), default, min=min, max=max, choices=choices,
               nonempty=nonempty, secret=secret, nullable=nullable, doc=doc, convert=convert)
+    for bound in (min, max):
+        if bound is not None and not math.isfinite(bound):
+            raise ValueError(f"a config key's range must be finite, got {bound!r}")
     return dataclasses.field(default=key.to_value(default), repr=not secret,
                              metadata={_META: key})
 
@@ -85,12 +114,10 @@ def out_of_range(obj: Any) -> list[str]:
     problems: list[str] = []
     for name, key in keys_of(type(obj)).items():
         value = getattr(obj, name)
-        if key.choices is not None and value not in key.choices:
-            problems.append(f"{name}={value!r} not in {key.choices}")
-        elif isinstance(value, int | float) and not isinstance(value, bool) and (
-            (key.min is not None and value < key.min) or (key.max is not None and value > key.max)
-        ):
-            problems.append(f"{name}={value} outside {key.min}..{key.max}")
+        if key.choices is not None or isinstance(value, int | float):
+            problem = key.problem(value)
+            if problem is not None and "empty" not in problem:
+                problems.append(f"{name}={value!r}: {problem}")
     return problems
 
 

@@ -211,7 +211,9 @@ class Daemon:
         try:
             new = config.load(Path(source)) if Path(source).is_file() else (
                 config.simulation_defaults())
-        except ConfigError as e:
+        except Exception as e:  # no file, however bad, may stop a running unit
+            if not isinstance(e, ConfigError):
+                log.exception("reload failed unexpectedly")
             log.error("reload rejected: keeping the running config", extra={"error": str(e)})
             self._audit("config.reload", "SIGHUP", "rejected", {"error": str(e)[:500]})
             self.notifier.ready(self.summary())

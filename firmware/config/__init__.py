@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -49,6 +50,17 @@ EX_CONFIG = 78  # sysexits.h: configuration error
 
 DEFAULT_CONFIG_PATHS = (Path("/etc/vigil/vigil.toml"),)
 
+#: A config file is a few kilobytes; anything this large is not one (and is not parsed).
+MAX_CONFIG_BYTES = 1 << 20
+#: Deepest nesting of arrays and inline tables accepted. No key needs more than 2; tomllib
+#: recurses once per level and a few hundred levels raise RecursionError.
+MAX_NESTING = 32
+
+# Strings and comments (whose brackets do not nest), or one bracket.
+_TOKEN = re.compile(
+    r'"""(?:[^"\\]|\\.|"(?!""))*"{3,5}|\'\'\'(?:[^\']|\'(?!\'\'))*\'{3,5}'
+    r'|"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|#[^\n]*|[\[\]{}]', re.DOTALL)
+
 
 def _type_name(t: type | tuple[type, ...]) -> str:
     if isinstance(t, tuple):
@@ -83,21 +95,9 @@ def _coerce(section: str, name: str, key: Key, value: Any, where: str) -> Any:
             f"{label}: expected {_type_name(want)}, got {type(value).__name__} {value!r}",
             path=where, key=f"{section}.{name}",
         )
-    if key.choices is not None and value not in key.choices:
-        allowed = ", ".join(repr(c) for c in key.choices)
-        raise ConfigError(
-            f"{label}: must be one of {allowed}, got {value!r}", path=where,
-            key=f"{section}.{name}",
-        )
-    numeric = isinstance(value, int | float) and not isinstance(value, bool)
-    if numeric and ((key.min is not None and value < key.min)
-                    or (key.max is not None and value > key.max)):
-        raise ConfigError(
-            f"{label}: must be between {key.min} and {key.max}, got {value!r}",
-            path=where, key=f"{section}.{name}",
-        )
-    if isinstance(value, str) and key.nonempty and not value.strip():
-        raise ConfigError(f"{label}: must not be empty", path=where, key=f"{section}.{name}")
+    problem = key.problem(value)
+    if problem is not None:
+        raise ConfigError(f"{label}: {problem}", path=where, key=f"{section}.{name}")
     return value
 
 
@@ -186,20 +186,56 @@ def validate(data: Mapping[str, Any], where: str = "<config>") -> Settings:
     return _settings(where, _schema.finalize(built))
 
 
+def _nesting_problem(text: str) -> str | None:
+    """Arrays or inline tables nested deeper than :data:`MAX_NESTING`, found before parsing."""
+    depth = 0
+    for m in _TOKEN.finditer(text):
+        tok = m.group()
+        if tok in "[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                line = text.count("\n", 0, m.start()) + 1
+                return f"arrays or inline tables nested deeper than {MAX_NESTING} levels " \
+                       f"(line {line})"
+        elif tok in "]}":
+            depth = max(0, depth - 1)
+    return None
+
+
+def parse(raw: bytes, where: str) -> dict[str, Any]:
+    """TOML bytes to data, bounded: size and nesting are checked before ``tomllib`` runs, and
+    nothing but :class:`ConfigError` comes out (no RecursionError, no integer-digits
+    ValueError), so a pathological file can never take down a reloading daemon."""
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{where}: config file is {len(raw)} bytes, larger than the "
+                          f"{MAX_CONFIG_BYTES} allowed", path=where)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{where}: not UTF-8 text: {e}", path=where) from e
+    problem = _nesting_problem(text)
+    if problem:
+        raise ConfigError(f"{where}: {problem}", path=where)
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{where}: TOML syntax error: {e}", path=where) from e
+    except RecursionError as e:
+        raise ConfigError(f"{where}: TOML nested too deeply to parse", path=where) from e
+    except ValueError as e:  # e.g. an integer longer than Python converts (4300 digits)
+        raise ConfigError(f"{where}: TOML value cannot be read: {e}", path=where) from e
+
+
 def load(path: Path) -> Settings:
     """Read and validate a TOML file."""
     where = str(path)
     try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise ConfigError(f"{where}: cannot read config: {e.strerror or e}", path=where) from e
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{where}: not UTF-8 text: {e}", path=where) from e
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{where}: TOML syntax error: {e}", path=where) from e
-    return validate(data, where)
+        with path.open("rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+    except (OSError, ValueError) as e:  # ValueError: a NUL in the path
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise ConfigError(f"{where}: cannot read config: {reason}", path=where) from e
+    return validate(parse(raw, where), where)
 
 
 SIMULATION_CONFIG = Path(__file__).resolve().parent / "defaults" / "simulation.toml"
