@@ -76,13 +76,42 @@ def gate(sample: HealthSample, settings: OtaSettings, uplink_was_ok: bool) -> li
 
 
 @dataclass
-class OtaStatus:
+class OtaProgress:
+    """What the worker is doing, updated as it goes (``OtaWorker.status()`` reports a copy)."""
+
     step: str = "idle"
     detail: str = ""
     progress_pct: float | None = None
     last_check_utc: str | None = None
     last_error: str | None = None
     history: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class OtaStatus:
+    """The OTA worker as `vigil status` shows it (``as_dict()`` is the JSON view)."""
+
+    step: str
+    detail: str
+    progress_pct: float | None
+    last_check: str | None
+    last_error: str | None
+    history: tuple[dict[str, str], ...]  # the last five steps: {"at", "step", "detail"}
+    bytes_today: int
+    slots: SlotState | None  # None while the slot state cannot be read
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "step": self.step, "detail": self.detail, "progress_pct": self.progress_pct,
+            "last_check": self.last_check, "last_error": self.last_error,
+            "history": [dict(h) for h in self.history], "bytes_today": self.bytes_today}
+        state = self.slots
+        if state is not None:
+            out.update({"slot": state.active, "phase": state.phase.value,
+                        "version": state.running_version, "committed_slot": state.committed,
+                        "floor": state.floor, "last": state.last,
+                        "trial_boots": state.trial_boots})
+        return out
 
 
 Audit = Callable[[str, str, str, dict[str, Any]], None]
@@ -105,7 +134,7 @@ class OtaWorker:
         self.alert_pending = alert_pending
         self.check_models = check_models
         self.running_version = running_version
-        self._status = OtaStatus()
+        self._status = OtaProgress()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         repo = settings.repository
@@ -135,20 +164,13 @@ class OtaWorker:
             log.info("ota %s", step, extra={"ota_step": step, "detail": detail})
             self.audit(f"ota.{step}", detail[:200], result, {"detail": detail})
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> OtaStatus:
         state = self._state_or_none()
         with self._lock:
             s = self._status
-            out: dict[str, Any] = {
-                "step": s.step, "detail": s.detail, "progress_pct": s.progress_pct,
-                "last_check": s.last_check_utc, "last_error": s.last_error,
-                "history": list(s.history[-5:]), "bytes_today": self.budget.used_bytes}
-        if state is not None:
-            out.update({"slot": state.active, "phase": state.phase.value,
-                        "version": state.running_version, "committed_slot": state.committed,
-                        "floor": state.floor, "last": state.last,
-                        "trial_boots": state.trial_boots})
-        return out
+            return OtaStatus(s.step, s.detail, s.progress_pct, s.last_check_utc, s.last_error,
+                             tuple(dict(h) for h in s.history[-5:]), self.budget.used_bytes,
+                             state)
 
     def check_now(self) -> None:
         self._wake.set()

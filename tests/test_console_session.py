@@ -225,7 +225,7 @@ def test_failed_logins_lock_the_console_until_the_fake_clock_moves(rig: Rig) -> 
         assert b"Login incorrect" in rig.login("wrong-password")
     out = rig.login("wrong-again")
     assert b"console locked after 3 failed logins" in out
-    assert rig.console.status() == {"logged_in": False, "locked_for_s": 60.0}  # pinned
+    assert rig.console.status().as_dict() == {"logged_in": False, "locked_for_s": 60.0}  # pinned
     # The right password does not help while locked: no password prompt is even offered.
     rig.term.send("technician\r")
     assert b"try again in 60 s" in rig.term.expect("login: ")

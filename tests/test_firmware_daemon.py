@@ -18,7 +18,7 @@ def _status(store: Store) -> dict:
     settings = config.simulation_defaults()
     components = Components(settings=settings, clock=FakeClock(), camera=None, engine=None,
                             store=store)
-    return Daemon(components, Notifier(address="")).status()
+    return Daemon(components, Notifier(address="")).status().as_dict()
 
 
 def test_healthy_store_leaves_the_unit_running(tmp_path: Path) -> None:
@@ -65,14 +65,22 @@ def test_store_that_cannot_answer_degrades_the_unit(tmp_path: Path) -> None:
     assert status["state"] == "degraded" and status["store"] == {"error": "disk gone"}
 
 
+class _Record:
+    def __init__(self, fields: dict[str, object]) -> None:
+        self.fields = fields
+
+    def as_dict(self) -> dict[str, object]:
+        return self.fields
+
+
 class _Worker:
     def __init__(self, status: dict[str, object]) -> None:
-        self._status = status
+        self._status = _Record(status)
 
     def run(self, stop: object) -> None:  # never started here
         raise AssertionError
 
-    def status(self) -> dict[str, object]:
+    def status(self) -> _Record:
         return self._status
 
 
@@ -81,17 +89,18 @@ def test_status_json_keys_are_pinned(tmp_path: Path) -> None:
     import json
     from types import SimpleNamespace
 
-    from firmware.pipeline.daynight import Mode
+    from drivers.illuminator import IlluminatorSettings
+    from firmware.pipeline.daynight import IlluminationController
 
     settings = config.simulation_defaults()
     with open_store(tmp_path / "s.db") as s:
         components = Components(settings=settings, clock=FakeClock(), camera=None, engine=None,
                                 store=s)
-        plain = json.loads(json.dumps(Daemon(components, Notifier(address="")).status()))
-        components.illumination = SimpleNamespace(  # type: ignore[assignment]
-            mode=Mode.NIGHT, switches=2, failures=0)
+        plain = json.loads(json.dumps(Daemon(components, Notifier(address="")).status().as_dict()))
+        components.illumination = IlluminationController(
+            SimpleNamespace(), FakeClock(), IlluminatorSettings())  # type: ignore[arg-type]
         components.extra_workers["ota"] = _Worker({"step": "idle"})  # type: ignore[assignment]
-        full = json.loads(json.dumps(Daemon(components, Notifier(address="")).status()))
+        full = json.loads(json.dumps(Daemon(components, Notifier(address="")).status().as_dict()))
     base = ["version", "state", "faults", "camera_id", "config", "workers", "frame_rate_fps",
             "last_frame_age_s", "watchdog_ok", "disk", "temperature_c", "counters", "gauges",
             "queue_depth", "store"]

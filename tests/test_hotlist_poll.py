@@ -61,6 +61,7 @@ def test_poll_full_delta_current_and_refusals(pki: TestPki, tmp_path: Path) -> N
         srv.set_fault(Fault(mode="status", status=500, paths=("/v1/hotlists/stolen",)))
         up.step()
         assert up.versions() == {"stolen": 2} and "500" in up.last_errors["stolen"]
-        assert up.status()["errors"]["amber"] == "HTTP 404"
-        assert list(up.status()) == ["versions", "entries", "last_poll", "errors"]  # pinned
+        assert up.status().errors["amber"] == "HTTP 404"
+        # pinned: `vigil status`
+        assert list(up.status().as_dict()) == ["versions", "entries", "last_poll", "errors"]
         transport.close()

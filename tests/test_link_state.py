@@ -99,7 +99,7 @@ def test_machine_logs_and_keeps_history(caplog: pytest.LogCaptureFixture) -> Non
             m.on_failure("timeout")
         m.on_modem(False, None)
     assert m.state is LinkState.DOWN
-    st = m.status()
+    st = m.status().as_dict()
     assert [t["to"] for t in st["transitions"]] == ["up", "degraded", "down"]  # capped at 3
     assert st["seconds_in_state"] == 0.0
     downs = [r for r in caplog.records if getattr(r, "link_new", None) == "down"]

@@ -171,11 +171,11 @@ def test_supervisor_climbs_ladder_until_cured(rig: tuple[FakeModem, Modem]) -> N
     for _ in range(8):
         sup.step()
         clock.advance(60)
-    st = sup.status()
+    st = sup.status().as_dict()
     assert list(st) == ["sim", "registration", "operator", "signal_dbm", "iccid", "imei",
                         "unresponsive_polls", "recovery_actions"]  # pinned: `vigil status`
     assert list(st["recovery_actions"][0]) == ["action", "result"]
-    actions = [a["action"] for a in sup.status()["recovery_actions"]]
+    actions = [a["action"] for a in sup.status().as_dict()["recovery_actions"]]
     assert actions == ["reregister", "radio_cycle", "power_cycle"]
     assert fake.power_cycles == 1 and power.cycles == [S.power_off_s]
     sup.step()
@@ -200,7 +200,7 @@ def test_supervisor_power_cycles_a_silent_modem(rig: tuple[FakeModem, Modem]) ->
     assert fake.power_cycles == 1
     time.sleep(0.05)
     sup.step()
-    assert sup.status()["signal_dbm"] == -73 and sup.status()["unresponsive_polls"] == 0
+    assert sup.status().as_dict()["signal_dbm"] == -73 and sup.status().unresponsive_polls == 0
 
 
 def test_gpio_power_switch_on_mock_pins() -> None:

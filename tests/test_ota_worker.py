@@ -92,7 +92,7 @@ def test_install_switch_then_commit(tmp_path):
     state = u.fs.load()
     assert state is not None and state.committed == "b" and state.floor == "1.1.0"
     assert ("ota.committed", "ok") in u.audit
-    st = w.status()
+    st = w.status().as_dict()
     assert st["version"] == "1.1.0" and st["slot"] == "b"
     assert list(st) == ["step", "detail", "progress_pct", "last_check", "last_error", "history",
                         "bytes_today", "slot", "phase", "version", "committed_slot", "floor",
@@ -111,7 +111,7 @@ def test_gate_failure_rolls_back_and_the_bad_version_is_not_retried(tmp_path):
     assert "frames" in state.last and ("ota.rolled_back", "failed") in u.audit
     u.healthy = True
     w = u.worker()
-    _run_until(w, lambda: "rolled back before" in str(w.status()["detail"]))
+    _run_until(w, lambda: "rolled back before" in w.status().detail)
     assert len(u.restarts) == 2
 
 
@@ -148,6 +148,6 @@ def test_rauc_verdict_follows_the_health_gate(tmp_path, healthy, status, expect)
     u.healthy = healthy
     rauc = FakeRauc(status)
     w = u.worker(whole_image=RaucHook(run=rauc))
-    _run_until(w, lambda: w.status()["last_check"] is not None)
+    _run_until(w, lambda: w.status().last_check is not None)
     actions = [c for c in rauc.calls if "--output-format=json" not in c]
     assert actions == expect

@@ -68,8 +68,8 @@ def test_flags_follow_sync_jumps_and_reference() -> None:
     clock.advance(1)
     ts.step()
     assert ts.read_flags() == ("clock_jumped",)
-    assert ts.status_dict()["jumps"] == 1
-    assert list(ts.status_dict()) == ["synced", "source", "plausible", "jumps", "last_jump_s",
+    assert ts.report().time.jumps == 1
+    assert list(ts.report().as_dict()) == ["synced", "source", "plausible", "jumps", "last_jump_s",
                                       "reference_offset_s", "flags"]  # pinned: `vigil status`
     clock.advance(61)
     ts.step()

@@ -75,7 +75,7 @@ def test_batches_delivered_once_alerts_first(pki: TestPki, server: IngestServer)
     assert [k for k, _ in server.state.order[:3]] == ["alerts"] * 3
     assert server.summary()["duplicates"] == 0
     assert link.state is LinkState.UP
-    st = up.status()
+    st = up.status().as_dict()
     assert list(st) == ["link", "last_success", "last_error", "backlog", "bytes_today",
                         "daily_bytes_cap", "next_attempt_in_s", "reads_sent", "alerts_sent",
                         "requests_failed", "partial_batches", "rejected_permanent"]  # pinned
@@ -123,7 +123,7 @@ def test_flaky_server_every_read_once(
         delay = up.step()
         assert delay > 0  # failed: backing off
         assert ob.outbox_depth()["reads"] == 30  # nothing marked without an ack
-        assert failure in (up.status()["last_error"] or "")
+        assert failure in (up.status().last_error or "")
         drain(up, clock, ob)
     assert set(server.state.reads) == {f"r{i:06d}" for i in range(30)}
     assert link.state in (LinkState.UP, LinkState.DEGRADED)
@@ -173,7 +173,7 @@ def test_byte_budget_stops_reads_not_alerts(pki: TestPki, server: IngestServer) 
             clock.advance(min(up.step(), 1.0))
         sent = len(server.state.reads)
         assert 0 < sent < 200
-        assert up.status()["bytes_today"] >= 3000
+        assert up.status().bytes_today >= 3000
         ob.add("alert", "x", {"alert_id": "a-x"}, T0)
         up.send_alert_now()
         up.step()
@@ -222,7 +222,7 @@ def test_bad_server_certificate_refused(pki: TestPki, which: str) -> None:
             up.step()
         assert srv.state.batches == 0 and not srv.state.receipts
         assert ob.outbox_depth()["reads"] == 3
-        assert "tls" in (up.status()["last_error"] or "")
+        assert "tls" in (up.status().last_error or "")
 
 
 def test_wrong_client_certificate_rejected(pki: TestPki, server: IngestServer) -> None:
@@ -244,7 +244,7 @@ def test_device_id_must_match_certificate(pki: TestPki, server: IngestServer) ->
     with up:
         up.step()
     assert not server.state.reads
-    assert "http_4xx" in (up.status()["last_error"] or "")
+    assert "http_4xx" in (up.status().last_error or "")
 
 
 def test_permanent_rejection_kept_and_audited(pki: TestPki, server: IngestServer) -> None:

@@ -23,6 +23,7 @@ from firmware import config
 from firmware.app import malloc_tuning
 from firmware.app.health import Heartbeat, cpu_temperature_c, disk_usage
 from firmware.app.notify import Notifier, watchdog_interval_s
+from firmware.app.status import DaemonStatus
 from firmware.app.supervisor import Supervisor
 from firmware.app.wiring import Components, Worker, build_components, build_workers, open_store
 from firmware.console.control import ControlServer, Handler
@@ -102,7 +103,7 @@ class Daemon:
 
     def control_handlers(self) -> dict[str, Handler]:
         """The control socket's commands (``vigil status``; fault injection for the HIL)."""
-        handlers: dict[str, Handler] = {"status": lambda _req: self.status(),
+        handlers: dict[str, Handler] = {"status": lambda _req: self.status().as_dict(),
                                     "ping": lambda _req: "pong"}
         if os.environ.get("VIGIL_FAULT_INJECTION") == "1":
             # Only for the HIL suite: lets a test crash the pipeline worker from outside.
@@ -116,41 +117,39 @@ class Daemon:
         return handlers
 
     # ---- health ----------------------------------------------------------------------------
-    def status(self) -> dict[str, Any]:
-        workers = self.supervisor.snapshot()
+    def status(self) -> DaemonStatus:
+        """The unit's health; ``as_dict()`` is what `vigil status` prints."""
         age = self.heartbeat.age_s()
-        out: dict[str, Any] = {
-            "version": VERSION,
-            "state": "degraded"
+        counters = self.c.counters.snapshot()
+        depth = health = error = None
+        try:
+            depth = self.c.store.outbox_depth()
+            health = self.c.store.health()
+        except Exception as e:  # noqa: BLE001 - status must answer even if the store is sick
+            health, error = None, str(e)
+        ill = self.c.illumination
+        return DaemonStatus(
+            version=VERSION,
+            state="degraded"
             if self.supervisor.degraded or self._store_degraded() or self.c.faults
             else ("running" if self._ready else "starting"),
-            "faults": dict(self.c.faults),
-            "camera_id": self.settings.unit.camera_id,
-            "config": self.settings.source,
-            "workers": workers,
-            "frame_rate_fps": round(self.heartbeat.fps(), 2),
-            "last_frame_age_s": None if age is None else round(age, 3),
-            "watchdog_ok": self._frames_fresh(),
-            "disk": disk_usage(self.settings.unit.resolved_state_dir()),
-            "temperature_c": cpu_temperature_c(),
-            **self.c.counters.snapshot(),
-        }
-        if self.pipeline is not None:
-            out["last_read"] = self.pipeline.last_read_summary()
-        try:
-            out["queue_depth"] = self.c.store.outbox_depth()
-            out["store"] = self.c.store.health().as_dict()
-        except Exception as e:  # noqa: BLE001 - status must answer even if the store is sick
-            out["store"] = {"error": str(e)}
-        if self.c.illumination is not None:
-            mode = self.c.illumination.mode
-            out["illumination"] = {"mode": mode.value if mode else None,
-                                   "switches": self.c.illumination.switches,
-                                   "failures": self.c.illumination.failures}
-        for name, worker in self.c.extra_workers.items():
-            if hasattr(worker, "status"):
-                out[name] = worker.status()
-        return out
+            faults=dict(self.c.faults),
+            camera_id=self.settings.unit.camera_id,
+            config=self.settings.source,
+            workers=self.supervisor.snapshot(),
+            frame_rate_fps=round(self.heartbeat.fps(), 2),
+            last_frame_age_s=None if age is None else round(age, 3),
+            watchdog_ok=self._frames_fresh(),
+            disk=disk_usage(self.settings.unit.resolved_state_dir()),
+            temperature_c=cpu_temperature_c(),
+            counters=counters["counters"], gauges=counters["gauges"],
+            pipeline_built=self.pipeline is not None,
+            last_read=None if self.pipeline is None else self.pipeline.last_read_summary(),
+            queue_depth=depth, store=health, store_error=error,
+            illumination=None if ill is None else ill.status(),
+            extra={name: worker.status() for name, worker in self.c.extra_workers.items()
+                   if hasattr(worker, "status")},
+        )
 
     def _store_degraded(self) -> bool:
         """Over its disk budget, recreated after corruption, or not answering at all."""
@@ -165,10 +164,10 @@ class Daemon:
 
     def summary(self) -> str:
         s = self.status()
-        depth = s.get("queue_depth") or {}
+        depth = s.queue_depth or {}
         return (
-            f"{s['state']}: {s['frame_rate_fps']:.1f} fps, reads {self.c.counters.get('reads')}, "
-            f"queue {sum(depth.values()) if isinstance(depth, dict) else depth}"
+            f"{s.state}: {s.frame_rate_fps:.1f} fps, reads {self.c.counters.get('reads')}, "
+            f"queue {sum(depth.values())}"
         )
 
     # ---- main loop -------------------------------------------------------------------------

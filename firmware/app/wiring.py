@@ -31,12 +31,13 @@ from drivers.modem import open_modem, power_switch_for
 from firmware import config
 from firmware.app.health import Counters, Heartbeat
 from firmware.app.logsetup import RECENT
+from firmware.app.status import DaemonStatus
 from firmware.console.control import ControlServer, Handler
 from firmware.console.serial_console import Console, serial_factory
 from firmware.link.hotlists import HotlistUpdater
 from firmware.link.modem_supervisor import ModemSupervisor
 from firmware.link.state import LinkStateMachine
-from firmware.link.timesync import TimeSync
+from firmware.link.timesync import TimeSync, TimeSyncStatus
 from firmware.pipeline.daynight import IlluminationController
 from firmware.pipeline.frame_loop import Engine, LocationFix, Matcher, Pipeline, PipelineParts
 from firmware.uplink.transport import HttpsTransport
@@ -151,8 +152,8 @@ class _TimeSyncWorker:
         while not stop.is_set():
             stop.wait(self.timesync.step())
 
-    def status(self) -> dict[str, Any]:
-        return dict(self.timesync.status_dict())
+    def status(self) -> TimeSyncStatus:
+        return self.timesync.report()
 
 
 class Links:
@@ -277,7 +278,7 @@ class DaemonHost(Protocol):
     settings: config.Settings
     heartbeat: Heartbeat
 
-    def status(self) -> dict[str, Any]: ...
+    def status(self) -> DaemonStatus: ...
 
     def control_handlers(self) -> dict[str, Handler]: ...
 
@@ -297,7 +298,8 @@ def build_workers(c: Components, host: DaemonHost) -> Workers:
     if c.settings.console.enabled:
         c.extra_workers["console"] = Console(c.settings.console,
                                              serial_factory(c.settings.console), c.store,
-                                             host.status, c.clock, logs_fn=RECENT.last)
+                                             lambda: host.status().as_dict(), c.clock,
+                                             logs_fn=RECENT.last)
     if c.settings.ota.enabled:
         # Imported only when enabled: python-tuf and its signer backends cost about 8 MB of
         # resident memory, which a unit without OTA must not pay (docs/benchmarks.md).

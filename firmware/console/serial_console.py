@@ -682,6 +682,17 @@ def serial_factory(settings: ConsoleSettings) -> SerialFactory:
     return open_port
 
 
+@dataclass(frozen=True)
+class ConsoleStatus:
+    """The console as `vigil status` shows it (``as_dict()`` is the JSON view)."""
+
+    logged_in: bool
+    locked_for_s: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"logged_in": self.logged_in, "locked_for_s": self.locked_for_s}
+
+
 class Console:
     """The supervised console worker. Register with the supervisor as non-essential::
 
@@ -711,12 +722,10 @@ class Console:
         self.throttle = console_auth.LoginThrottle(settings.max_failures, settings.lockout_s)
         self.session: ConsoleSession | None = None
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> ConsoleStatus:
         s = self.session
-        return {
-            "logged_in": bool(s and s.logged_in),
-            "locked_for_s": round(self.throttle.locked_for(self.clock.monotonic()), 1),
-        }
+        return ConsoleStatus(bool(s and s.logged_in),
+                             round(self.throttle.locked_for(self.clock.monotonic()), 1))
 
     def run(self, stop: threading.Event) -> None:
         port = self.serial_factory()

@@ -371,6 +371,24 @@ class HotlistFile:
 # -- the updater ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class HotlistStatus:
+    """The hotlists as `vigil status` shows them (``as_dict()`` is the JSON view)."""
+
+    versions: Mapping[str, int]
+    entries: int
+    last_poll: datetime | None
+    errors: Mapping[str, str]  # per list, the last poll's error
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "versions": dict(self.versions),
+            "entries": self.entries,
+            "last_poll": self.last_poll.isoformat() if self.last_poll else None,
+            "errors": dict(self.errors),
+        }
+
+
 class HotlistUpdater:
     """Holds the verified lists, polls the agency for newer ones, publishes a new matcher.
 
@@ -537,10 +555,6 @@ class HotlistUpdater:
                 delay = self.settings.poll_interval_s
             stop_event.wait(delay)
 
-    def status(self) -> dict[str, Any]:
-        return {
-            "versions": self.versions(),
-            "entries": len(self.matcher),
-            "last_poll": self.last_poll.isoformat() if self.last_poll else None,
-            "errors": dict(self.last_errors),
-        }
+    def status(self) -> HotlistStatus:
+        return HotlistStatus(self.versions(), len(self.matcher), self.last_poll,
+                             dict(self.last_errors))

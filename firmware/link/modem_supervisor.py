@@ -67,6 +67,28 @@ def next_recovery(
     return state, None
 
 
+@dataclass(frozen=True)
+class ModemSupervisorStatus:
+    """The modem as `vigil status` shows it (``as_dict()`` is the JSON view)."""
+
+    last: ModemStatus | None  # None until the first successful poll
+    unresponsive_polls: int
+    recovery_actions: tuple[tuple[str, str], ...]  # the last ten (action, result)
+
+    def as_dict(self) -> dict[str, Any]:
+        s = self.last
+        return {
+            "sim": s.sim.value if s else None,
+            "registration": s.registration.name.lower() if s else None,
+            "operator": s.operator if s else None,
+            "signal_dbm": s.signal.rssi_dbm if s and s.signal else None,
+            "iccid": s.iccid if s else None,
+            "imei": s.imei if s else None,
+            "unresponsive_polls": self.unresponsive_polls,
+            "recovery_actions": [{"action": a, "result": r} for a, r in self.recovery_actions],
+        }
+
+
 class LinkView(Protocol):
     """What the supervisor needs of ``firmware.link.state.LinkStateMachine``."""
 
@@ -171,18 +193,8 @@ class ModemSupervisor:
             log.error("modem recovery %s failed: %s", action.value, e)
         self.stats.actions.append((now, action.value, result))
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> ModemSupervisorStatus:
         with self._lock:
             s = self.last_status
-        return {
-            "sim": s.sim.value if s else None,
-            "registration": s.registration.name.lower() if s else None,
-            "operator": s.operator if s else None,
-            "signal_dbm": s.signal.rssi_dbm if s and s.signal else None,
-            "iccid": s.iccid if s else None,
-            "imei": s.imei if s else None,
-            "unresponsive_polls": self.stats.unresponsive,
-            "recovery_actions": [
-                {"action": a, "result": r} for _, a, r in self.stats.actions[-10:]
-            ],
-        }
+        return ModemSupervisorStatus(s, self.stats.unresponsive,
+                                     tuple((a, r) for _, a, r in self.stats.actions[-10:]))

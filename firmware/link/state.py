@@ -153,6 +153,33 @@ class TransitionRecord:
     reason: str
 
 
+@dataclass(frozen=True)
+class LinkStatus:
+    """The link as `vigil status` shows it (``as_dict()`` is the JSON view)."""
+
+    state: LinkState
+    reason: str
+    seconds_in_state: float
+    consecutive_failures: int
+    registered: bool | None
+    signal_dbm: int | None
+    transitions: tuple[TransitionRecord, ...]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "state": self.state.value,
+            "reason": self.reason,
+            "seconds_in_state": self.seconds_in_state,
+            "consecutive_failures": self.consecutive_failures,
+            "registered": self.registered,
+            "signal_dbm": self.signal_dbm,
+            "transitions": [
+                {"at": r.at.isoformat(), "from": r.old.value, "to": r.new.value, "reason": r.reason}
+                for r in self.transitions
+            ],
+        }
+
+
 class LinkStateMachine:
     """Thread-safe holder of the link snapshot; logs every transition.
 
@@ -213,20 +240,10 @@ class LinkStateMachine:
     def on_modem(self, registered: bool, signal_dbm: int | None) -> Transition | None:
         return self.feed(ModemReport(registered, signal_dbm))
 
-    def status(self) -> dict[str, object]:
+    def status(self) -> LinkStatus:
         with self._lock:
             snap = self._snap
-            hist = list(self._history)
+            hist = tuple(self._history)
             in_state = self._clock.monotonic() - self._since_mono
-        return {
-            "state": snap.state.value,
-            "reason": snap.last_reason,
-            "seconds_in_state": round(in_state, 1),
-            "consecutive_failures": snap.consecutive_failures,
-            "registered": snap.registered,
-            "signal_dbm": snap.signal_dbm,
-            "transitions": [
-                {"at": r.at.isoformat(), "from": r.old.value, "to": r.new.value, "reason": r.reason}
-                for r in hist
-            ],
-        }
+        return LinkStatus(snap.state, snap.last_reason, round(in_state, 1),
+                          snap.consecutive_failures, snap.registered, snap.signal_dbm, hist)

@@ -116,6 +116,26 @@ class TimeStatus:
     reference_offset_s: float | None
 
 
+@dataclass(frozen=True)
+class TimeSyncStatus:
+    """The clock judge as `vigil status` shows it (``as_dict()`` is the JSON view)."""
+
+    time: TimeStatus
+    flags: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, object]:
+        st = self.time
+        return {
+            "synced": st.synced,
+            "source": st.source,
+            "plausible": st.plausible,
+            "jumps": st.jumps,
+            "last_jump_s": round(st.last_jump.delta_s, 3) if st.last_jump else None,
+            "reference_offset_s": st.reference_offset_s,
+            "flags": list(self.flags),
+        }
+
+
 class TimeSync:
     """Clock judge for the daemon. :meth:`step` samples (call it every few seconds from a
     worker or the supervisor tick); :meth:`read_flags` is what the pipeline stamps on reads."""
@@ -207,14 +227,6 @@ class TimeSync:
             flags.append("clock_offset")
         return tuple(flags)
 
-    def status_dict(self) -> dict[str, object]:
-        st = self.status()
-        return {
-            "synced": st.synced,
-            "source": st.source,
-            "plausible": st.plausible,
-            "jumps": st.jumps,
-            "last_jump_s": round(st.last_jump.delta_s, 3) if st.last_jump else None,
-            "reference_offset_s": st.reference_offset_s,
-            "flags": list(self.read_flags()),
-        }
+    def report(self) -> TimeSyncStatus:
+        """:meth:`status` with the flags a read stamped now would carry (`vigil status`)."""
+        return TimeSyncStatus(self.status(), self.read_flags())

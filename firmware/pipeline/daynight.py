@@ -107,6 +107,19 @@ def frame_brightness(frame: Frame, reference_exposure_us: int) -> float:
     return luma
 
 
+@dataclass(frozen=True)
+class IlluminationStatus:
+    """Day/night control as `vigil status` shows it (``as_dict()`` is the JSON view)."""
+
+    mode: Mode | None
+    switches: int
+    failures: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {"mode": self.mode.value if self.mode else None, "switches": self.switches,
+                "failures": self.failures}
+
+
 class IlluminationController:
     """Applies :func:`decide` to the illuminator. Call :meth:`observe_frame` with every frame
     (it samples at most once per ``sample_interval_s``) or run :meth:`run` with a sensor."""
@@ -126,6 +139,9 @@ class IlluminationController:
     @property
     def mode(self) -> Mode | None:
         return self._state.mode if self._state else None
+
+    def status(self) -> IlluminationStatus:
+        return IlluminationStatus(self.mode, self.switches, self.failures)
 
     def observe_frame(self, frame: Frame) -> Mode | None:
         now = self._clock.monotonic()

@@ -19,6 +19,7 @@ from firmware.backoff import Backoff
 from firmware.link.state import LinkState, LinkStateMachine
 from firmware.uplink.pacing import ByteBudget, PaceInput, TokenBucket, batch_limit, plan
 from firmware.uplink.settings import UplinkSettings
+from firmware.uplink.status import UplinkStatus
 from firmware.uplink.transport import HEADER_OVERHEAD, HttpsTransport, Transport, TransportError
 from firmware.uplink.wire import (
     PERMANENT_REJECTIONS,
@@ -136,29 +137,19 @@ class Uplink(Closing):
         """The link as this worker last saw it (typed; ``status()`` is the JSON view)."""
         return self._link.state
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> UplinkStatus:
         try:
             depth: dict[str, Any] = dict(self._outbox.outbox_depth())
         except Exception as e:  # noqa: BLE001 - status must answer when the store is unwell
             depth = {"error": str(e)}
         with self._lock:
             c = self.counters
-            return {
-                "link": self._link.status(),
-                "last_success": self._last_success.isoformat() if self._last_success else None,
-                "last_error": self._last_error,
-                "backlog": depth,
-                "bytes_today": self._budget.used,
-                "daily_bytes_cap": self._budget.cap,
-                "next_attempt_in_s": round(
-                    max(0.0, self._next_attempt - self._clock.monotonic()), 1
-                ),
-                "reads_sent": c.reads_sent,
-                "alerts_sent": c.alerts_sent,
-                "requests_failed": c.requests_failed,
-                "partial_batches": c.partial_batches,
-                "rejected_permanent": c.rejected_permanent,
-            }
+            return UplinkStatus(
+                self._link.status(), self._last_success, self._last_error, depth,
+                self._budget.used, self._budget.cap,
+                round(max(0.0, self._next_attempt - self._clock.monotonic()), 1),
+                c.reads_sent, c.alerts_sent, c.requests_failed, c.partial_batches,
+                c.rejected_permanent)
 
     def close(self) -> None:
         self._transport.close()

@@ -1,0 +1,62 @@
+"""`vigil status` as a record: what ``Daemon.status()`` returns; ``as_dict()`` is the JSON the
+control socket, the console and ``STATUS=`` show (keys and order pinned by
+tests/test_firmware_daemon.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from firmware.pipeline.daynight import IlluminationStatus
+from storage.health import StoreHealth
+
+
+class StatusRecord(Protocol):
+    """A worker's status record: typed fields, and the JSON view of them."""
+
+    def as_dict(self) -> Mapping[str, object]: ...
+
+
+@dataclass(frozen=True)
+class DaemonStatus:
+    version: str
+    state: str  # "starting", "running" or "degraded"
+    faults: Mapping[str, str]  # parts that failed at start
+    camera_id: str
+    config: str
+    workers: Mapping[str, Mapping[str, object]]  # the supervisor's view of each worker
+    frame_rate_fps: float
+    last_frame_age_s: float | None
+    watchdog_ok: bool
+    disk: Mapping[str, float]
+    temperature_c: float | None
+    counters: Mapping[str, int]
+    gauges: Mapping[str, Any]
+    pipeline_built: bool  # last_read is shown once the pipeline exists (None: nothing read yet)
+    last_read: Mapping[str, Any] | None
+    queue_depth: Mapping[str, int] | None  # None: the store did not answer
+    store: StoreHealth | None
+    store_error: str | None
+    illumination: IlluminationStatus | None
+    extra: Mapping[str, StatusRecord] = field(default_factory=dict)  # by worker name
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "version": self.version, "state": self.state, "faults": dict(self.faults),
+            "camera_id": self.camera_id, "config": self.config,
+            "workers": {k: dict(v) for k, v in self.workers.items()},
+            "frame_rate_fps": self.frame_rate_fps, "last_frame_age_s": self.last_frame_age_s,
+            "watchdog_ok": self.watchdog_ok, "disk": dict(self.disk),
+            "temperature_c": self.temperature_c, "counters": dict(self.counters),
+            "gauges": dict(self.gauges)}
+        if self.pipeline_built:
+            out["last_read"] = None if self.last_read is None else dict(self.last_read)
+        if self.queue_depth is not None:
+            out["queue_depth"] = dict(self.queue_depth)
+        out["store"] = {"error": self.store_error} if self.store is None else self.store.as_dict()
+        if self.illumination is not None:
+            out["illumination"] = self.illumination.as_dict()
+        for name, record in self.extra.items():
+            out[name] = record.as_dict()
+        return out
