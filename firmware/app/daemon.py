@@ -210,6 +210,7 @@ class Daemon:
         try:
             new = config.load(Path(source)) if Path(source).is_file() else (
                 config.simulation_defaults())
+            config.check_files(new)
         except Exception as e:  # no file, however bad, may stop a running unit
             if not isinstance(e, ConfigError):
                 log.exception("reload failed unexpectedly")
@@ -259,6 +260,7 @@ class Daemon:
 def run_daemon(settings: config.Settings) -> int:
     malloc_tuning.tune()  # before any frame buffer or worker thread exists
     try:
+        config.check_files(settings)  # exit 78 (no retries) for a file that cannot work
         components = build(settings)
     except ConfigError as e:
         log.error("config error", extra={"error": str(e)})

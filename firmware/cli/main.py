@@ -35,7 +35,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     try:
-        config.load(args.path)
+        config.check_files(config.load(args.path))
     except ConfigError as e:
         print(f"vigil: config error: {e}", file=sys.stderr)
         return config.EX_CONFIG

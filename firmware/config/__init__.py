@@ -43,8 +43,8 @@ from inference.tracker import TrackerSettings
 from ota.settings import OtaSettings
 from storage.settings import StoreSettings
 
-__all__ = ["EX_CONFIG", "ConfigError", "Key", "Section", "Settings", "load", "redacted",
-           "replace", "resolve", "simulation_defaults", "validate"]
+__all__ = ["EX_CONFIG", "ConfigError", "Key", "Section", "Settings", "check_files", "load",
+           "redacted", "replace", "resolve", "simulation_defaults", "validate"]
 
 EX_CONFIG = 78  # sysexits.h: configuration error
 
@@ -236,6 +236,74 @@ def load(path: Path) -> Settings:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         raise ConfigError(f"{where}: cannot read config: {reason}", path=where) from e
     return validate(parse(raw, where), where)
+
+
+def _under_file(path: Path) -> Path | None:
+    """The existing non-directory that ``path`` (a directory, or a file's parent) would sit
+    under, or ``None`` when every existing ancestor is a directory."""
+    for p in (path, *path.parents):
+        try:
+            if p.exists():
+                return None if p.is_dir() else p
+        except OSError:
+            return p
+    return None
+
+
+def _files_problems(s: Settings) -> list[tuple[str, str]]:
+    """(key, problem) for every file or directory the settings name that cannot work here."""
+    out: list[tuple[str, str]] = []
+    dirs = [("unit.state_dir", s.unit.resolved_state_dir()),
+            ("store.path", Path(s.store.path).parent),
+            ("keys.kek_file", Path(s.keys.kek_file).parent),
+            ("hotlists.path", Path(s.hotlists.path)),
+            ("status.socket", Path(s.status.socket).parent)]
+    for key, d in dirs:
+        blocker = _under_file(d)
+        if blocker is not None:
+            out.append((key, f"{d} cannot be a directory: {blocker} is a file"))
+            break  # the others are usually under the same state directory
+    kek = Path(s.keys.kek_file)
+    if kek.exists() and not kek.is_file():
+        out.append(("keys.kek_file", f"{kek} is not a regular file"))
+    cam = s.camera
+    if cam.backend == "replay" and not Path(cam.source).exists():
+        out.append(("camera.source", f"replay source {cam.source} does not exist"))
+    if s.inference.model_dir and not Path(s.inference.model_dir).is_dir():
+        out.append(("inference.model_dir", f"{s.inference.model_dir} is not a directory"))
+    if s.uplink.endpoint:
+        from firmware.uplink.transport import UplinkConfigError, build_ssl_context
+
+        try:
+            build_ssl_context(s.uplink)
+        except UplinkConfigError as e:
+            out.append(("uplink", str(e).removeprefix("uplink.")))
+    if s.hotlists.agency_public_key:
+        from firmware.link.hotlists import HotlistSignatureError, load_public_key
+
+        try:
+            load_public_key(s.hotlists.agency_public_key)
+        except (HotlistSignatureError, OSError) as e:
+            out.append(("hotlists.agency_public_key", str(e)))
+    if s.ota.enabled and not Path(s.ota.trusted_root).is_file():
+        out.append(("ota.trusted_root", f"{s.ota.trusted_root!r} is not a file"))
+    return out
+
+
+def check_files(settings: Settings) -> None:
+    """Raise :class:`ConfigError` if a file or directory the settings name cannot work here.
+
+    The second half of validation, run by ``vigil config check`` and at start-up alike (and on
+    SIGHUP): certificates that load, a replay source that exists, a key file that is a file, an
+    agency key that parses, directories that are not under a file. :func:`validate` stays pure
+    (no I/O), so tests and tools can build settings for paths that do not exist.
+    """
+    problems = _files_problems(settings)
+    if problems:
+        where = settings.source
+        text = "; ".join(f"[{sec}] {name + ': ' if name else ''}{msg}"
+                         for sec, _, name, msg in ((*k.partition("."), m) for k, m in problems))
+        raise ConfigError(f"{where}: {text}", path=where, key=problems[0][0])
 
 
 SIMULATION_CONFIG = Path(__file__).resolve().parent / "defaults" / "simulation.toml"
