@@ -20,7 +20,13 @@ from firmware.link.state import LinkState, LinkStateMachine
 from firmware.uplink.pacing import ByteBudget, PaceInput, TokenBucket, batch_limit, plan
 from firmware.uplink.settings import UplinkSettings
 from firmware.uplink.status import UplinkStatus
-from firmware.uplink.transport import HEADER_OVERHEAD, HttpsTransport, Transport, TransportError
+from firmware.uplink.transport import (
+    HEADER_OVERHEAD,
+    HttpsTransport,
+    Response,
+    Transport,
+    TransportError,
+)
 from firmware.uplink.wire import (
     PERMANENT_REJECTIONS,
     Ack,
@@ -31,6 +37,14 @@ from firmware.uplink.wire import (
 )
 
 log = logging.getLogger(__name__)
+
+#: How often a worker waiting on its request checks for a stop.
+STOP_POLL_S = 0.05
+
+
+class _Abandoned(Exception):
+    """The worker was told to stop while its request was in flight: the batch is left unmarked
+    (it is resent after the restart, under the same ids, and the server deduplicates)."""
 
 
 class OutboxSource(Protocol):
@@ -110,6 +124,7 @@ class Uplink(Closing):
         # each batch so the server can weigh device timestamps.
         self._clock_synced = clock_synced
         self._wake = threading.Event()
+        self._stop_event: threading.Event | None = None  # set by run(): abandons requests
         self._alert_kick = threading.Event()
         self._alert_wake = threading.Event()
         self._lock = threading.Lock()
@@ -160,6 +175,7 @@ class Uplink(Closing):
     def run(self, stop_event: threading.Event) -> None:
         """Blocking worker loop; returns after the request in flight when ``stop_event`` is set."""
         log.info("uplink started", extra={"endpoint": self.settings.endpoint})
+        self._stop_event = stop_event
         lane: threading.Thread | None = None
         if self._alert_transport is not None:
             lane = threading.Thread(
@@ -169,6 +185,8 @@ class Uplink(Closing):
         while not stop_event.is_set():
             try:
                 delay = self.step()
+            except _Abandoned:
+                break
             except Exception:
                 # A store error must not kill the worker; the supervisor sees it in the log.
                 log.exception("uplink step failed")
@@ -177,13 +195,15 @@ class Uplink(Closing):
                 self._wait(delay, stop_event)
         self._alert_wake.set()
         if lane is not None:
-            lane.join(timeout=self.settings.timeout_s + self.settings.connect_timeout_s + 1)
+            lane.join(timeout=1.0)  # it abandons its request too (a daemon thread)
         log.info("uplink stopped", extra={"counters": vars(self.counters).copy()})
 
     def _alert_loop(self, stop_event: threading.Event) -> None:
         while not stop_event.is_set():
             try:
                 delay = self.step_alerts()
+            except _Abandoned:
+                return
             except Exception:
                 log.exception("uplink alert step failed")
                 delay = self.settings.idle_poll_s
@@ -303,8 +323,8 @@ class Uplink(Closing):
         self._last_attempt = self._clock.monotonic()
         ids = [it.item_id for it in items]
         try:
-            resp = (transport or self._transport).request(
-                "POST", path, body,
+            resp = self._request(
+                transport or self._transport, "POST", path, body,
                 headers={
                     "Content-Type": "application/json",
                     "Content-Encoding": "gzip",
@@ -345,6 +365,40 @@ class Uplink(Closing):
         self._next_attempt = self._clock.monotonic()
         self._apply_ack(kind, items, ack, batch_id)
         return True
+
+    def _request(self, transport: Transport, method: str, path: str, body: bytes,
+                 headers: Mapping[str, str]) -> Response:
+        """``transport.request``, abandoned when the worker is told to stop.
+
+        Under :meth:`run` the request runs on a helper (daemon) thread and this thread waits
+        for it or for the stop, so SIGTERM never waits out ``timeout_s`` (20 s) against
+        systemd's 5 s ``TimeoutStopSec``: the helper is left to time out on its own.
+        """
+        stop = self._stop_event
+        if stop is None:  # stepped directly (tests, benchmarks): nothing to abandon for
+            return transport.request(method, path, body, headers=headers)
+        if stop.is_set():
+            raise _Abandoned
+        result: list[Response] = []
+        error: list[BaseException] = []
+        done = threading.Event()
+
+        def call() -> None:
+            try:
+                result.append(transport.request(method, path, body, headers=headers))
+            except BaseException as e:  # noqa: BLE001 - handed to the waiting worker
+                error.append(e)
+            finally:
+                done.set()
+
+        threading.Thread(target=call, name="uplink-request", daemon=True).start()
+        while not done.wait(STOP_POLL_S):
+            if stop.is_set():
+                log.info("uplink request abandoned for stop", extra={"path": path})
+                raise _Abandoned
+        if error:
+            raise error[0]
+        return result[0]
 
     def _apply_ack(
         self, kind: str, items: Sequence[OutboxItemLike], ack: Ack, batch_id: str
