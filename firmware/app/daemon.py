@@ -20,7 +20,7 @@ from typing import Any
 from drivers.clock import Clock, SystemClock
 from drivers.errors import DriverError, VigilError
 from firmware import config
-from firmware.app import malloc_tuning
+from firmware.app import logsetup, malloc_tuning
 from firmware.app.health import Heartbeat, cpu_temperature_c, disk_usage
 from firmware.app.notify import Notifier, watchdog_interval_s
 from firmware.app.status import DaemonStatus
@@ -197,6 +197,7 @@ class Daemon:
             else:
                 log.warning("frames stalled: withholding watchdog ping",
                             extra={"last_frame_age_s": self.heartbeat.age_s()})
+            logsetup.flush_repeats()  # the counts of rate-limited log floods that have ended
             now = self.clock.monotonic()
             if now >= next_status:
                 self.notifier.status(self.summary())
