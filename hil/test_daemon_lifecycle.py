@@ -135,3 +135,22 @@ def test_bad_config_exits_78_before_touching_hardware(tmp_path):
     r.close()
     assert rc == 78
     assert not r.notify.any("READY=1")
+
+
+@pytest.mark.parametrize("bad", ["x = " + "[" * 5000 + "]" * 5000 + "\n",
+                                 "\n[watchdog]\nstall_s = nan\n"])
+def test_sighup_with_a_pathological_config_keeps_running_then_drains(rig, tmp_path, bad):
+    rig.start()
+    rig.wait_ready()
+    good = rig.config_path.read_text()
+    rig.config_path.write_text(bad if bad.startswith("x") else good.replace(
+        "[watchdog]\nstall_s = 1.5\n", "") + bad)
+    rig.signal(signal.SIGHUP)
+    rig.wait_for(lambda: rig.log_events("reload rejected: keeping the running config"), 10,
+                 "reload rejection")
+    pings = len(rig.notify.times_of("WATCHDOG=1"))
+    rig.wait_for(lambda: len(rig.notify.times_of("WATCHDOG=1")) > pings + 2, 10,
+                 "watchdog pings going on")
+    assert rig.control("status")["state"] == "running"
+    rc, took = rig.stop()
+    assert rc == 0 and took < 5.0
