@@ -13,8 +13,10 @@ Layers, bottom up:
 * :class:`AtChannel` -- framing and command/response over any pyserial-like port. Echo is
   dropped, unsolicited result codes (``RING``, ``+CREG: 1``, ...) go to :attr:`AtChannel.urcs`,
   line noise is dropped and counted, a silent modem raises :class:`DeviceTimeout`.
-* parsers (pure): :func:`parse_csq`, :func:`parse_creg`, :func:`parse_cpin`, :func:`parse_cops`,
-  :func:`parse_iccid`, :func:`parse_imei`.
+* parsers (pure, in :mod:`drivers.at_parse`, re-exported here): final result codes, URC
+  forms, :func:`parse_reg` (+CREG/+CGREG/+CEREG/+C5GREG), :func:`parse_cpin`,
+  :func:`parse_iccid`, :func:`parse_csq`, :func:`parse_cesq`, :func:`parse_cops`,
+  :func:`parse_imei`.
 * :class:`Modem` -- the queries and the recovery commands.
 * :class:`RecoveryLadder` (pure) -- which recovery step is due after how long down.
 * :class:`ModemSupervisor` -- the worker: polls the modem, feeds the link state, climbs the ladder.
@@ -31,20 +33,65 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import IntEnum, StrEnum
 from typing import Any, Protocol
 
+from drivers.at_parse import (
+    URC_PREFIXES,
+    AtParseError,
+    ModemError,
+    Registration,
+    RegStat,
+    Signal,
+    SimState,
+    final_result,
+    is_urc,
+    parse_cesq,
+    parse_cops,
+    parse_cpin,
+    parse_csq,
+    parse_iccid,
+    parse_imei,
+    parse_reg,
+    prefix_of,
+    sim_state_from_error,
+)
 from drivers.clock import Clock
 from drivers.config_keys import setting
-from drivers.errors import DeviceTimeout, DriverError
+from drivers.errors import DeviceTimeout
 from drivers.resource import Closing
 from drivers.serial_port import SerialError, SerialPort, open_serial
 
 log = logging.getLogger(__name__)
 
+__all__ = [
+    "URC_PREFIXES",
+    "AtChannel",
+    "AtParseError",
+    "AtResponse",
+    "Modem",
+    "ModemCommandError",
+    "ModemError",
+    "ModemStatus",
+    "ModemTimeout",
+    "ModemUnreadable",
+    "RegStat",
+    "Registration",
+    "Signal",
+    "SimState",
+    "parse_cesq",
+    "parse_cops",
+    "parse_cpin",
+    "parse_creg",
+    "parse_csq",
+    "parse_iccid",
+    "parse_imei",
+    "parse_reg",
+]
 
-class ModemError(DriverError):
-    """Root of the modem driver's errors."""
+
+def parse_creg(lines: tuple[str, ...] | list[str], prefix: str = "+CREG:") -> RegStat:
+    """The ``<stat>`` of the solicited answer among ``lines`` (see :func:`parse_reg`)."""
+    return parse_reg(lines, prefix).stat
 
 
 class ModemCommandError(ModemError):
@@ -64,16 +111,12 @@ class ModemTimeout(ModemError, DeviceTimeout):
 
 
 FINAL_OK = "OK"
-_FINAL_ERRORS = ("ERROR", "NO CARRIER", "BUSY", "NO ANSWER", "NO DIALTONE")
-_FINAL_ERROR_PREFIXES = ("+CME ERROR:", "+CMS ERROR:")
-#: Unsolicited result codes: reported asynchronously, never part of a command's answer (unless
-#: the command asked for that prefix).
-URC_PREFIXES = (
-    "RING", "+CREG:", "+CEREG:", "+CGREG:", "+CMTI:", "+CLIP:", "+CUSD:", "+CPIN:", "RDY",
-    "+QIND:", "^SYSSTART", "+PACSP", "NO CARRIER", "+CGEV:", "POWERED DOWN", "+QUSIM:",
-    "SMS DONE", "PB DONE", "+CFUN:",
-)
 _PRINTABLE = re.compile(r"^[\x20-\x7e]+$")
+
+
+class ModemUnreadable(ModemError):
+    """The modem answered, but with no final result code this driver knows: it is alive (so no
+    power cycle), the command failed."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +124,7 @@ class AtResponse:
     command: str
     lines: tuple[str, ...]  # information lines, echo, URCs and noise removed
     final: str
+    unexpected: tuple[str, ...] = ()  # lines neither the expected answer nor a URC
 
 
 class AtChannel(Closing):
@@ -133,11 +177,15 @@ class AtChannel(Closing):
             self._urc_or_noise(line)
 
     def _urc_or_noise(self, line: str) -> None:
-        if line.startswith(URC_PREFIXES):
-            self.urcs.append(line)
-            log.debug("modem URC", extra={"urc": line})
+        # Nothing was asked: a line of URC form (or a stray NO CARRIER) is unsolicited.
+        if is_urc(line) or prefix_of(line) is not None or final_result(line) is False:
+            self._urc(line)
         else:
             self.noise_lines += 1
+
+    def _urc(self, line: str) -> None:
+        self.urcs.append(line)
+        log.debug("modem URC", extra={"urc": line})
 
     def command(
         self, cmd: str, *, expect: str | None = None, timeout_s: float | None = None
@@ -145,9 +193,12 @@ class AtChannel(Closing):
         """Send ``cmd`` and wait for its final result code.
 
         ``expect`` is the prefix of the information line this command answers with (e.g.
-        ``+CSQ:``); lines with another URC prefix are set aside as URCs. Raises
-        :class:`ModemCommandError` on ``ERROR`` and :class:`ModemTimeout` when no final code
-        arrives within ``timeout_s``.
+        ``+CSQ:``); lines of URC form (:func:`drivers.at_parse.is_urc`) go to :attr:`urcs`,
+        other lines to :attr:`AtResponse.unexpected`. Any final result code ends the command
+        (:func:`drivers.at_parse.final_result`, vendor codes included). Raises
+        :class:`ModemCommandError` on a failure code, :class:`ModemUnreadable` when the modem
+        answered but sent no known final code, and :class:`ModemTimeout` when it said nothing
+        within ``timeout_s``.
         """
         with self._lock:
             self._drain_pending()
@@ -157,137 +208,33 @@ class AtChannel(Closing):
                 raise ModemError(f"cannot write to modem: {e}") from e
             deadline = self._clock.monotonic() + (timeout_s or self.timeout_s)
             lines: list[str] = []
+            other: list[str] = []
             while True:
                 try:
                     line = self._next_line(deadline)
                 except OSError as e:
                     raise ModemError(f"cannot read from modem: {e}") from e
                 if line is None:
+                    if lines or other:
+                        # Answered, but never finished with a code we know: alive, not hung.
+                        raise ModemUnreadable(
+                            f"no known final result code after {cmd!r}: {[*lines, *other]!r}")
                     raise ModemTimeout(f"modem did not answer {cmd!r} within deadline")
-                if line == cmd or line.upper() == cmd.upper():
+                if line.upper() == cmd.upper():
                     continue  # echo (ATE1)
-                if line == FINAL_OK:
-                    return AtResponse(cmd, tuple(lines), line)
-                if line in _FINAL_ERRORS or line.startswith(_FINAL_ERROR_PREFIXES):
-                    if line == "NO CARRIER" and not cmd.upper().startswith("ATD"):
-                        self.urcs.append(line)
-                        continue
+                done = final_result(line)
+                if done is not None:
+                    # URCs that came in the same read after the final code belong to no one.
+                    self._drain_pending()
+                    if done:
+                        return AtResponse(cmd, tuple(lines), line, tuple(other))
                     raise ModemCommandError(cmd, line)
-                if expect is not None and line.startswith(expect):
-                    lines.append(line)
-                elif line.startswith(URC_PREFIXES):
-                    self.urcs.append(line)
-                elif expect is None:
+                if is_urc(line, expect):
+                    self._urc(line)
+                elif expect is None or line.startswith(expect):
                     lines.append(line)
                 else:
-                    self.noise_lines += 1
-
-
-# -- parsers (pure) ------------------------------------------------------------------------
-
-
-class SimState(StrEnum):
-    READY = "ready"
-    PIN = "pin_required"
-    PUK = "puk_required"
-    ABSENT = "absent"
-    ERROR = "error"
-    UNKNOWN = "unknown"
-
-
-class RegStat(IntEnum):
-    """3GPP 27.007 ``<stat>`` of +CREG/+CEREG."""
-
-    NOT_SEARCHING = 0
-    HOME = 1
-    SEARCHING = 2
-    DENIED = 3
-    UNKNOWN = 4
-    ROAMING = 5
-
-    @property
-    def registered(self) -> bool:
-        return self in (RegStat.HOME, RegStat.ROAMING)
-
-
-@dataclass(frozen=True)
-class Signal:
-    csq: int  # raw 0..31, 99 = unknown
-    rssi_dbm: int | None
-    ber: int | None
-
-
-def _fields(line: str) -> list[str]:
-    return [f.strip() for f in line.split(":", 1)[1].split(",")] if ":" in line else []
-
-
-def parse_csq(lines: tuple[str, ...] | list[str]) -> Signal:
-    """``+CSQ: <rssi>,<ber>``; rssi 0 = -113 dBm or less, 31 = -51 dBm or more, 99 unknown."""
-    for line in lines:
-        if line.startswith("+CSQ:"):
-            f = _fields(line)
-            try:
-                csq, ber = int(f[0]), int(f[1])
-            except (ValueError, IndexError) as e:
-                raise ModemError(f"unreadable signal report {line!r}") from e
-            dbm = None if csq == 99 or not 0 <= csq <= 31 else -113 + 2 * csq
-            return Signal(csq, dbm, None if ber == 99 else ber)
-    raise ModemError("no +CSQ line in the answer")
-
-
-def parse_creg(lines: tuple[str, ...] | list[str], prefix: str = "+CREG:") -> RegStat:
-    """Answer to ``AT+CREG?``/``AT+CEREG?``: ``<n>,<stat>[,<lac>,<ci>...]``. The URC form
-    (``<stat>[,"lac","ci"]``) is told apart by its quoted or missing second field."""
-    for line in lines:
-        if not line.startswith(prefix):
-            continue
-        f = _fields(line)
-        if len(f) >= 2 and f[1].isdigit():
-            stat = int(f[1])
-            return RegStat(stat) if stat in RegStat._value2member_map_ else RegStat.UNKNOWN
-    raise ModemError(f"no {prefix} answer line")
-
-
-def parse_cpin(lines: tuple[str, ...] | list[str]) -> SimState:
-    for line in lines:
-        if line.startswith("+CPIN:"):
-            v = line.split(":", 1)[1].strip().upper()
-            return {
-                "READY": SimState.READY,
-                "SIM PIN": SimState.PIN,
-                "SIM PUK": SimState.PUK,
-                "NOT INSERTED": SimState.ABSENT,
-            }.get(v, SimState.UNKNOWN)
-    return SimState.UNKNOWN
-
-
-def parse_cops(lines: tuple[str, ...] | list[str]) -> str | None:
-    """``+COPS: <mode>[,<format>,"<oper>"[,<act>]]``; None when not registered."""
-    for line in lines:
-        if line.startswith("+COPS:"):
-            m = re.search(r'"([^"]*)"', line)
-            return m.group(1) if m else None
-    return None
-
-
-_ICCID = re.compile(r"\b(89\d{16,18}[0-9F]?)\b")
-
-
-def parse_iccid(lines: tuple[str, ...] | list[str]) -> str | None:
-    """``+CCID: 89...``, ``+ICCID: ...``, ``+QCCID: ...`` or a bare number, depending on vendor."""
-    for line in lines:
-        m = _ICCID.search(line.replace('"', " "))
-        if m:
-            return m.group(1)
-    return None
-
-
-def parse_imei(lines: tuple[str, ...] | list[str]) -> str | None:
-    for line in lines:
-        m = re.search(r"\b(\d{15})\b", line)
-        if m:
-            return m.group(1)
-    return None
+                    other.append(line)
 
 
 # -- the modem -----------------------------------------------------------------------------
@@ -310,9 +257,15 @@ class ModemStatus:
 class Modem:
     """Queries and recovery commands over an :class:`AtChannel`."""
 
+    #: Registration queries, best first: EPS (LTE), 5GS, packet (GPRS/UMTS), circuit. An
+    #: LTE-only modem reports +CREG 0 while attached on LTE; a modem without 5G answers ERROR.
+    REG_QUERIES = (("AT+CEREG?", "+CEREG:"), ("AT+C5GREG?", "+C5GREG:"),
+                   ("AT+CGREG?", "+CGREG:"), ("AT+CREG?", "+CREG:"))
+
     def __init__(self, channel: AtChannel) -> None:
         self.ch = channel
         self._ids: tuple[str | None, str | None] | None = None
+        self.last_registration: Registration | None = None
 
     def init(self) -> None:
         """Echo off and numeric errors: fewer bytes to misparse. Safe to repeat."""
@@ -324,46 +277,60 @@ class Modem:
             log.info("modem does not support AT+CMEE")
 
     def sim_state(self) -> SimState:
+        """27.007 +CPIN; a ``+CME ERROR`` answer says the state too (10: not inserted)."""
         try:
             return parse_cpin(self.ch.command("AT+CPIN?", expect="+CPIN:").lines)
         except ModemCommandError as e:
-            # CME 10: SIM not inserted; 13: SIM failure
-            if e.final.endswith((" 10", "SIM not inserted")):
-                return SimState.ABSENT
-            return SimState.ERROR
+            return sim_state_from_error(e.final)
 
     def registration(self) -> RegStat:
-        """The better of circuit (+CREG) and EPS (+CEREG) registration: an LTE-only modem
-        reports +CREG 0 while attached on LTE."""
-        best = RegStat.UNKNOWN
-        for cmd, prefix in (("AT+CEREG?", "+CEREG:"), ("AT+CREG?", "+CREG:")):
+        """The best registration over :attr:`REG_QUERIES`: the first that is registered, else
+        the first readable answer. Raises :class:`AtParseError` when no query gave a readable
+        answer (an unknown reply is an error, not "not registered")."""
+        best: Registration | None = None
+        failures: list[str] = []
+        for cmd, prefix in self.REG_QUERIES:
             try:
-                stat = parse_creg(self.ch.command(cmd, expect=prefix).lines, prefix)
-            except (ModemCommandError, ModemError) as e:
-                if isinstance(e, ModemTimeout):
-                    raise
+                reg = parse_reg(self.ch.command(cmd, expect=prefix).lines, prefix)
+            except ModemTimeout:
+                raise
+            except ModemError as e:
+                failures.append(str(e))
                 continue
-            if stat.registered:
-                return stat
-            if best is RegStat.UNKNOWN:
-                best = stat
-        return best
+            if reg.stat.registered:
+                best = reg
+                break
+            best = best or reg
+        if best is None:
+            raise AtParseError(f"no readable registration answer: {failures}")
+        self.last_registration = best
+        return best.stat
 
     def operator(self) -> str | None:
         return parse_cops(self.ch.command("AT+COPS?", expect="+COPS:", timeout_s=10).lines)
 
     def signal(self) -> Signal:
-        return parse_csq(self.ch.command("AT+CSQ", expect="+CSQ:").lines)
+        """+CSQ; when it says "unknown" (many LTE modules do), +CESQ's RSRP/RSRQ instead."""
+        sig = parse_csq(self.ch.command("AT+CSQ", expect="+CSQ:").lines)
+        if sig.rssi_dbm is not None:
+            return sig
+        try:
+            return parse_cesq(self.ch.command("AT+CESQ", expect="+CESQ:").lines)
+        except ModemTimeout:
+            raise
+        except ModemError:
+            return sig
 
     def iccid(self) -> str | None:
-        for cmd, prefix in (("AT+CCID", "+CCID"), ("AT+QCCID", "+QCCID"),
-                            ("AT+ICCID", "+ICCID")):
+        for cmd, prefix in (("AT+CCID", None), ("AT+QCCID", None), ("AT+ICCID", None),
+                            ("AT^ICCID?", "^ICCID:"), ("AT#CCID", None)):
             try:
-                r = self.ch.command(cmd, expect=None)
-            except ModemCommandError:
+                r = self.ch.command(cmd, expect=prefix)
+            except ModemTimeout:
+                raise
+            except ModemError:
                 continue
-            v = parse_iccid([ln for ln in r.lines if not ln.startswith("+") or
-                             ln.startswith(prefix)])
+            v = parse_iccid(r.lines)
             if v:
                 return v
         return None
@@ -379,7 +346,7 @@ class Modem:
 
     def status(self) -> ModemStatus:
         sim = self.sim_state()
-        if sim is not SimState.READY:
+        if not sim.usable:
             return ModemStatus(sim, RegStat.UNKNOWN, None, None)
         reg = self.registration()
         op = self.operator() if reg.registered else None

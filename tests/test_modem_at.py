@@ -122,13 +122,16 @@ def test_parse_csq(line: str, dbm: int | None) -> None:
 def test_parsers() -> None:
     assert parse_creg(["+CREG: 2,5,\"1A\",\"2B\""]) is RegStat.ROAMING
     assert parse_creg(["+CEREG: 0,3"], "+CEREG:") is RegStat.DENIED
-    assert parse_creg(["+CREG: 0,9"]) is RegStat.UNKNOWN
+    assert parse_creg(["+CREG: 0,9"]) is RegStat.CSFB_NOT_PREFERRED_HOME
     with pytest.raises(ModemError):
         parse_creg(['+CREG: 1,"1A","2B"'])  # URC form only: no answer
+    with pytest.raises(ModemError):
+        parse_creg(["+CREG: 0,12"])  # not a 27.007 <stat>: an error, not "not registered"
     assert parse_cops(['+COPS: 0,0,"EE",7']) == "EE"
     assert parse_cops(["+COPS: 0"]) is None
-    assert parse_iccid(['+QCCID: 89441100123456789012']) == "89441100123456789012"
-    assert parse_iccid(["+ICCID: 8944110012345678901F"]) == "8944110012345678901F"
+    assert parse_iccid(['+QCCID: 89012608822534804176']) == "89012608822534804176"
+    assert parse_iccid(["+ICCID: 8944110012345678901F"]) == "8944110012345678901"
+    assert parse_iccid(['+QCCID: 89441100123456789012']) is None  # fails the Luhn check
     assert parse_iccid(["nothing"]) is None
     assert parse_imei(["356938035643809"]) == "356938035643809"
     with pytest.raises(ModemError):
@@ -245,3 +248,99 @@ def test_open_modem_from_settings() -> None:
         raise AssertionError("no pin factory is opened without a power pin")
 
     assert power_switch_for(ModemSettings(power_gpio=None), SystemClock(), no_pins) is None
+
+
+# -- transcripts through the real channel on a pty (forms from the vendors' AT manuals) -------
+
+
+@pytest.mark.parametrize("reply", [
+    b"\r\nCOMMAND NOT SUPPORT\r\n",  # Huawei
+    b"\r\nMODEM ERROR: 3\r\n",  # Sierra Wireless
+    b"\r\nNO CARRIER\r\n",  # Telit / SIMCom after a non-dial command
+    b"\r\n+CME ERROR: operation not supported\r\n",  # AT+CMEE=2
+    b"\r\n+EXT ERROR: 20\r\n",  # u-blox
+])
+def test_vendor_final_codes_end_the_command(rig: tuple[FakeModem, Modem], reply: bytes) -> None:
+    fake, modem = rig
+    fake.state.script["AT+QCFG?"] = reply
+    t0 = time.monotonic()
+    with pytest.raises(ModemCommandError):
+        modem.ch.command("AT+QCFG?")
+    assert time.monotonic() - t0 < 0.4  # ended by the code, not the 0.5 s deadline
+
+
+def test_urcs_after_ok_in_the_same_read_are_kept(rig: tuple[FakeModem, Modem]) -> None:
+    fake, modem = rig
+    fake.state.script["AT+CSQ"] = (b"\r\n+CSQ: 20,99\r\n\r\nOK\r\n\r\n+CIEV: 2,3\r\n"
+                                   b"\r\n+CRING: VOICE\r\n\r\n+CLIP: \"+441234567\",145,,,,0\r\n")
+    assert modem.signal().csq == 20
+    time.sleep(0.05)
+    modem.ch.command("AT")
+    assert {"+CIEV: 2,3", "+CRING: VOICE"} <= set(modem.ch.urcs)
+    assert '+CLIP: "+441234567",145,,,,0' in modem.ch.urcs and modem.ch.noise_lines == 0
+
+
+def test_registration_urc_just_before_the_answer(rig: tuple[FakeModem, Modem]) -> None:
+    fake, modem = rig
+    for cmd in ("AT+CEREG?", "AT+CREG?"):
+        fake.state.script[cmd] = (b'\r\n' + cmd[2:-1].encode() + b': 1,"2345","01C3D4E",7\r\n'
+                                  + b"\r\n" + cmd[2:-1].encode() + b": 2,2\r\n\r\nOK\r\n")
+    fake.state.script["AT+C5GREG?"] = b"\r\n+C5GREG: 1\r\n\r\nERROR\r\n"  # no 5G: the URC stays
+    assert modem.registration() is RegStat.SEARCHING  # not HOME, not the LAC 2345 as stat
+    assert '+CEREG: 1,"2345","01C3D4E",7' in modem.ch.urcs and "+C5GREG: 1" in modem.ch.urcs
+    assert modem.signal().csq == 20  # nothing leaked into the next answer
+
+
+def test_csfb_not_preferred_is_registered(rig: tuple[FakeModem, Modem]) -> None:
+    fake, modem = rig
+    fake.state.stat = 9
+    assert modem.registration() is RegStat.CSFB_NOT_PREFERRED_HOME
+    assert modem.status().registered
+    fake.state.script["AT+CEREG?"] = b"\r\n+CEREG: 0,4\r\n\r\nOK\r\n"
+    fake.state.script["AT+CGREG?"] = b'\r\n+CGREG: 2,10,"1A2B","01C3D4E",2\r\n\r\nOK\r\n'
+    assert modem.registration() is RegStat.CSFB_NOT_PREFERRED_ROAMING
+    assert "AT+C5GREG?" in fake.received
+
+
+def test_sim_puk2_and_quoted_cpin(rig: tuple[FakeModem, Modem]) -> None:
+    fake, modem = rig
+    fake.state.script["AT+CPIN?"] = b'\r\n+CPIN: "READY"\r\n\r\nOK\r\n'
+    assert modem.sim_state() is SimState.READY
+    fake.state.sim = "SIM PUK2"
+    del fake.state.script["AT+CPIN?"]
+    assert modem.status().registered  # the SIM works; only PIN2 files are locked
+    fake.state.sim = "PH-NET PIN"
+    assert modem.sim_state() is SimState.NETWORK_LOCKED
+
+
+def test_unknown_reply_is_an_error_and_no_power_cycle(rig: tuple[FakeModem, Modem]) -> None:
+    fake, modem = rig
+    fake.state.script["AT+CPIN?"] = b"\r\n+CPIN: SOMETHING NEW\r\n\r\nOK\r\n"
+    with pytest.raises(ModemError):
+        modem.status()
+    fake.state.script["AT+CPIN?"] = b"\r\nWHAT IS THIS\r\n"  # alive, but no final code
+    with pytest.raises(ModemError) as ei:
+        modem.ch.command("AT+CPIN?", expect="+CPIN:")
+    assert not isinstance(ei.value, ModemTimeout)
+    clock = FakeClock()
+    power = FakePowerSwitch(fake.power_cycle)
+    sup = ModemSupervisor(modem, LinkStateMachine(clock), ModemSettings(
+        unresponsive_polls_to_power_cycle=1), clock, power)
+    for _ in range(3):
+        sup.step()
+    assert power.cycles == [] and sup.status().unresponsive_polls == 0
+
+
+def test_swapped_iccid_through_the_modem(rig: tuple[FakeModem, Modem]) -> None:
+    fake, modem = rig
+    fake.state.script["AT+CCID"] = b"\r\nCOMMAND NOT SUPPORT\r\n"
+    fake.state.script["AT^ICCID?"] = b"\r\n^ICCID: 984411002143658709F1\r\n\r\nOK\r\n"
+    assert modem.iccid() == "8944110012345678901"
+
+
+def test_cesq_when_csq_unknown(rig: tuple[FakeModem, Modem]) -> None:
+    fake, modem = rig
+    fake.state.csq = 99
+    fake.state.script["AT+CESQ"] = b"\r\n+CESQ: 99,99,255,255,20,45\r\n\r\nOK\r\n"
+    s = modem.signal()
+    assert (s.csq, s.rsrp_dbm, s.dbm) == (99, -96, -96)

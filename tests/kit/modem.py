@@ -11,7 +11,7 @@ import random
 import select
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from drivers.resource import Closing
 
@@ -46,6 +46,9 @@ class FakeModemState:
     reregister_cures: bool = False  # AT+COPS=0 brings registration back
     radio_cycle_cures: bool = False
     power_cycle_cures: bool = True
+    #: Transcripts: a command (upper case) -> the raw bytes a real module sends back for it
+    #: (after the echo), replayed verbatim instead of the simulated answer.
+    script: dict[str, bytes] = field(default_factory=dict)
 
 
 class FakeModem(Closing):
@@ -126,6 +129,9 @@ class FakeModem(Closing):
             if st.garbage:
                 out += bytes(self._rng.randrange(128, 256) for _ in range(12)) + b"\r\n"
                 out += b"\x00\x07~~\r\n"
+            if cmd.upper() in st.script:
+                self._write(bytes(out) + st.script[cmd.upper()])
+                return
             lines, ok = self._answer(cmd.upper(), st)
             for ln in lines:
                 out += f"\r\n{ln}\r\n".encode()
