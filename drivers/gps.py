@@ -19,7 +19,7 @@ import logging
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Literal, Protocol, Self
 
@@ -50,6 +50,7 @@ class Location:
     fix_time: datetime | None = None  # UTC time of the fix as the receiver reported it
     fix_quality: int = 0  # GGA: 0 none, 1 GPS, 2 DGPS, 4/5 RTK, 6 dead reckoning
     satellites: int = 0
+    date_from_clock: bool = False  # fix_time's date is the system clock's (a GGA-only receiver)
 
 
 NO_LOCATION = Location(None, None, "none")
@@ -105,8 +106,123 @@ class NoLocation(_Closable):
         return NO_LOCATION
 
 
+#: Receivers cap reported speed at 1000 knots (the COCOM export limit is 515 m/s).
+MAX_SPEED_MPS = 515.0
+
+
+@dataclass(frozen=True)
+class NmeaFix:
+    """What one sentence says, already checked: a sentence is applied wholly or not at all.
+
+    ``valid`` False means the sentence reports no fix (void RMC, GGA quality 0): it drops the
+    fix. ``time_of_day`` is the sentence's own UTC time; ``date`` only RMC carries."""
+
+    kind: Literal["RMC", "GGA", "GNS", "VTG"]
+    valid: bool
+    lat: float | None = None
+    lon: float | None = None
+    time_of_day: time | None = None
+    date: date | None = None
+    speed_mps: float | None = None
+    course_deg: float | None = None
+    quality: int | None = None
+    satellites: int | None = None
+
+
+def _num(v: str | None) -> float | None:
+    return None if v in (None, "") else float(v)
+
+
+def _position(msg: pynmea2.NMEASentence) -> tuple[float, float]:
+    if not msg.lat or not msg.lon or msg.lat_dir not in ("N", "S") or msg.lon_dir not in (
+        "E", "W"
+    ):
+        raise ValueError("no position")
+    # ddmm.mmmm: minutes must be < 60, else a corrupted digit made an impossible angle
+    if float(msg.lat) % 100 >= 60 or float(msg.lon) % 100 >= 60:
+        raise ValueError("minutes out of range")
+    lat, lon = float(msg.latitude), float(msg.longitude)
+    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
+        raise ValueError(f"position out of range: {lat}, {lon}")
+    return lat, lon
+
+
+def _speed_course(knots: float | None, course: float | None) -> tuple[float | None, float | None]:
+    speed = None if knots is None else knots * KNOTS_TO_MPS
+    if speed is not None and not 0.0 <= speed <= MAX_SPEED_MPS:
+        raise ValueError(f"speed out of range: {speed} m/s")
+    if course is not None and not 0.0 <= course <= 360.0:
+        raise ValueError(f"course out of range: {course}")
+    return speed, None if course is None else course % 360.0
+
+
+def _time(msg: pynmea2.NMEASentence) -> time:
+    t = msg.timestamp  # pynmea2 raises ValueError on second 60, hour 24, ...; may return text
+    if not isinstance(t, time):
+        raise ValueError("no time")
+    return t
+
+
+def parse_nmea(line: str) -> NmeaFix | None:
+    """One NMEA sentence into a checked :class:`NmeaFix`; None for a well-formed sentence this
+    driver does not use (GSV, GSA, ...). Raises ValueError when the sentence is malformed:
+    bad checksum, impossible date/time, position, speed or course. Leading junk (NUL bytes, a
+    cut sentence) before the last ``$`` is skipped: the reader resynchronises on ``$``."""
+    start = line.rfind("$")
+    if start < 0:
+        raise ValueError("not NMEA")
+    try:
+        msg = pynmea2.parse(line[start:].strip(), check=True)
+    except (pynmea2.ParseError, AttributeError, TypeError) as e:
+        raise ValueError(str(e)) from e
+    T = pynmea2.types.talker
+    if isinstance(msg, T.RMC):
+        # NMEA 2.3 mode indicator N = data not valid, even with status A
+        if msg.status != "A" or getattr(msg, "mode_indicator", "") == "N":
+            return NmeaFix("RMC", False)
+        lat, lon = _position(msg)
+        speed, course = _speed_course(_num(msg.spd_over_grnd), _num(msg.true_course))
+        d = msg.datestamp  # pynmea2 gives back the raw text for 000000
+        if not isinstance(d, date):
+            raise ValueError(f"bad date {d!r}")
+        return NmeaFix("RMC", True, lat, lon, _time(msg), d, speed, course)
+    if isinstance(msg, T.GGA | T.GNS):
+        if isinstance(msg, T.GGA):
+            quality = int(msg.gps_qual or 0)
+        else:  # GNS: one mode letter per constellation, N = no fix
+            quality = 0 if set(msg.mode_indicator or "N") <= {"N"} else 1
+        sats = int(msg.num_sats or 0)
+        kind: Literal["GGA", "GNS"] = "GGA" if isinstance(msg, T.GGA) else "GNS"
+        if quality <= 0:
+            return NmeaFix(kind, False, quality=quality, satellites=sats)
+        lat, lon = _position(msg)
+        return NmeaFix(kind, True, lat, lon, _time(msg), quality=quality, satellites=sats)
+    if isinstance(msg, T.VTG):
+        if getattr(msg, "faa_mode", "") == "N":
+            return None
+        kmh = _num(msg.spd_over_grnd_kmph)
+        speed, course = _speed_course(None if kmh is None else kmh / 3.6 / KNOTS_TO_MPS,
+                                      _num(msg.true_track))
+        return NmeaFix("VTG", True, speed_mps=speed, course_deg=course)
+    return None
+
+
+def _on_date(t: time, d: date, ref: datetime) -> datetime:
+    """``t`` on date ``d``, moved a day either way when that is nearer ``ref`` (midnight)."""
+    dt = datetime.combine(d, t).replace(tzinfo=UTC)
+    if dt - ref > timedelta(hours=12):
+        dt -= timedelta(days=1)
+    elif ref - dt > timedelta(hours=12):
+        dt += timedelta(days=1)
+    return dt
+
+
 class NmeaState:
-    """Latest fix from a stream of NMEA sentences. Pure: no I/O, time passed in."""
+    """Latest fix from a stream of NMEA sentences. Pure: no I/O, times passed in.
+
+    Each position carries the UTC time of the sentence that gave it. GGA/GNS carry no date: it
+    comes from the last RMC, or (a GGA-only receiver) from ``now_utc``, the system clock, and
+    the location says so (``date_from_clock``)."""
 
     def __init__(self, max_fix_age_s: float = 10.0) -> None:
         self.max_fix_age_s = max_fix_age_s
@@ -118,55 +234,54 @@ class NmeaState:
         self._speed: float | None = None
         self._course: float | None = None
         self._time: datetime | None = None
+        self._date_from_clock = False
+        self._rmc_time: datetime | None = None
         self._quality = 0
         self._sats = 0
         self._fix_mono: float | None = None
 
-    def feed(self, line: str, now_mono: float) -> bool:
+    def feed(self, line: str, now_mono: float, now_utc: datetime | None = None) -> bool:
         """Parse one sentence; True if it was understood (whatever its content)."""
-        line = line.strip()
-        if not line.startswith("$"):
-            self.bad += 1
-            return False
         try:
-            msg = pynmea2.parse(line, check=True)
-        except (pynmea2.ParseError, ValueError, AttributeError, TypeError):
+            fix = parse_nmea(line)
+        except (ValueError, TypeError, AttributeError):
+            # bad checksum, or a checksummed sentence with malformed fields: nothing applied
             self.bad += 1
             return False
         self.sentences += 1
-        try:
-            self._apply(msg, now_mono)
-        except (ValueError, TypeError, AttributeError):
-            # A checksummed sentence with malformed fields (empty/garbled numbers).
-            self.bad += 1
-            return False
+        if fix is not None:
+            self._apply(fix, now_mono, now_utc)
         return True
 
-    def _apply(self, msg: pynmea2.NMEASentence, now: float) -> None:
-        if isinstance(msg, pynmea2.types.talker.RMC):
-            self._valid = msg.status == "A"
-            if self._valid and msg.lat and msg.lon:
-                self._lat, self._lon = float(msg.latitude), float(msg.longitude)
-                self._fix_mono = now
-                if msg.spd_over_grnd not in (None, ""):
-                    self._speed = float(msg.spd_over_grnd) * KNOTS_TO_MPS
-                if msg.true_course not in (None, ""):
-                    self._course = float(msg.true_course)
-                if msg.datestamp and msg.timestamp:
-                    self._time = datetime.combine(msg.datestamp, msg.timestamp).replace(tzinfo=UTC)
-        elif isinstance(msg, pynmea2.types.talker.GGA):
-            self._quality = int(msg.gps_qual or 0)
-            self._sats = int(msg.num_sats or 0)
-            if self._quality > 0 and msg.lat and msg.lon:
-                self._lat, self._lon = float(msg.latitude), float(msg.longitude)
-                self._fix_mono = now
-            else:
-                self._valid = False
-        elif isinstance(msg, pynmea2.types.talker.VTG):
-            if msg.spd_over_grnd_kmph not in (None, ""):
-                self._speed = float(msg.spd_over_grnd_kmph) / 3.6
-            if msg.true_track not in (None, ""):
-                self._course = float(msg.true_track)
+    def _apply(self, fix: NmeaFix, now: float, now_utc: datetime | None) -> None:
+        if fix.quality is not None:
+            self._quality = fix.quality
+            self._sats = fix.satellites or 0
+        if fix.kind == "VTG":
+            self._speed, self._course = fix.speed_mps, fix.course_deg
+            return
+        if not fix.valid:
+            self._valid = False
+            return
+        assert fix.time_of_day is not None
+        from_clock = False
+        if fix.date is not None:
+            stamp = datetime.combine(fix.date, fix.time_of_day).replace(tzinfo=UTC)
+            self._rmc_time = stamp
+            self._speed, self._course = fix.speed_mps, fix.course_deg
+        elif self._rmc_time is not None and (
+            now_utc is None or abs(now_utc - self._rmc_time) < timedelta(hours=12)
+        ):
+            stamp = _on_date(fix.time_of_day, self._rmc_time.date(), self._rmc_time)
+        elif now_utc is not None:
+            ref = now_utc.astimezone(UTC)
+            stamp, from_clock = _on_date(fix.time_of_day, ref.date(), ref), True
+        else:
+            stamp, from_clock = None, True
+        self._lat, self._lon, self._time = fix.lat, fix.lon, stamp
+        self._date_from_clock = from_clock
+        self._valid = True
+        self._fix_mono = now
 
     def location(self, now_mono: float) -> Location:
         if (
@@ -188,6 +303,7 @@ class NmeaState:
             fix_time=self._time,
             fix_quality=self._quality,
             satellites=self._sats,
+            date_from_clock=self._date_from_clock,
         )
 
 
@@ -224,12 +340,11 @@ class _NmeaThread(_Closable, abc.ABC):
                 return
             if line is None:
                 return
-            with self._lock:
-                self._state.feed(line, self._clock.monotonic())
+            self.feed(line)
 
     def feed(self, line: str) -> bool:
         with self._lock:
-            return self._state.feed(line, self._clock.monotonic())
+            return self._state.feed(line, self._clock.monotonic(), self._clock.utcnow())
 
     def location(self) -> Location:
         with self._lock:
@@ -260,7 +375,7 @@ class GpsReceiver(_NmeaThread):
         super().__init__(clock, max_fix_age_s)
         if isinstance(port, str):
             try:
-                port = LineReader(open_serial(port, baudrate), clock, max_line_bytes=128)
+                port = LineReader(open_serial(port, baudrate), clock, max_line_bytes=256)
             except SerialError as e:
                 raise GpsError(str(e)) from e
         self._reader = port

@@ -131,3 +131,105 @@ def test_site_and_factory() -> None:
         SiteLocation(95.0, 0.0)
     with pytest.raises(GpsError):
         open_location(GpsSettings(mode="gps", port="/dev/no-such-gps"), clock)
+
+
+# -- sentence-level rules: own time stamp, all or nothing, ranges, resync, GGA-only ------------
+
+
+def _rmc(hms: str, lat: str, lon: str, date: str, spd: str = "10.0", crs: str = "90.0") -> str:
+    return str(pynmea2.RMC("GN", "RMC", (hms, "A", lat, "N", lon, "W", spd, crs, date, "", "",
+                                         "A")))
+
+
+def _gga(hms: str, lat: str, lon: str, qual: str = "1") -> str:
+    return str(pynmea2.GGA("GN", "GGA", (hms, lat, "N", lon, "W", qual, "08", "1.0", "50.0", "M",
+                                         "0.0", "M", "", "")))
+
+
+def test_each_position_carries_its_own_sentence_time() -> None:
+    s = NmeaState()
+    s.feed(_rmc("120000.00", "4530.000", "12236.000", "231126"), 1.0)
+    s.feed(_gga("120001.00", "4530.100", "12236.000"), 2.0)
+    loc = s.location(2.0)
+    assert loc.latitude == pytest.approx(45.501667, abs=1e-5)
+    assert loc.fix_time == datetime(2026, 11, 23, 12, 0, 1, tzinfo=UTC)
+    s.feed(_gga("121500.00", "4531.000", "12236.000"), 900.0)  # after a 15 min data gap
+    assert s.location(900.0).fix_time == datetime(2026, 11, 23, 12, 15, tzinfo=UTC)
+    assert not s.location(900.0).date_from_clock
+
+
+def test_gga_after_midnight_rolls_the_date() -> None:
+    s = NmeaState()
+    s.feed(_rmc("235959.00", "4530.000", "12236.000", "231126"), 1.0)
+    s.feed(_gga("000000.00", "4530.000", "12236.000"), 2.0)
+    assert s.location(2.0).fix_time == datetime(2026, 11, 24, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("bad", [
+    _rmc("120005.00", "4600.000", "12300.000", "000000"),  # date 000000
+    _rmc("120060.00", "4600.000", "12300.000", "231126"),  # second 60
+    _rmc("120005.00", "47400.000", "32200.000", "231126"),  # lat 474°, lon -322°
+    _rmc("120005.00", "4672.000", "12300.000", "231126"),  # 72 minutes
+    _rmc("120005.00", "4600.000", "12300.000", "231126", spd="9999.0"),  # > 1000 kn
+    _rmc("120005.00", "4600.000", "12300.000", "231126", crs="400.0"),
+    _gga("120005.00", "9500.000", "12300.000"),
+    _gga("126105.00", "4600.000", "12300.000"),
+])
+def test_malformed_sentence_changes_nothing(bad: str) -> None:
+    s = NmeaState()
+    s.feed(_rmc("120000.00", "4530.000", "12236.000", "231126"), 1.0)
+    before = s.location(1.0)
+    assert not s.feed(bad, 1.5)
+    assert s.location(1.5) == before and s.bad == 1
+
+
+@pytest.mark.parametrize("junk", ["\x00\x00\x00", "\xff\xfe", "$GPGSV,3,1,1", "garbage"])
+def test_resynchronises_on_dollar(junk: str) -> None:
+    s = NmeaState()
+    assert s.feed(junk + DRIVE[0], 1.0)
+    assert s.location(1.0).source == "gps"
+
+
+def test_gga_only_receiver_gets_a_fix_dated_by_the_clock() -> None:
+    s = NmeaState()
+    wall = datetime(2026, 11, 23, 12, 0, 3, tzinfo=UTC)
+    assert s.feed(_gga("120002.00", "4530.000", "12236.000", qual="2"), 1.0, wall)
+    loc = s.location(1.0)
+    assert loc.source == "gps" and loc.fix_quality == 2 and loc.date_from_clock
+    assert loc.fix_time == datetime(2026, 11, 23, 12, 0, 2, tzinfo=UTC)
+    late = datetime(2026, 11, 24, 0, 0, 1, tzinfo=UTC)  # clock past midnight, fix just before
+    s.feed(_gga("235959.00", "4530.000", "12236.000"), 2.0, late)
+    assert s.location(2.0).fix_time == datetime(2026, 11, 23, 23, 59, 59, tzinfo=UTC)
+    s.feed(_gga("000000.00", "", "", qual="0"), 3.0, late)
+    assert s.location(3.0) == NO_LOCATION
+
+
+def test_gns_and_mode_n_sentences() -> None:
+    s = NmeaState()
+    gns = str(pynmea2.GNS("GN", "GNS", ("120000.00", "4530.000", "N", "12236.000", "W", "AA",
+                                        "12", "0.9", "50.0", "0.0", "", "")))
+    assert s.feed(gns, 1.0, datetime(2026, 11, 23, 12, 0, 1, tzinfo=UTC))
+    assert s.location(1.0).source == "gps"
+    void = str(pynmea2.RMC("GN", "RMC", ("120001.00", "A", "4530.000", "N", "12236.000", "W",
+                                         "0.0", "", "231126", "", "", "N")))
+    s.feed(void, 2.0)
+    assert s.location(2.0) == NO_LOCATION
+
+
+def test_receiver_over_a_pty_with_nul_bytes_before_dollar() -> None:
+    import os
+
+    master, slave = os.openpty()
+    clock = SystemClock()
+    try:
+        with GpsReceiver(os.ttyname(slave), clock).start() as gps:
+            os.write(master, b"\x00\x00\x00" + DRIVE[0].encode() + b"\r\n\xff~" +
+                     DRIVE[1].encode() + b"\r\n")
+            deadline = time.monotonic() + 2.0
+            while gps.counters()["sentences"] < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert gps.counters() == {"sentences": 2, "bad": 0}
+            assert gps.location().latitude == pytest.approx(45.5)
+    finally:
+        os.close(master)
+        os.close(slave)
