@@ -24,6 +24,13 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 
 
+def running(status: dict[str, Any]) -> bool:
+    """The unit is up and well. A rig without a synchronised clock (a container, a bench unit
+    with no NTP) is honestly ``degraded`` by ``clock_untrusted`` alone; that counts as well."""
+    return status["state"] == "running" or (
+        status["state"] == "degraded" and status.get("reasons") == ["clock_untrusted"])
+
+
 @dataclass
 class NotifyLog:
     messages: list[tuple[float, str]] = field(default_factory=list)

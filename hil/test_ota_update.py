@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from hil.ota_rig import NGINX, REPO, Nginx, SlotService, make_bundle
+from hil.rig import running
 from ota.delta import make_delta
 from ota.repository import KeySet, VendorRepository, keygen
 from ota.slotfs import SlotFS
@@ -100,7 +101,7 @@ def test_update_cut_at_half_resumes_commits_then_a_delta_commits(rig):
     vendor, nginx, svc, ota_root = rig
     bundle = make_bundle(vendor.tmp, "1.1.0")
     svc.start()
-    st = svc.wait_for(lambda s: s["state"] == "running" and _ota(s).get("step"), 90,
+    st = svc.wait_for(lambda s: running(s) and _ota(s).get("step"), 90,
                       "the daemon running with its OTA worker")
     assert st["version"] == "0.1.0" and _ota(st)["slot"] == "a"
     vendor.release(bundle, "1.1.0")
@@ -170,7 +171,7 @@ def test_attacks_are_refused_with_nothing_changed(rig):
     good = make_bundle(vendor.tmp, "1.4.0")
     vendor.release(good, "1.0.0")  # the repository offers what is installed
     svc.start()
-    svc.wait_for(lambda s: s["state"] == "running" and _ota(s).get("step") == "up_to_date", 90,
+    svc.wait_for(lambda s: running(s) and _ota(s).get("step") == "up_to_date", 90,
                  "an up-to-date unit")
     before = SlotFS(ota_root).load()
     meta = vendor.repo.meta_dir
@@ -227,7 +228,7 @@ def test_bad_updates_roll_back_by_themselves(rig):
     """A version that never sees frames fails the gate; one that crashes at start loops."""
     vendor, _nginx, svc, ota_root = rig
     svc.start()
-    svc.wait_for(lambda s: s["state"] == "running", 90, "running")
+    svc.wait_for(lambda s: running(s), 90, "running")
     t0 = time.monotonic()
     vendor.release(make_bundle(vendor.tmp, "1.2.0", sabotage="no_frames"), "1.2.0")
     st = svc.wait_for(lambda s: "rolled back from 1.2.0" in str(_ota(s).get("last"))

@@ -70,6 +70,15 @@ class TrustedTime:
         self._note(self._clock.utcnow())
         return True
 
+    def believed(self) -> bool:
+        """The predicate's answer alone, noting nothing (for health reports)."""
+        if self._predicate is None:
+            return True
+        try:
+            return bool(self._predicate())
+        except Exception:  # noqa: BLE001 - "no", as in trusted()
+            return False
+
     def write_day(self) -> str:
         """The key day of a read written now (see the module docstring)."""
         now = self._clock.utcnow()

@@ -52,7 +52,12 @@ class StoreHealth:
     ``degraded``: the store keeps working, but not as configured: it is over its disk budget
     (only data tied to unsent alerts or reads is left to drop) or it was recreated empty after
     its file failed the integrity check (``salvage`` says what was carried over and what was
-    lost). ``purge_blocked`` says why retention is waiting (an untrusted clock). ``ok`` is also
+    lost), or its last write failed (``write_failing``: the error; ``disk_full`` when the disk
+    stayed full after dropping what may be dropped), cleared by the next write that commits.
+    ``clock_trusted`` is the daemon's judgement of the wall clock (synchronised, no recent jump)
+    as the store last asked it; it does not degrade the store, the daemon counts it among the
+    unit's reasons. ``purge_blocked`` says why retention is waiting (an untrusted clock).
+    ``ok`` is also
     False after a write or maintenance error and once an outbox item failed authentication. The
     live figures (``used_bytes`` to ``live_days``) are None once the store is closed.
     """
@@ -71,10 +76,14 @@ class StoreHealth:
     live_days: tuple[str, ...] | None = None
     purge_blocked: str | None = None
     salvage: SalvageReport | None = None
+    write_failing: str | None = None
+    disk_full: bool = False
+    clock_trusted: bool = True
 
     @property
     def degraded(self) -> bool:
-        return self.over_budget or self.recovered_from_corruption is not None
+        return (self.over_budget or self.recovered_from_corruption is not None
+                or self.write_failing is not None or self.disk_full)
 
     @property
     def ok(self) -> bool:
@@ -94,6 +103,9 @@ class StoreHealth:
             "undecryptable_items": self.undecryptable_items,
             "purge_blocked": self.purge_blocked,
             "salvage": None if self.salvage is None else self.salvage.as_dict(),
+            "write_failing": self.write_failing,
+            "disk_full": self.disk_full,
+            "clock_trusted": self.clock_trusted,
             "schema_version": self.schema_version,
             "plaintext": self.plaintext,
         }
@@ -121,8 +133,12 @@ class HealthFlags:
     undecryptable_items: int = 0
     purge_blocked: str | None = None
     salvage: SalvageReport | None = None
+    write_failing: str | None = None
+    disk_full: bool = False
 
-    def snapshot(self, *, schema_version: int, plaintext: bool, **live: Any) -> StoreHealth:
+    def snapshot(
+        self, *, schema_version: int, plaintext: bool, clock_trusted: bool, **live: Any
+    ) -> StoreHealth:
         return StoreHealth(
             schema_version=schema_version,
             plaintext=plaintext,
@@ -134,6 +150,9 @@ class HealthFlags:
             undecryptable_items=self.undecryptable_items,
             purge_blocked=self.purge_blocked,
             salvage=self.salvage,
+            write_failing=self.write_failing,
+            disk_full=self.disk_full,
+            clock_trusted=clock_trusted,
             **live,
         )
 

@@ -408,8 +408,8 @@ class Store(Closing):
     # ------------------------------------------------------------------ health and lifecycle
 
     def health(self) -> StoreHealth:
-        """The store's health (see :class:`StoreHealth`): ``degraded`` while over budget or after
-        a corruption recovery; ``ok`` False then and after an error."""
+        """The store's health (see :class:`StoreHealth`): ``degraded`` while over budget, after
+        a corruption recovery or while writes fail; ``ok`` False then and after an error."""
         live: dict[str, Any] = {}
         if not self._db.closed:
             live = {
@@ -421,6 +421,7 @@ class Store(Closing):
         return self._flags.snapshot(
             schema_version=SCHEMA_VERSION,
             plaintext=self._suite.mode != AesGcmSuite.mode,
+            clock_trusted=self._time.believed(),
             **live,
         )
 

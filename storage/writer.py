@@ -100,6 +100,7 @@ class Writer:
             except BaseException as e:  # the writer must never die silently
                 log.exception("store writer failed a batch", extra={"batch": len(batch)})
                 self._flags.last_error = f"{type(e).__name__}: {e}"
+                self._flags.write_failing = self._flags.last_error
                 for p in batch:
                     if not p.future.done():
                         p.future.set_exception(
@@ -133,11 +134,13 @@ class Writer:
             try:
                 self._commit([s.rows for s in sealed])
             except sqlite3.OperationalError as e2:
-                self._flags.last_error = f"store full: {e2}"
+                self._flags.last_error = self._flags.write_failing = f"store full: {e2}"
+                self._flags.disk_full = True
                 err = StoreFull(f"store full even after dropping droppable data: {e2}")
                 for s in sealed:
                     s.pending.future.set_exception(err)
                 return
+        self._flags.write_failing, self._flags.disk_full = None, False  # writable again
         for s in sealed:
             if not s.pending.future.done():
                 s.pending.future.set_result(None)

@@ -23,7 +23,7 @@ from firmware import config
 from firmware.app import logsetup, malloc_tuning
 from firmware.app.health import Heartbeat, cpu_temperature_c, disk_usage
 from firmware.app.notify import Notifier, watchdog_interval_s
-from firmware.app.status import DaemonStatus
+from firmware.app.status import DaemonStatus, degraded_reasons
 from firmware.app.supervisor import Supervisor
 from firmware.app.wiring import Components, Worker, build_components, build_workers, open_store
 from firmware.console.control import ControlServer, Handler
@@ -64,6 +64,7 @@ class Daemon:
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._ready = False
+        self._reasons: tuple[str, ...] = ()  # as last audited (see _note_health)
         self._exit_status = 0
         self.pipeline: Pipeline | None = None
         self.control: ControlServer | None = None
@@ -128,11 +129,12 @@ class Daemon:
         except Exception as e:  # noqa: BLE001 - status must answer even if the store is sick
             health, error = None, str(e)
         ill = self.c.illumination
+        reasons = degraded_reasons(health, workers_degraded=self.supervisor.degraded,
+                                   faults=self.c.faults)
         return DaemonStatus(
             version=VERSION,
-            state="degraded"
-            if self.supervisor.degraded or self._store_degraded() or self.c.faults
-            else ("running" if self._ready else "starting"),
+            state="degraded" if reasons else ("running" if self._ready else "starting"),
+            reasons=reasons,
             faults=dict(self.c.faults),
             camera_id=self.settings.unit.camera_id,
             config=self.settings.source,
@@ -151,24 +153,39 @@ class Daemon:
                    if hasattr(worker, "status")},
         )
 
-    def _store_degraded(self) -> bool:
-        """Over its disk budget, recreated after corruption, or not answering at all."""
-        try:
-            return bool(self.c.store.health().degraded)
-        except Exception:  # noqa: BLE001
-            return True
+    def _note_health(self, s: DaemonStatus) -> None:
+        """Audit (and log) each change of the degraded reasons once, when it is first seen.
+
+        A transition the store cannot write (disk full, not writable) is logged and the audit
+        attempt fails with its own logged error; it is not retried."""
+        if s.reasons == self._reasons:
+            return
+        added = [r for r in s.reasons if r not in self._reasons]
+        cleared = [r for r in self._reasons if r not in s.reasons]
+        self._reasons = s.reasons
+        detail = {"state": s.state, "reasons": list(s.reasons), "added": added, "cleared": cleared}
+        (log.warning if added else log.info)("unit health changed", extra=detail)
+        self._audit("health.change", "health check", s.state, detail)
 
     def _frames_fresh(self) -> bool:
         age = self.heartbeat.age_s()
         return age is not None and age < self.settings.watchdog.stall_s
 
-    def summary(self) -> str:
-        s = self.status()
+    def summary(self, s: DaemonStatus | None = None) -> str:
+        """The ``STATUS=`` line, e.g. ``degraded (disk_full): 9.8 fps, reads 132, queue 12``."""
+        s = s or self.status()
         depth = s.queue_depth or {}
+        why = f" ({', '.join(s.reasons)})" if s.reasons else ""
         return (
-            f"{s.state}: {s.frame_rate_fps:.1f} fps, reads {self.c.counters.get('reads')}, "
+            f"{s.state}{why}: {s.frame_rate_fps:.1f} fps, reads {self.c.counters.get('reads')}, "
             f"queue {sum(depth.values())}"
         )
+
+    def refresh_health(self) -> None:
+        """Every 5 s: audit a change of health, and show it in ``STATUS=``."""
+        s = self.status()
+        self._note_health(s)
+        self.notifier.status(self.summary(s))
 
     # ---- main loop -------------------------------------------------------------------------
     def _install_signals(self) -> None:
@@ -192,7 +209,7 @@ class Daemon:
             if self._reload.is_set():
                 self._reload.clear()
                 self.reload()
-            if self._frames_fresh():
+            if self._frames_fresh():  # degraded or not: see docs/operations.md "Health"
                 self.notifier.watchdog()
             else:
                 log.warning("frames stalled: withholding watchdog ping",
@@ -200,7 +217,7 @@ class Daemon:
             logsetup.flush_repeats()  # the counts of rate-limited log floods that have ended
             now = self.clock.monotonic()
             if now >= next_status:
-                self.notifier.status(self.summary())
+                self.refresh_health()
                 next_status = now + 5.0
         return self.shutdown()
 

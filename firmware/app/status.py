@@ -18,10 +18,36 @@ class StatusRecord(Protocol):
     def as_dict(self) -> Mapping[str, object]: ...
 
 
+def degraded_reasons(
+    store: StoreHealth | None, *, workers_degraded: bool, faults: Mapping[str, str]
+) -> tuple[str, ...]:
+    """Why the unit is ``degraded`` (empty: it is not), in a fixed order. ``store`` None means the
+    store did not answer. Pure: the daemon audits each change of this tuple once."""
+    reasons: list[str] = []
+    if workers_degraded:
+        reasons.append("worker_degraded")
+    if faults:
+        reasons.append("start_faults")
+    if store is None:
+        return (*reasons, "store_not_answering")
+    if store.disk_full:
+        reasons.append("disk_full")
+    elif store.write_failing is not None:
+        reasons.append("store_not_writable")
+    if store.over_budget:
+        reasons.append("store_over_budget")
+    if store.recovered_from_corruption is not None:
+        reasons.append("store_recovered_from_corruption")
+    if not store.clock_trusted:
+        reasons.append("clock_untrusted")
+    return tuple(reasons)
+
+
 @dataclass(frozen=True)
 class DaemonStatus:
     version: str
     state: str  # "starting", "running" or "degraded"
+    reasons: tuple[str, ...]  # degraded_reasons(); empty unless state is "degraded"
     faults: Mapping[str, str]  # parts that failed at start
     camera_id: str
     config: str
@@ -43,7 +69,8 @@ class DaemonStatus:
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "version": self.version, "state": self.state, "faults": dict(self.faults),
+            "version": self.version, "state": self.state, "reasons": list(self.reasons),
+            "faults": dict(self.faults),
             "camera_id": self.camera_id, "config": self.config,
             "workers": {k: dict(v) for k, v in self.workers.items()},
             "frame_rate_fps": self.frame_rate_fps, "last_frame_age_s": self.last_frame_age_s,
