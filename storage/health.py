@@ -57,7 +57,7 @@ class StoreHealth:
     ``clock_trusted`` is the daemon's judgement of the wall clock (synchronised, no recent jump)
     as the store last asked it; it does not degrade the store, the daemon counts it among the
     unit's reasons. ``purge_blocked`` says why retention is waiting (an untrusted clock).
-    ``ok`` is also
+    ``dead_letter_items`` counts outbox items the agency rejected for good. ``ok`` is also
     False after a write or maintenance error and once an outbox item failed authentication. The
     live figures (``used_bytes`` to ``live_days``) are None once the store is closed.
     """
@@ -73,6 +73,7 @@ class StoreHealth:
     used_bytes: int | None = None
     budget_bytes: int | None = None
     outbox: Mapping[str, int] | None = None
+    dead_letter_items: int | None = None  # rejected by the agency for good, kept (outbox.py)
     live_days: tuple[str, ...] | None = None
     purge_blocked: str | None = None
     salvage: SalvageReport | None = None
@@ -114,6 +115,7 @@ class StoreHealth:
                 used_bytes=self.used_bytes,
                 budget_bytes=self.budget_bytes,
                 outbox=dict(self.outbox or {}),
+                dead_letter_items=self.dead_letter_items,
                 live_days=list(self.live_days),
             )
         out.update(ok=self.ok, degraded=self.degraded)

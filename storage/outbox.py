@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +20,20 @@ from storage.retention import day_of
 from storage.sealed import SealedRows
 
 log = logging.getLogger(__name__)
+
+#: ``failed_reason`` of an item the agency rejected for good (the dead-letter state); items
+#: that failed authentication carry ``tamper: ...`` instead.
+DEAD_LETTER_PREFIX = "rejected: "
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    item_id: str
+    kind: str
+    read_id: str
+    day: str
+    attempts: int
+    reason: str
 
 
 class Outbox:
@@ -135,6 +150,54 @@ class Outbox:
                     {"items": n},
                 )
         return n
+
+    def dead_letter(self, reasons: Mapping[str, str]) -> int:
+        """Move items the agency rejected for good (``{item_id: reason}``) out of the queue.
+
+        They are no longer sent, but kept, with ``failed_reason = "rejected: <reason>"``, until
+        their day's retention purges them like any other row; never dropped here. Audited in
+        the same transaction. Idempotent: returns how many were newly moved."""
+        rows = [(f"{DEAD_LETTER_PREFIX}{why}"[:200], iid) for iid, why in reasons.items()]
+        if not rows:
+            return 0
+        with self._db.transaction() as conn:
+            n = sum(
+                conn.execute(
+                    "UPDATE outbox SET failed_reason = ? WHERE item_id = ?"
+                    " AND sent_at IS NULL AND failed_reason IS NULL",
+                    row,
+                ).rowcount
+                for row in rows
+            )
+            if n:
+                self._audit.append_in(
+                    conn, SYSTEM_ACTOR, "uplink", "outbox.dead_letter",
+                    "agency rejected permanently", "kept_until_retention",
+                    {"items": n, "reasons": sorted(set(reasons.values()))},
+                )
+        if n:
+            log.error("outbox items rejected permanently: kept as dead letters",
+                      extra={"items": n})
+        return n
+
+    def dead_letters(self, limit: int = 1000) -> list[DeadLetter]:
+        """Dead-lettered items, oldest first (no personal data: ids, day, reason)."""
+        with self._db.locked() as conn:
+            rows = conn.execute(
+                "SELECT item_id, kind, read_id, day, attempts, failed_reason FROM outbox"
+                " WHERE sent_at IS NULL AND failed_reason LIKE ? ORDER BY created_seq LIMIT ?",
+                (f"{DEAD_LETTER_PREFIX}%", limit),
+            ).fetchall()
+        return [DeadLetter(r[0], r[1], r[2], r[3], int(r[4]), r[5][len(DEAD_LETTER_PREFIX):])
+                for r in rows]
+
+    def dead_letter_count(self) -> int:
+        with self._db.locked() as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM outbox WHERE sent_at IS NULL AND failed_reason LIKE ?",
+                (f"{DEAD_LETTER_PREFIX}%",),
+            ).fetchone()
+        return int(row[0])
 
     def record_attempt(self, item_ids: Iterable[str]) -> None:
         """Count one delivery attempt for each item (for back-off and diagnostics)."""

@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
@@ -61,7 +61,7 @@ from storage.errors import CorruptStore, KeySourceError, StoreError
 from storage.health import CorruptionRecovery, HealthFlags, SalvageReport, StoreHealth
 from storage.keys import KeySource
 from storage.maintenance import Maintenance
-from storage.outbox import Outbox
+from storage.outbox import DeadLetter, Outbox
 from storage.purge import Purge
 from storage.records import (
     AlertRecord,
@@ -316,6 +316,15 @@ class Store(Closing):
         marked (a repeated acknowledgement counts 0). Audited as data leaving the device."""
         return self._outbox.mark_sent(item_ids)
 
+    def dead_letter(self, reasons: Mapping[str, str]) -> int:
+        """Set aside items the agency rejected for good (``{item_id: reason}``): not sent again,
+        kept until retention, audited, counted in :meth:`health`. Returns how many were new."""
+        return self._outbox.dead_letter(reasons)
+
+    def dead_letters(self, limit: int = 1000) -> list[DeadLetter]:
+        """The dead-lettered items, oldest first."""
+        return self._outbox.dead_letters(limit)
+
     def record_attempt(self, item_ids: Iterable[str]) -> None:
         """Count one delivery attempt for each item (for back-off and diagnostics)."""
         self._outbox.record_attempt(item_ids)
@@ -416,6 +425,7 @@ class Store(Closing):
                 "used_bytes": self.used_bytes(),
                 "budget_bytes": self._budget.budget_bytes,
                 "outbox": self.outbox_depth(),
+                "dead_letter_items": self._outbox.dead_letter_count(),
                 "live_days": self._day_keys.live_days(),
             }
         return self._flags.snapshot(

@@ -50,3 +50,16 @@ def test_verify_export_stats(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         c.execute("UPDATE audit SET actor='nobody' WHERE action='plate.search'")
     assert _run(p, "audit", "verify") == 1
     assert "TAMPERED" in capsys.readouterr().out
+
+
+def test_dead_letters_are_listed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ks, db = MemoryKeySource(), tmp_path / "s.db"
+    with open_store(db, ks) as s:
+        s.put_read(make_read(random.Random(2), plate="AB123CD"))
+        (item,) = s.next_outbox_batch(10, 1 << 20)
+        s.dead_letter({item.item_id: "invalid"})
+    assert _run(_parser(db, ks), "dead-letters") == 0
+    out = capsys.readouterr().out
+    (line,) = [json.loads(x) for x in out.splitlines()]
+    assert line["item_id"] == item.item_id and line["reason"] == "invalid"
+    assert "AB123CD" not in out

@@ -205,3 +205,33 @@ def test_plaintext_benchmark_store_is_refused_by_a_normal_open(tmp_path: Path) -
     assert b"PL41NXT" in path.read_bytes()  # really unencrypted: a baseline, nothing more
     with pytest.raises(StoreError, match="plaintext-benchmark"):
         open_store(path, ks)
+
+
+def test_dead_letters_leave_the_queue_are_kept_counted_audited_then_purged(
+        tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from drivers.clock import FakeClock
+
+    rng = random.Random(41)
+    clock = FakeClock()
+    with open_store(tmp_path / "s.db", clock=clock) as s:
+        reads = [make_read(rng, captured_at=clock.utcnow()) for _ in range(3)]
+        for r in reads:
+            s.put_read(r)
+        items = s.next_outbox_batch(10, 1 << 20)
+        assert s.dead_letter({items[0].item_id: "invalid"}) == 1
+        assert s.dead_letter({items[0].item_id: "invalid"}) == 0  # idempotent
+        assert s.outbox_depth()["reads"] == 2
+        assert all(i.item_id != items[0].item_id for i in s.next_outbox_batch(10, 1 << 20))
+        (dead,) = s.dead_letters()
+        assert (dead.item_id, dead.reason, dead.read_id) == (items[0].item_id, "invalid",
+                                                              reads[0].read_id)
+        assert s.health().dead_letter_items == 1
+        assert s.health().as_dict()["dead_letter_items"] == 1
+        assert len(s.get_reads([reads[0].read_id], "t", "technician", "test")) == 1  # kept
+        actions = [e.action for e in s.audit_entries()]
+        assert actions.count("outbox.dead_letter") == 1
+        clock.advance(timedelta(days=60).total_seconds())
+        s.purge_expired()
+        assert s.dead_letters() == [] and s.health().dead_letter_items == 0

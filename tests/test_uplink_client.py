@@ -247,17 +247,19 @@ def test_device_id_must_match_certificate(pki: TestPki, server: IngestServer) ->
     assert "http_4xx" in (up.status().last_error or "")
 
 
-def test_permanent_rejection_kept_and_audited(pki: TestPki, server: IngestServer) -> None:
+def test_permanent_rejection_is_dead_lettered_and_audited(
+        pki: TestPki, server: IngestServer) -> None:
     ob = MemoryOutbox()
     fill(ob, 4)
     up, clock, _ = make(pki, server, ob)
-    server.set_fault(Fault(mode="reject", reject_reason="invalid", remaining=2))
+    server.set_fault(Fault(mode="reject", reject_reason="invalid", remaining=1))
     with up:
         up.step()
         clock.advance(100)
-        up.step()
-    assert ob.outbox_depth()["reads"] == 4
-    assert len(ob.audit_log) == 4  # once per item, not per attempt
+        up.step()  # nothing left to send: the rejected items are not retried
+    assert ob.outbox_depth()["reads"] == 0 and not server.state.reads
+    assert set(ob.dead.values()) == {"invalid"} and len(ob.dead) == 4
+    assert [e[2] for e in ob.audit_log] == ["outbox.dead_letter"]  # once, for the batch
     assert up.counters.rejected_permanent == 4
 
 

@@ -36,6 +36,7 @@ class MemoryOutbox:
         self._lock = threading.Lock()
         self._pending: dict[str, dict[str, dict[str, Any]]] = {"alert": {}, "read": {}}
         self._sent: set[str] = set()
+        self.dead: dict[str, str] = {}  # dead-lettered item id -> reason
         self.sent_order: list[str] = []
         self.audit_log: list[tuple[Any, ...]] = []
         self._n = 0
@@ -95,6 +96,22 @@ class MemoryOutbox:
                 for pend in self._pending.values():
                     if iid in pend:
                         pend[iid]["attempts"] += 1
+
+    def dead_letter(self, reasons: Mapping[str, str]) -> int:
+        """Like the store: out of the queue, kept (``dead``), audited."""
+        n = 0
+        with self._lock:
+            for iid, why in reasons.items():
+                for pend in self._pending.values():
+                    item = pend.pop(iid, None)
+                    if item is not None:
+                        self.dead[iid] = why
+                        n += 1
+            if n:
+                self.audit_log.append(("vigil", "uplink", "outbox.dead_letter",
+                                       "agency rejected permanently", "kept_until_retention",
+                                       {"items": n}))
+        return n
 
     def outbox_depth(self) -> dict[str, int]:
         with self._lock:

@@ -30,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -97,6 +97,9 @@ class _Timed:
 
     def record_attempt(self, item_ids: Sequence[str]) -> Any:
         return self.inner.record_attempt(item_ids)
+
+    def dead_letter(self, reasons: Mapping[str, str]) -> int:
+        return int(self.inner.dead_letter(reasons))
 
     def outbox_depth(self) -> Any:
         return self.inner.outbox_depth()

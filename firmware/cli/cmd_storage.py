@@ -1,4 +1,5 @@
-"""`vigil audit verify|export|pubkey` and `vigil stats`: front-ends of storage (may print)."""
+"""`vigil audit verify|export|pubkey`, `vigil stats` and `vigil dead-letters`: front-ends of
+storage (may print)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,12 @@ def register(subparsers: argparse._SubParsersAction, open_store: OpenStore) -> N
     stats.add_argument("--window-days", type=int, default=30)
     stats.add_argument("--json", action="store_true")
     stats.set_defaults(func=lambda a: _stats(a, open_store))
+
+    dead = subparsers.add_parser(
+        "dead-letters", help="outbox items the agency rejected for good (kept until retention)")
+    dead.add_argument("--config", type=Path)
+    dead.add_argument("--limit", type=int, default=1000)
+    dead.set_defaults(func=lambda a: _dead_letters(a, open_store))
 
 
 def _verify(args: argparse.Namespace, open_store: OpenStore) -> int:
@@ -98,4 +105,13 @@ def _stats(args: argparse.Namespace, open_store: OpenStore) -> int:
     else:
         for k, v in s.items():
             print(f"{k}: {v}")
+    return 0
+
+
+def _dead_letters(args: argparse.Namespace, open_store: OpenStore) -> int:
+    """One JSON line per dead letter: ids, day, attempts and the agency's reason (no plate)."""
+    with open_store(args.config) as store:
+        for d in store.dead_letters(args.limit):
+            print(json.dumps({"item_id": d.item_id, "kind": d.kind, "read_id": d.read_id,
+                              "day": d.day, "attempts": d.attempts, "reason": d.reason}))
     return 0

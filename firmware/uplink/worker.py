@@ -58,6 +58,8 @@ class OutboxSource(Protocol):
 
     def record_attempt(self, item_ids: Sequence[str]) -> Any: ...
 
+    def dead_letter(self, reasons: Mapping[str, str]) -> int: ...
+
     def outbox_depth(self) -> Mapping[str, int]: ...
 
     def audit(
@@ -132,7 +134,6 @@ class Uplink(Closing):
         self._last_attempt = -math.inf
         self._last_success: datetime | None = None
         self._last_error: str | None = None
-        self._permanent_seen: set[str] = set()
         self._backlogged = False  # the last batch came back full: more is waiting
         self.counters = UplinkCounters()
 
@@ -412,15 +413,9 @@ class Uplink(Closing):
         permanent = [
             it for it in left if ack.rejected.get(wire_id(it), "retry") in PERMANENT_REJECTIONS
         ]
-        with self._lock:
-            fresh = [it for it in permanent if it.item_id not in self._permanent_seen]
-            self._permanent_seen.update(it.item_id for it in fresh)
-        for it in fresh:
-            # Kept in the outbox (never dropped silently) and audited once per process.
-            self._outbox.audit(
-                "uplink", "system", "uplink.rejected", ack.rejected[wire_id(it)], "kept",
-                {"item_id": it.item_id, "kind": it.kind, "batch_id": batch_id},
-            )
+        # Dead letters: out of the queue, kept until retention, audited by the store.
+        fresh = self._outbox.dead_letter(
+            {it.item_id: ack.rejected[wire_id(it)] for it in permanent}) if permanent else 0
         if not done:
             # Nothing accepted (every id rejected): the request worked but made no progress,
             # so pace the retry like a failure instead of spinning.
@@ -433,7 +428,7 @@ class Uplink(Closing):
                 c.reads_sent += len(done)
             c.batches_ok += 1
             c.partial_batches += 1 if left else 0
-            c.rejected_permanent += len(fresh)
+            c.rejected_permanent += fresh
             self._last_success = self._clock.utcnow()
             self._last_error = None if not left else f"{len(left)} not acknowledged"
         log.debug(
