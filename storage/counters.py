@@ -25,6 +25,7 @@ NAMES = (
     "sent_reads_dropped",
     "unsent_reads_dropped",
     "uplinked",
+    "uplink_bytes",  # the uplink's daily byte budget spent (firmware.uplink.pacing.ByteBudget)
 )
 
 
@@ -37,6 +38,14 @@ def bump(conn: sqlite3.Connection, day: str, **counts: int) -> None:
             " ON CONFLICT(day, name) DO UPDATE SET value = value + excluded.value",
             rows,
         )
+
+
+def value(db: Database, day: str, name: str) -> int:
+    with db.locked() as conn:
+        row = conn.execute(
+            "SELECT value FROM counters WHERE day = ? AND name = ?", (day, name)
+        ).fetchone()
+    return 0 if row is None else int(row[0])
 
 
 def forget_before(conn: sqlite3.Connection, day: str) -> None:

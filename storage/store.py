@@ -395,6 +395,15 @@ class Store(Closing):
         out["outbox"] = self.outbox_depth()
         return out
 
+    def uplink_bytes_spent(self, day: str) -> int:
+        """Bytes the uplink spent on UTC ``day`` (its daily budget survives a restart)."""
+        return counters.value(self._db, day, "uplink_bytes")
+
+    def add_uplink_bytes(self, day: str, n: int) -> None:
+        """Add ``n`` bytes to the uplink's spend on ``day`` (one small transaction)."""
+        with self._db.transaction() as conn:
+            counters.bump(conn, day, uplink_bytes=n)
+
     # ------------------------------------------------------------------ retention and budget
 
     def purge_expired(self) -> PurgeResult:

@@ -7,15 +7,18 @@ import gzip
 import json
 import random
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from drivers.clock import FakeClock
 from firmware.backoff import Backoff
 from firmware.benchmarks.memory_outbox import MemoryOutbox
-from firmware.uplink.pacing import ByteBudget, TokenBucket
+from firmware.uplink.pacing import BudgetLedger, ByteBudget, TokenBucket
 from firmware.uplink.transport import TransportError
 from firmware.uplink.wire import encode_batch, parse_ack, wire_id
+from storage import MemoryKeySource
+from tests.kit import open_store
 
 T0 = datetime(2026, 11, 23, 23, 0, tzinfo=UTC)
 
@@ -73,6 +76,36 @@ def test_budget_opens_after_a_day_even_if_clock_is_stuck() -> None:
     clock.step_wall(timedelta(days=-1))  # wall back where it was
     assert not bb.exhausted()
     assert ByteBudget(0, clock).exhausted() is False  # 0 = no cap
+
+
+def test_budget_spent_today_survives_a_restart(tmp_path: Path) -> None:
+    clock, keys = FakeClock(T0), MemoryKeySource()
+    with open_store(tmp_path / "s.db", keys, clock) as store:
+        assert isinstance(store, BudgetLedger)
+        bb = ByteBudget(1000, clock, store)
+        bb.spend(600)
+        bb.spend(500)
+        assert bb.exhausted()
+    with open_store(tmp_path / "s.db", keys, clock) as store:  # the restart
+        again = ByteBudget(1000, clock, store)
+        assert again.used == 1100 and again.exhausted()
+        assert store.stats()["uplink_bytes"] == 1100
+        clock.advance(3600 * 24)  # the next UTC day, a new process: a fresh budget
+        assert not ByteBudget(1000, clock, store).exhausted()
+
+
+def test_budget_carries_on_in_memory_when_its_ledger_fails() -> None:
+    class Broken:
+        def uplink_bytes_spent(self, day: str) -> int:
+            raise OSError("disk gone")
+
+        def add_uplink_bytes(self, day: str, n: int) -> None:
+            raise OSError("disk gone")
+
+    clock = FakeClock(T0)
+    bb = ByteBudget(1000, clock, Broken())
+    bb.spend(1000)
+    assert bb.used == 1000 and bb.exhausted()
 
 
 def test_encode_batch_and_ids() -> None:

@@ -8,12 +8,25 @@ send alerts and up to ``read_limit`` reads.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from datetime import date
+from typing import Protocol, runtime_checkable
 
 from drivers.clock import Clock
 from firmware.link.state import LinkState
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class BudgetLedger(Protocol):
+    """Where the day's spent bytes outlive a restart (``storage.store.Store``: its counters)."""
+
+    def uplink_bytes_spent(self, day: str) -> int: ...
+
+    def add_uplink_bytes(self, day: str, n: int) -> None: ...
 
 
 class TokenBucket:
@@ -41,18 +54,29 @@ class ByteBudget:
     """Daily byte cap. The window follows the UTC date, but a new window opens at most once per
     20 h of monotonic time, so a wall clock stepped forward (bad RTC, NTP step) cannot grant a
     second day's budget; and after 24 h of monotonic time it opens regardless, so a clock
-    stuck in the past cannot starve the uplink."""
+    stuck in the past cannot starve the uplink.
+
+    With a ``ledger`` every spend is also added to the day's persisted count, and a new budget
+    starts from what the ledger holds for today, so a restart does not grant a fresh budget. A
+    ledger that fails is logged and the budget carries on in memory (the cap is a cost limit,
+    not a reason to stop sending alerts)."""
 
     MIN_WINDOW_S = 20 * 3600
     MAX_WINDOW_S = 24 * 3600
 
-    def __init__(self, cap: int, clock: Clock) -> None:
+    def __init__(self, cap: int, clock: Clock, ledger: BudgetLedger | None = None) -> None:
         self.cap = cap
         self._clock = clock
+        self._ledger = ledger
         self._lock = threading.Lock()  # both uplink lanes spend
-        self.used = 0
         self._day: date = clock.utcnow().date()
         self._opened = clock.monotonic()
+        self.used = 0
+        if ledger is not None:
+            try:
+                self.used = max(0, int(ledger.uplink_bytes_spent(self._day.isoformat())))
+            except Exception as e:  # noqa: BLE001 - a sick store must not stop the uplink
+                log.warning("byte budget not restored", extra={"error": str(e)})
 
     def _roll(self) -> None:
         mono = self._clock.monotonic()
@@ -65,6 +89,12 @@ class ByteBudget:
         with self._lock:
             self._roll()
             self.used += n
+            day = self._day
+        if self._ledger is not None and n > 0:
+            try:
+                self._ledger.add_uplink_bytes(day.isoformat(), n)
+            except Exception as e:  # noqa: BLE001 - as in __init__
+                log.warning("byte budget spend not persisted", extra={"error": str(e)})
 
     def fraction_used(self) -> float:
         with self._lock:

@@ -17,7 +17,14 @@ from drivers.clock import Clock
 from drivers.resource import Closing
 from firmware.backoff import Backoff
 from firmware.link.state import LinkState, LinkStateMachine
-from firmware.uplink.pacing import ByteBudget, PaceInput, TokenBucket, batch_limit, plan
+from firmware.uplink.pacing import (
+    BudgetLedger,
+    ByteBudget,
+    PaceInput,
+    TokenBucket,
+    batch_limit,
+    plan,
+)
 from firmware.uplink.settings import UplinkSettings
 from firmware.uplink.status import UplinkStatus
 from firmware.uplink.transport import (
@@ -121,7 +128,8 @@ class Uplink(Closing):
         self._bucket = TokenBucket(
             settings.drain_rate_per_s, max(1, settings.batch_max_reads), clock.monotonic()
         )
-        self._budget = ByteBudget(settings.daily_bytes_cap, clock)
+        self._budget = ByteBudget(settings.daily_bytes_cap, clock,
+                                  outbox if isinstance(outbox, BudgetLedger) else None)
         # A callable answering "is the wall clock synchronised?" (firmware.link.timesync), sent with
         # each batch so the server can weigh device timestamps.
         self._clock_synced = clock_synced
