@@ -31,6 +31,8 @@ def read_payload(read: ReadRecord) -> dict[str, Any]:
         "box": list(read.box),
         "frames_used": read.frames_used,
         "clock_synced": read.clock_synced,
+        "clock_flags": list(read.clock_flags),
+        "clock_offset_s": read.clock_offset_s,
     }
 
 
@@ -78,6 +80,8 @@ def read_from_payload(
         box=(float(p["box"][0]), float(p["box"][1]), float(p["box"][2]), float(p["box"][3])),
         frames_used=int(p["frames_used"]),
         clock_synced=bool(p["clock_synced"]),
+        clock_flags=tuple(str(f) for f in p.get("clock_flags", ())),
+        clock_offset_s=None if p.get("clock_offset_s") is None else float(p["clock_offset_s"]),
         crop_jpeg=crop,
         overview_jpeg=overview,
     )

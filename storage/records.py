@@ -40,6 +40,12 @@ class ReadRecord:
     box: tuple[float, float, float, float]
     frames_used: int
     clock_synced: bool
+    # What time sync said of the clock when the read was stamped (firmware.link.timesync):
+    # flags among "clock_unsynced", "clock_jumped", "clock_offset", and the OS clock's offset
+    # from the GPS reference in seconds (None: no recent reference). Reads stored before
+    # schema 2 carry () and None.
+    clock_flags: tuple[str, ...] = ()
+    clock_offset_s: float | None = None
     crop_jpeg: bytes | None = field(default=None, repr=False)
     overview_jpeg: bytes | None = field(default=None, repr=False)
 

@@ -207,7 +207,7 @@ def raw_read_rows(src: Path, page_size: int) -> Iterator[tuple[int, list[Any]]]:
                 cols = _record(page[i : i + plen])
             except (ValueError, IndexError, UnicodeDecodeError):
                 continue
-            if len(cols) == 5 and isinstance(cols[1], str) and isinstance(cols[4], bytes):
+            if len(cols) in (5, 6) and isinstance(cols[1], str) and isinstance(cols[4], bytes):
                 yield rowid, cols
 
 
@@ -227,7 +227,7 @@ def _headerless_cells(page: bytes, max_local: int) -> Iterator[tuple[int, list[A
                 cols = _record(page[at : at + plen])
             except (ValueError, IndexError, UnicodeDecodeError):
                 continue
-            if len(cols) == 5 and isinstance(cols[1], str) and isinstance(cols[4], bytes):
+            if len(cols) in (5, 6) and isinstance(cols[1], str) and isinstance(cols[4], bytes):
                 yield rowid, cols
                 break
         at = page.find(_READ_HEADER, at + 2) - 1
@@ -308,7 +308,8 @@ def _copy(src: _Source, dst: sqlite3.Connection, suite: CipherSuite) -> dict[str
                 bad_reads.add(rid)
         if src.unreadable.get("reads"):  # rows SQLite would not give: read the leaf pages
             page_size = int(src.conn.execute("PRAGMA page_size").fetchone()[0])
-            for seq, (_, rid, day, idx, payload) in raw_read_rows(src.path, page_size):
+            for seq, cols in raw_read_rows(src.path, page_size):  # 6 columns from schema 2
+                _, rid, day, idx, payload = cols[:5]
                 if rid in reads or not isinstance(day, str) or not isinstance(idx, bytes):
                     continue
                 if _opens(ciphers.get(day), payload, ("reads", "payload", rid), rid):

@@ -15,7 +15,7 @@ from sqlite_utils import Database
 from storage.db import transaction
 from storage.errors import SchemaTooNew
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _V1 = (
     """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
@@ -89,8 +89,15 @@ def _v1(db: Database) -> None:
         db.execute(statement)
 
 
+def _v2(db: Database) -> None:
+    """Reads say in plaintext what time sync said of their clock (the same flags are sealed in
+    the payload, with the offset): evidence checks can count reads with a doubtful time without
+    opening them, and the flags reveal no person. NULL: stored before schema 2, not recorded."""
+    db.execute("ALTER TABLE reads ADD COLUMN clock_flags TEXT")
+
+
 #: version -> migration bringing the schema from version-1 to version. Never edit a released one.
-MIGRATIONS: dict[int, Callable[[Database], None]] = {1: _v1}
+MIGRATIONS: dict[int, Callable[[Database], None]] = {1: _v1, 2: _v2}
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

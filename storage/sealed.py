@@ -26,7 +26,8 @@ _AD_ALERT = ("alerts", "payload")
 class SealedRead:
     """The rows one read (and its alerts) becomes, sealed, ready to insert."""
 
-    read_row: tuple[str, str, bytes, bytes]  # read_id, day, plate blind index, payload
+    # read_id, day, plate blind index, payload, clock flags (comma-separated, "" for none)
+    read_row: tuple[str, str, bytes, bytes, str]
     image_rows: list[tuple[str, str, str, bytes]]
     alert_rows: list[tuple[str, str, str, int, bytes]]
     outbox_rows: list[tuple[str, str, str, str, int, int]]
@@ -57,7 +58,9 @@ def seal_read(read: ReadRecord, alerts: Sequence[AlertRecord], cipher: Cipher) -
         outbox.append((a.alert_id, "alert", rid, cipher.day, 0, a.priority))
     outbox.append((rid, "read", rid, cipher.day, 1, 0))
     return SealedRead(
-        (rid, cipher.day, cipher.blind_index(read.plate_text), payload), images, alert_rows, outbox
+        (rid, cipher.day, cipher.blind_index(read.plate_text), payload,
+         ",".join(read.clock_flags)),
+        images, alert_rows, outbox
     )
 
 

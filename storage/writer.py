@@ -177,7 +177,8 @@ class Writer:
                 new_plates.add(idx)
         first = conn.execute("SELECT coalesce(max(seq), 0) FROM reads").fetchone()[0]
         conn.executemany(
-            "INSERT INTO reads(read_id, day, plate_idx, payload) VALUES (?, ?, ?, ?)",
+            "INSERT INTO reads(read_id, day, plate_idx, payload, clock_flags)"
+            " VALUES (?, ?, ?, ?, ?)",
             [s.read_row for s in fresh],
         )
         conn.executemany(

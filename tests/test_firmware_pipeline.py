@@ -115,7 +115,9 @@ def test_two_passes_give_two_stored_reads_one_each(store):
 def test_open_track_is_drained_into_the_store_at_stop(store):
     script = {i: [("DRAIN1", 100 + 10 * i, 100)] for i in range(30)}
     emitted: list = []
-    p = _pipeline(store, script, 5, emitted)  # camera ends while the plate is still in view
+    # camera ends while the plate is still in view; time sync says the clock just jumped
+    p = _pipeline(store, script, 5, emitted,
+                  clock_stamp=lambda: (("clock_jumped", "clock_offset"), 4.25))
     stop = threading.Event()
     t = threading.Thread(target=p.run, args=(stop,))
     t.start()
@@ -125,6 +127,8 @@ def test_open_track_is_drained_into_the_store_at_stop(store):
     stop.set()
     t.join(5)
     assert [e["plate"] for e in emitted] == ["DRAIN1"]
+    (r,) = store.get_reads([emitted[0]["read_id"]], "test", "technician", "unit test")
+    assert r.clock_flags == ("clock_jumped", "clock_offset") and r.clock_offset_s == 4.25
 
 
 class FlakyStore:

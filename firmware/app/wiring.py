@@ -261,6 +261,7 @@ def build_components(settings: config.Settings, clock: Clock, **overrides: Any) 
         camera_id=settings.unit.camera_id,
         location=location_fn(location_source),
         clock_synced=overrides.pop("clock_synced", None) or links.timesync.is_synced,
+        clock_stamp=overrides.pop("clock_stamp", None) or links.timesync.read_stamp,
         matcher=overrides.pop("matcher", None) or links.matcher,
         on_alert=links.on_alert,
         overview=overview,

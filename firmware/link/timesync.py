@@ -227,6 +227,11 @@ class TimeSync:
             flags.append("clock_offset")
         return tuple(flags)
 
+    def read_stamp(self) -> tuple[tuple[str, ...], float | None]:
+        """What a read stamped now records of its clock: :meth:`read_flags` and the offset from
+        the GPS reference in seconds (None without a reference in the last hour)."""
+        return self.read_flags(), self.status().reference_offset_s
+
     def report(self) -> TimeSyncStatus:
         """:meth:`status` with the flags a read stamped now would carry (`vigil status`)."""
         return TimeSyncStatus(self.status(), self.read_flags())

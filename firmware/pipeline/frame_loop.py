@@ -106,6 +106,8 @@ class PipelineParts:
     emit: Callable[[dict[str, Any]], None]
     on_alert: Callable[[list[AlertRecord]], None] | None = None
     on_frame: Callable[[Frame], object] | None = None
+    # (flags, offset from the GPS reference in s) of time sync for a read stamped now
+    clock_stamp: Callable[[], tuple[tuple[str, ...], float | None]] | None = None
 
 
 class Pipeline:
@@ -221,6 +223,7 @@ class Pipeline:
     def _store_read(self, voted: VotedRead) -> None:
         now = self.p.clock.utcnow()
         loc = self.p.location()
+        flags, offset = self.p.clock_stamp() if self.p.clock_stamp is not None else ((), None)
         b = voted.box
         read = ReadRecord(
             read_id=str(uuid.uuid4()),
@@ -240,6 +243,7 @@ class Pipeline:
             box=(b.x, b.y, b.x + b.w, b.y + b.h),
             frames_used=voted.frames_used,
             clock_synced=self.p.clock_synced(),
+            clock_flags=flags, clock_offset_s=offset,
             crop_jpeg=encode_jpeg(voted.best_crop),
             overview_jpeg=encode_jpeg(self.p.overview(voted.best_frame, voted.vehicle_box, b)),
         )
