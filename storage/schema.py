@@ -10,8 +10,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-from sqlite_utils import Database
-
 from storage.db import transaction
 from storage.errors import SchemaTooNew
 
@@ -84,12 +82,12 @@ _V1 = (
 )
 
 
-def _v1(db: Database) -> None:
+def _v1(db: sqlite3.Connection) -> None:
     for statement in _V1:
         db.execute(statement)
 
 
-def _v2(db: Database) -> None:
+def _v2(db: sqlite3.Connection) -> None:
     """Reads say in plaintext what time sync said of their clock (the same flags are sealed in
     the payload, with the offset): evidence checks can count reads with a doubtful time without
     opening them, and the flags reveal no person. NULL: stored before schema 2, not recorded."""
@@ -97,7 +95,7 @@ def _v2(db: Database) -> None:
 
 
 #: version -> migration bringing the schema from version-1 to version. Never edit a released one.
-MIGRATIONS: dict[int, Callable[[Database], None]] = {1: _v1, 2: _v2}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2}
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
@@ -121,9 +119,8 @@ def migrate(conn: sqlite3.Connection, path: str) -> tuple[int, int]:
     Returns (version before, version after). Expects ``conn`` in autocommit mode.
     """
     before = check_not_newer(conn, path)
-    db = Database(conn)
     for version in range(before + 1, SCHEMA_VERSION + 1):
         with transaction(conn):
-            MIGRATIONS[version](db)
+            MIGRATIONS[version](conn)
             conn.execute(f"PRAGMA user_version = {version:d}")
     return before, SCHEMA_VERSION

@@ -7,8 +7,6 @@ import random
 import sqlite3
 from pathlib import Path
 
-from sqlite_utils import Database
-
 from storage import MemoryKeySource
 from storage.codec import read_from_payload, read_payload
 from storage.schema import MIGRATIONS, SCHEMA_VERSION
@@ -18,7 +16,7 @@ from tests.kit import make_read, open_store
 def _v1_copy_of(src: Path, dst: Path) -> None:
     """``dst``: a schema-1 file (built by migration 1 alone) holding ``src``'s rows."""
     conn = sqlite3.connect(str(dst), isolation_level=None)
-    MIGRATIONS[1](Database(conn))
+    MIGRATIONS[1](conn)
     conn.execute("PRAGMA user_version = 1")
     conn.execute("ATTACH DATABASE ? AS src", (str(src),))
     for table in ("meta", "day_keys", "outbox", "counters", "alerts", "images"):
