@@ -44,7 +44,10 @@ class DetectorSettings:
     ``refine_plate_px``: each plate found is looked at again in a window of the frame scaled so
     the plate spans this many model-input pixels, and takes that pass's tighter box (0: off;
     the whole-frame pass sees a distant plate at a few pixels and boxes it loosely).
-    ``refine_max``: plates refined per frame, best first.
+    ``refine_max``: plates refined per frame, best first. ``zoom_out``: when the whole-frame
+    pass finds no plate, look again at the frame shrunk this many times more, centred on a plain
+    canvas (0: off): a photo that is mostly plate puts it far beyond the 200 px the model was
+    trained on; shrunk, it is in range (docs/models-detector.md).
     """
 
     plate_threshold: float = 0.4
@@ -53,6 +56,7 @@ class DetectorSettings:
     max_detections: int = 32
     refine_plate_px: int = 120
     refine_max: int = 4
+    zoom_out: float = 4.0
 
     def __post_init__(self) -> None:
         for name in ("plate_threshold", "vehicle_threshold", "nms_iou"):
@@ -65,6 +69,8 @@ class DetectorSettings:
             raise ValueError(f"refine_plate_px must be 0 or 32..320, got {self.refine_plate_px}")
         if not 0 <= self.refine_max <= 64:
             raise ValueError(f"refine_max must be 0..64, got {self.refine_max}")
+        if not (self.zoom_out == 0 or 1.5 <= self.zoom_out <= 8):
+            raise ValueError(f"zoom_out must be 0 or 1.5..8, got {self.zoom_out}")
 
 
 def as_grey(frame: object) -> np.ndarray:
@@ -141,6 +147,8 @@ class PlateDetector(Closing):
         """Every plate and vehicle in ``frame``, best first per class, boxes in frame pixels."""
         out, lb = self.raw(frame)
         found = self.decode(out, lb)
+        if self.settings.zoom_out and not any(d.label == "plate" for d in found):
+            found = found + self.zoomed_out(frame, self.settings.zoom_out)
         if self.settings.refine_plate_px <= 0 or self.settings.refine_max <= 0:
             return found
         budget = self.settings.refine_max
@@ -151,6 +159,32 @@ class PlateDetector(Closing):
                 d = self.refine(frame, d)
             refined.append(d)
         return refined
+
+    def zoomed_out(self, frame: np.ndarray, factor: float) -> list[Detection]:
+        """Plates in ``frame`` shrunk ``factor`` times below its letterbox scale and centred on a
+        canvas of its mean grey; boxes in frame pixels (no corners: the reader takes the box)."""
+        grey = as_grey(frame)
+        fh, fw = grey.shape
+        ih, iw = self.input_hw
+        scale = min(iw / fw, ih / fh) / factor
+        nw, nh = max(1, round(fw * scale)), max(1, round(fh * scale))
+        small = cv2.resize(grey, (nw, nh), interpolation=cv2.INTER_AREA)
+        canvas = np.full((ih, iw), int(small.mean()), np.uint8)
+        x0, y0 = (iw - nw) // 2, (ih - nh) // 2
+        canvas[y0 : y0 + nh, x0 : x0 + nw] = small
+        out = {k: v[0] for k, v in self._model.run(self._lut[canvas][None, :, :, None]).items()}
+        same = Letterbox(scale=1.0, frame_hw=(ih, iw), input_hw=self.input_hw)
+        found = []
+        for d in self.decode(out, same):
+            if d.label != "plate":
+                continue
+            bx0 = max(0.0, (d.box.x - x0) / scale)
+            by0 = max(0.0, (d.box.y - y0) / scale)
+            bx1 = min(float(fw), (d.box.x + d.box.w - x0) / scale)
+            by1 = min(float(fh), (d.box.y + d.box.h - y0) / scale)
+            if bx1 - bx0 >= 2 and by1 - by0 >= 2:
+                found.append(Detection(Box(bx0, by0, bx1 - bx0, by1 - by0), d.score, "plate"))
+        return found
 
     def refine(self, frame: np.ndarray, det: Detection) -> Detection:
         """``det`` re-measured in a window where the plate spans ``refine_plate_px`` input

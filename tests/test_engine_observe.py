@@ -123,3 +123,19 @@ def test_detections_the_reader_cannot_read_are_not_plates() -> None:
         ).plates
     assert [o.ocr.text for o in kept] == ["B123CD"]
     assert len(every) == len(found)
+
+
+def test_a_photo_that_is_all_plate_is_found_by_zooming_out() -> None:
+    from inference.detector import DetectorSettings, PlateDetector
+    from inference.engine import DEFAULT_MODEL_DIR
+
+    ocr_data = Path(__file__).resolve().parent / "data" / "ocr"
+    crop = cv2.cvtColor(cv2.imread(str(ocr_data / "ct704.jpg")), cv2.COLOR_BGR2RGB)
+    h, w = crop.shape[:2]
+    with PlateDetector.load(DEFAULT_MODEL_DIR, settings=DetectorSettings(zoom_out=0)) as plain:
+        assert not [d for d in plain.detect(crop) if d.label == "plate"]
+    with PlateDetector.load(DEFAULT_MODEL_DIR) as zooming:
+        plates = [d for d in zooming.detect(crop) if d.label == "plate"]
+    assert plates and plates[0].box.iou(Box(0, 0, w, h)) >= 0.7
+    with pytest.raises(ValueError):
+        DetectorSettings(zoom_out=1.0)
