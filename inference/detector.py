@@ -137,11 +137,13 @@ class PlateDetector(Closing):
 
     def raw(self, frame: np.ndarray) -> tuple[dict[str, np.ndarray], Letterbox]:
         """Model outputs (dequantised, batch dim dropped) for ``frame`` and its letterbox."""
-        grey = as_grey(frame)
-        boxed, lb = letterbox(grey, self.input_hw)
-        x = self._lut[boxed][None, :, :, None]
-        out = self._model.run(x)
-        return {k: v[0] for k, v in out.items()}, lb
+        boxed, lb = letterbox(as_grey(frame), self.input_hw)
+        return self._run(boxed), lb
+
+    def _run(self, boxed: np.ndarray) -> dict[str, np.ndarray]:
+        """Model outputs for one grey image already the size of the input."""
+        out = self._model.run(self._lut[boxed][None, :, :, None])
+        return {k: v[0] for k, v in out.items()}
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
         """Every plate and vehicle in ``frame``, best first per class, boxes in frame pixels."""
@@ -172,7 +174,7 @@ class PlateDetector(Closing):
         canvas = np.full((ih, iw), int(small.mean()), np.uint8)
         x0, y0 = (iw - nw) // 2, (ih - nh) // 2
         canvas[y0 : y0 + nh, x0 : x0 + nw] = small
-        out = {k: v[0] for k, v in self._model.run(self._lut[canvas][None, :, :, None]).items()}
+        out = self._run(canvas)
         same = Letterbox(scale=1.0, frame_hw=(ih, iw), input_hw=self.input_hw)
         found = []
         for d in self.decode(out, same):

@@ -29,18 +29,8 @@ from training.recognizer.splits import DATASETS
 GRID = tuple(round(t, 2) for t in np.arange(0.7, 2.51, 0.05))
 
 
-def ece(conf: np.ndarray, ok: np.ndarray, bins: int = 10) -> float:
-    edges = np.linspace(0, 1, bins + 1)
-    idx = np.clip(np.digitize(conf, edges) - 1, 0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        m = idx == b
-        if m.any():
-            total += m.sum() / len(conf) * abs(conf[m].mean() - ok[m].mean())
-    return float(total)
-
-
 def main() -> None:
+    from inference.evaluation import calibration_error
     from inference.ocr import PlateReader, decode
     from training.recognizer.features import jitter_plate_crop, photometric
 
@@ -73,7 +63,8 @@ def main() -> None:
             conf.append(r.confidence)
             ok.append(r.text == text)
         c, o = np.array(conf), np.array(ok, np.float64)
-        rows.append((float(np.mean((c - o) ** 2)), ece(c, o), float(o.mean()), t))
+        e = calibration_error(list(zip(conf, ok, strict=True))) or 0.0
+        rows.append((float(np.mean((c - o) ** 2)), e, float(o.mean()), t))
     best = min(rows)
     for brier, e, acc, t in rows:
         mark = " <" if t == best[3] else ""

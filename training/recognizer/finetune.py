@@ -31,7 +31,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from inference.ctc import best_path
 from training.recognizer import graph
+from training.recognizer.crop_eval import SETS, crops
 from training.recognizer.features import (
     REGIONS,
     WIDTH,
@@ -41,7 +43,8 @@ from training.recognizer.features import (
     jitter_plate_crop,
     photometric,
 )
-from training.recognizer.splits import DATASETS, split_of
+from training.recognizer.splits import DATASETS
+from training.recognizer.train_heads import encode
 
 OUT = WORK / "finetune"
 HEAD_NAMES = (graph.HEAD_W, graph.HEAD_B, "region_w", "region_b")
@@ -82,25 +85,20 @@ def load_pool(data: Path) -> dict[str, list[dict]]:
 
 
 def val_items(data: Path, limit: int = 150) -> list[tuple[np.ndarray, str]]:
-    """Held-out crops (the val split by plate text) of the US and Brazilian sets."""
-    out = []
-    for name, key in (("us-plate-photos", "plate_text"), ("openalpr-traindetector-br-crops",
-                                                         "plate_text")):
-        rows = [json.loads(x) for x in (data / name / "labels.jsonl").read_text().splitlines()]
-        rows = [r for r in rows if r.get(key) and split_of(r[key]) == "val"][:limit]
-        for r in rows:
-            img = cv2.imread(str(data / name / r["image"]), cv2.IMREAD_COLOR)
-            if img is not None:
-                out.append((img, r[key]))
-    return out
+    """Held-out RGB crops (the val split by plate text) of the US and Brazilian sets."""
+    return [item for _, name in SETS for item in crops(data, name, "val")[:limit]]
+
+
+def rgb_input(crop_rgb: np.ndarray) -> np.ndarray:
+    """One (3, 48, 240) network input, made exactly as the runtime reader makes it."""
+    from inference.ocr import preprocess
+
+    x = preprocess(np.ascontiguousarray(crop_rgb), graph.HEIGHT, WIDTH, graph.MIN_WIDTH)
+    return x[0].transpose(2, 0, 1)
 
 
 def to_input(crop_bgr: np.ndarray) -> np.ndarray:
-    from inference.ocr import preprocess
-
-    x = preprocess(np.ascontiguousarray(crop_bgr[:, :, ::-1]), graph.HEIGHT, WIDTH,
-                   graph.MIN_WIDTH)
-    return x[0].transpose(2, 0, 1)
+    return rgb_input(crop_bgr[:, :, ::-1])
 
 
 def draw(rng: np.random.Generator, pool: dict[str, list[dict]], n: int):  # type: ignore[no-untyped-def]
@@ -127,24 +125,9 @@ def draw(rng: np.random.Generator, pool: dict[str, list[dict]], n: int):  # type
 MAX_LABEL = 12  # one padded length, so the training step is traced once
 
 
-def encode(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    labels = np.zeros((len(texts), MAX_LABEL), np.int32)
-    lengths = np.zeros(len(texts), np.int32)
-    for i, t in enumerate(texts):
-        idx = [graph.ALPHABET.index(c) for c in t]
-        labels[i, : len(idx)] = idx
-        lengths[i] = len(idx)
-    return labels, lengths
-
-
 def greedy(logits: np.ndarray) -> str:
-    best = logits.argmax(-1)
-    out, prev = [], 0
-    for k in best:
-        if k != prev and k != 0:
-            out.append(graph.ALPHABET[k])
-        prev = k
-    return "".join(out)
+    """Greedy CTC read (the arg-max of logits is that of the probabilities)."""
+    return "".join(graph.ALPHABET[k] for k in best_path(logits, 0)[0])
 
 
 def main() -> None:
@@ -215,7 +198,7 @@ def main() -> None:
         ok = 0
         for k in range(0, len(val), 32):
             chunk = val[k : k + 32]
-            x = np.stack([to_input(img) for img, _ in chunk])
+            x = np.stack([rgb_input(img) for img, _ in chunk])
             out = infer(tf.constant(x)).numpy()
             ok += sum(greedy(o) == t for o, (_, t) in zip(out, chunk, strict=True))
         return ok / max(1, len(val))
@@ -230,7 +213,7 @@ def main() -> None:
     t0 = time.time()
     for s in range(step0, a.steps):
         x, texts, regions = draw(rng, pool, a.batch)
-        labels, lengths = encode(texts)
+        labels, lengths = encode(np.array(texts), MAX_LABEL)
         has_text = np.array([len(t) > 0 for t in texts], np.float32)
         warm = min(1.0, (s + 1) / 50)
         ctc, rce, pull = step(

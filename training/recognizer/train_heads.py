@@ -33,8 +33,9 @@ TRAINER = (
 )
 
 
-def encode(texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    max_len = max(1, max(len(t) for t in texts))
+def encode(texts: np.ndarray, max_len: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """CTC label indices padded to ``max_len`` (default: the longest text) and their lengths."""
+    max_len = max_len or max(1, max(len(t) for t in texts))
     labels = np.zeros((len(texts), max_len), np.int32)
     lengths = np.zeros(len(texts), np.int32)
     for i, t in enumerate(texts):

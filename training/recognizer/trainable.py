@@ -117,7 +117,9 @@ def _conv(ins: list, a: dict) -> tf.Tensor:
     else:
         out_ch, per_group = int(wt.shape[0]), int(wt.shape[1])
         if per_group != 1 or out_ch != group:
-            raise NotImplementedError(f"grouped conv with {per_group} inputs per group")
+            # PP-OCRv4's graph has only depthwise grouped convolutions; refuse anything else
+            # rather than compute it wrongly.
+            raise ValueError(f"unsupported grouped Conv: {per_group} inputs per group")
         k = tf.transpose(wt, (2, 3, 0, 1))  # (kh, kw, C, 1)
         # TensorFlow's depthwise kernel wants equal strides: stride 1, then subsample.
         y = tf.nn.depthwise_conv2d(xh, k, [1, 1, 1, 1], "VALID", dilations=[dh, dw])
@@ -182,7 +184,7 @@ def _matmul(ins: list, a: dict) -> tf.Tensor:
 
 def _avgpool(ins: list, a: dict) -> tf.Tensor:
     if any(a.get("pads", [0])) or a.get("ceil_mode", 0):
-        raise NotImplementedError("AveragePool with padding or ceil_mode")
+        raise ValueError("unsupported AveragePool: padding or ceil_mode (not in this graph)")
     xh = tf.transpose(_t(ins[0]), (0, 2, 3, 1))
     y = tf.nn.avg_pool2d(xh, a["kernel_shape"], a["strides"], "VALID")
     return tf.transpose(y, (0, 3, 1, 2))
