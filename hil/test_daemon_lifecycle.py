@@ -8,6 +8,7 @@ import time
 import pytest
 
 from hil.rig import SimulatedRig, running
+from tests.kit.people import INVESTIGATOR
 
 pytestmark = pytest.mark.hil
 
@@ -66,7 +67,7 @@ def test_ready_reads_then_clean_sigterm_with_nothing_lost(rig, tmp_path):
     # in the encrypted store and decrypts.
     with rig.open_store() as store:
         printed = [r["read_id"] for r in rig.reads]
-        stored = store.get_reads(printed, "hil", "technician", "lifecycle test")
+        stored = store.get_reads(printed, INVESTIGATOR)
         depth = store.outbox_depth()
     assert sorted(r.read_id for r in stored) == sorted(printed)
     assert {r.plate_text for r in stored} == {r["plate"] for r in rig.reads}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from drivers.config_keys import out_of_range, setting
 from storage.errors import InvalidSettings
+from storage.roles import DEFAULT_SEARCH_ROLES, search_roles_problem
 
 #: Legal ceiling on retention. Config may shorten retention, never lengthen it past this.
 RETENTION_POLICY_MAX_DAYS = 90
@@ -40,8 +41,9 @@ class StoreSettings:
                                    doc="SQLite integrity check at start.")
     budget_low_water: float = setting(0.9, min=0.5, max=0.99)
     drop_unsent_reads_when_full: bool = setting(True)
-    search_roles: tuple[str, ...] = setting(("operator", "investigator", "technician"),
-                                            doc="Roles allowed to search reads.")
+    search_roles: tuple[str, ...] = setting(DEFAULT_SEARCH_ROLES,
+                                            doc="Roles allowed read data (plate search, reads "
+                                            "by id): investigator and/or admin, never others.")
     counters_keep_days: int = setting(400, min=1, max=3660)
     group_commit_max: int = setting(512, min=1, max=10000)
     page_size: int = setting(8192, choices=(4096, 8192, 16384, 32768, 65536))
@@ -53,5 +55,8 @@ class StoreSettings:
             problems.append(
                 f"counters_keep_days={self.counters_keep_days} is shorter than retention_days"
             )
+        roles_problem = search_roles_problem(tuple(self.search_roles))
+        if roles_problem is not None:
+            problems.append(f"search_roles={list(self.search_roles)!r}: {roles_problem}")
         if problems:
             raise InvalidSettings("invalid store settings: " + "; ".join(problems))

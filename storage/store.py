@@ -73,6 +73,7 @@ from storage.records import (
     ReadRecord,
     VerifyReport,
 )
+from storage.roles import Caller
 from storage.salvage import salvage
 from storage.schema import SCHEMA_VERSION, check_not_newer, migrate
 from storage.sealed import SealedRows
@@ -335,20 +336,19 @@ class Store(Closing):
 
     # ------------------------------------------------------------------ access to read data
 
-    def search_plate(self, text: str, actor: str, role: str, reason: str) -> list[ReadRecord]:
+    def search_plate(self, text: str, caller: Caller) -> list[ReadRecord]:
         """Reads of a plate still within retention, newest first, with their images.
 
-        Refused (:class:`AccessDenied`) unless ``role`` is in ``search_roles`` and a reason is
-        given; granted and refused searches are both audited and counted.
+        Refused (:class:`AccessDenied`) unless ``caller.role`` is in ``search_roles`` and its
+        reason holds a case number; granted and refused searches are both audited with the
+        caller as the actor, and counted (:mod:`storage.access`).
         """
-        return self._access.search_plate(text, actor, role, reason)
+        return self._access.search_plate(text, caller)
 
-    def get_reads(
-        self, read_ids: Sequence[str], actor: str, role: str, reason: str
-    ) -> list[ReadRecord]:
-        """Decrypt reads by id (with images), audited. Missing or purged ids are skipped;
-        a read that fails authentication raises :class:`TamperDetected`."""
-        return self._access.get_reads(read_ids, actor, role, reason)
+    def get_reads(self, read_ids: Sequence[str], caller: Caller) -> list[ReadRecord]:
+        """Decrypt reads by id (with images); checked and audited like a search. Missing or
+        purged ids are skipped; a read that fails authentication raises :class:`TamperDetected`."""
+        return self._access.get_reads(read_ids, caller)
 
     # ------------------------------------------------------------------ audit
 

@@ -20,6 +20,7 @@ from firmware.pipeline.frame_loop import LocationFix, Pipeline, PipelineParts
 from inference.records import Box, Candidate, Detection, FrameResult, OcrResult, PlateObservation
 from inference.tracker import Tracker
 from tests.kit import open_store
+from tests.kit.people import INVESTIGATOR
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ def test_two_passes_give_two_stored_reads_one_each(store):
     stop.set()
     t.join(5)
     assert [e["plate"] for e in emitted] == ["ABC1234", "XYZ987"]
-    got = store.get_reads([e["read_id"] for e in emitted], "test", "technician", "unit test")
+    got = store.get_reads([e["read_id"] for e in emitted], INVESTIGATOR)
     assert sorted(r.plate_text for r in got) == ["ABC1234", "XYZ987"]
     assert all(r.camera_id == "t-1" and r.location_source == "site" for r in got)
     assert store.outbox_depth()["reads"] == 2
@@ -127,7 +128,7 @@ def test_open_track_is_drained_into_the_store_at_stop(store):
     stop.set()
     t.join(5)
     assert [e["plate"] for e in emitted] == ["DRAIN1"]
-    (r,) = store.get_reads([emitted[0]["read_id"]], "test", "technician", "unit test")
+    (r,) = store.get_reads([emitted[0]["read_id"]], INVESTIGATOR)
     assert r.clock_flags == ("clock_jumped", "clock_offset") and r.clock_offset_s == 4.25
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from storage import StoreFull
 from tests.kit import make_alert, make_read, open_store
+from tests.kit.people import INVESTIGATOR
 
 
 def test_budget_drops_overviews_then_crops_never_unsent_alerts(tmp_path: Path) -> None:
@@ -96,7 +97,7 @@ def test_disk_full_drops_droppable_data_and_retries(tmp_path: Path) -> None:
         r = make_read(rng, crop_bytes=20000)
         s.put_read(r)  # must succeed by dropping overview images
         assert s.stats()["overview_dropped"] > 0
-        assert len(s.get_reads([r.read_id], "t", "technician", "test")) == 1
+        assert len(s.get_reads([r.read_id], INVESTIGATOR)) == 1
 
 
 def test_disk_full_with_nothing_droppable_raises_store_full(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import pytest
 from firmware.cli import cmd_storage
 from storage import MemoryKeySource
 from tests.kit import make_read, open_store
+from tests.kit.people import INVESTIGATOR
 
 
 def _parser(db: Path, ks: MemoryKeySource) -> argparse.ArgumentParser:
@@ -31,7 +32,7 @@ def test_verify_export_stats(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     ks, db = MemoryKeySource(), tmp_path / "s.db"
     with open_store(db, ks) as s:
         s.put_read(make_read(random.Random(1), plate="AB123CD"))
-        s.search_plate("AB123CD", "alice", "operator", "case 5")
+        s.search_plate("AB123CD", INVESTIGATOR)
     p = _parser(db, ks)
     assert _run(p, "audit", "verify", "--json") == 0
     rep = json.loads(capsys.readouterr().out)

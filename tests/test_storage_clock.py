@@ -13,6 +13,7 @@ from storage import MemoryKeySource, Store, StoreSettings
 from storage.purge import BLOCKED_UNTRUSTED
 from storage.retention import effective_days
 from tests.kit import make_read, open_store
+from tests.kit.people import INVESTIGATOR
 
 T0 = datetime(2026, 11, 1, 10, tzinfo=UTC)
 DAY = 86400.0
@@ -75,7 +76,7 @@ def test_forward_step_with_untrusted_clock_purges_nothing(tmp_path: Path) -> Non
         h = s.health()
         assert h.purge_blocked == BLOCKED_UNTRUSTED and h.as_dict()["purge_blocked"]
         assert _pending(s) == set(unsent) | set(late)
-        assert len(s.get_reads(sent, "t", "technician", "test")) == 3
+        assert len(s.get_reads(sent, INVESTIGATOR)) == 3
         # written 40 days "ahead": stamped no later than the trusted high-water day + 1
         assert max(h.live_days or ()) <= (T0 + timedelta(days=1)).date().isoformat()
         clock.advance(2 * 3600)
@@ -88,7 +89,7 @@ def test_forward_step_with_untrusted_clock_purges_nothing(tmp_path: Path) -> Non
     with s2:
         assert s2.health().purge_blocked == BLOCKED_UNTRUSTED
         assert _pending(s2) == set(unsent) | set(late)
-        assert len(s2.get_reads(sent, "t", "technician", "test")) == 3
+        assert len(s2.get_reads(sent, INVESTIGATOR)) == 3
 
 
 def test_forward_step_believed_purges_only_delivered_reads(tmp_path: Path) -> None:
@@ -121,10 +122,10 @@ def test_step_back_after_believed_forward_step_keeps_no_read_longer(tmp_path: Pa
         s.mark_sent(_pending(s))
         clock.advance(29 * DAY)
         s.purge_expired()
-        assert len(s.get_reads(future, "t", "technician", "test")) == 3
+        assert len(s.get_reads(future, INVESTIGATOR)) == 3
         clock.advance(1 * DAY)  # 30 days after they were really written
         s.purge_expired()
-        assert s.get_reads(future, "t", "technician", "test") == []
+        assert s.get_reads(future, INVESTIGATOR) == []
         assert s.health().live_days == ()
 
 
@@ -140,7 +141,7 @@ def test_step_back_after_untrusted_forward_step_keeps_no_read_longer(tmp_path: P
         s.mark_sent(_pending(s))
         clock.advance(31 * DAY)  # the rule: retention_days + the one-day slack at most
         s.purge_expired()
-        assert s.get_reads(future, "t", "technician", "test") == []
+        assert s.get_reads(future, INVESTIGATOR) == []
 
 
 def test_raising_predicate_blocks_purge(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ import pytest
 from drivers.clock import SystemClock
 from storage import MemoryKeySource
 from tests.kit import open_store
+from tests.kit.people import INVESTIGATOR
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,7 +69,7 @@ def _run_and_kill(
 def _check(db: Path, kek: bytes, acked: list[str]) -> None:
     with open_store(db, MemoryKeySource(kek), SystemClock()) as s:
         assert s.health().recovered_from_corruption is None
-        got = s.get_reads(acked, "test", "technician", "crash check")
+        got = s.get_reads(acked, INVESTIGATOR)
         missing = set(acked) - {r.read_id for r in got}
         assert not missing, f"{len(missing)} acknowledged reads lost"
         rep = s.verify_audit()

@@ -13,6 +13,7 @@ from drivers.clock import FakeClock
 from storage import MemoryKeySource, Store, StoreSettings
 from storage.retention import expired_days
 from tests.kit import make_alert, make_read, open_store
+from tests.kit.people import INVESTIGATOR
 
 T0 = datetime(2026, 11, 1, 10, tzinfo=UTC)
 
@@ -60,9 +61,9 @@ def test_purge_shreds_keys_deletes_rows_and_counts(tmp_path: Path) -> None:
     res = store.purge_expired()
     assert res.days == ("2026-11-01", "2026-11-02")
     assert res.reads == 8 and res.alerts == 2 and res.images == 8 and res.unsent_outbox == 0
-    assert store.get_reads(ids["2026-11-01"], "t", "technician", "test") == []
-    assert len(store.get_reads(ids["2026-11-03"], "t", "technician", "test")) == 4
-    assert len(store.search_plate("AB123CD", "a", "operator", "case 9")) == 3
+    assert store.get_reads(ids["2026-11-01"], INVESTIGATOR) == []
+    assert len(store.get_reads(ids["2026-11-03"], INVESTIGATOR)) == 4
+    assert len(store.search_plate("AB123CD", INVESTIGATOR)) == 3
     assert store.health().live_days == ("2026-11-03", "2026-11-04", "2026-11-05")
     again = store.purge_expired()
     assert again.days == () and again.reads == 0
@@ -105,7 +106,7 @@ def test_copied_file_after_purge_cannot_decrypt_old_rows(tmp_path: Path) -> None
             "INSERT INTO reads(read_id, day, plate_idx, payload) VALUES (?,?,?,?)", rows
         )
     with open_store(path, ks, clock, retention_days=7) as s:
-        assert s.get_reads([r[0] for r in rows], "t", "technician", "test") == []
+        assert s.get_reads([r[0] for r in rows], INVESTIGATOR) == []
 
 
 def test_purge_runs_at_open_and_on_schedule(tmp_path: Path) -> None:

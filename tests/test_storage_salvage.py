@@ -19,6 +19,7 @@ import pytest
 from drivers.clock import FakeClock
 from storage import MemoryKeySource, Store
 from tests.kit import make_alert, make_read, open_store
+from tests.kit.people import INVESTIGATOR
 
 N_READS = 129
 N_SENT = 40
@@ -114,7 +115,7 @@ def _check(store: Store, b: Built, intact: set[str]) -> set[str]:
     h = store.health()
     rep = h.salvage
     assert rep is not None and h.recovered_from_corruption is not None and h.degraded
-    got = {r.read_id: r for r in store.get_reads(list(b.plates), "t", "technician", "test")}
+    got = {r.read_id: r for r in store.get_reads(list(b.plates), INVESTIGATOR)}
     assert intact <= set(got), f"intact reads not salvaged: {len(intact - set(got))}"
     assert all(r.plate_text == b.plates[rid] for rid, r in got.items())
     assert rep.reads == len(got)
@@ -145,7 +146,7 @@ def test_damage_at_rest_salvages_every_intact_read(tmp_path: Path, kind: str) ->
         assert s.outbox_depth() == {"alerts": 0, "reads": 0}
     with open_store(b.path, b.ks, b.clock) as s:  # and it reopens clean
         assert s.health().recovered_from_corruption is None
-        assert len(s.get_reads(list(got), "t", "technician", "test")) == len(got)
+        assert len(s.get_reads(list(got), INVESTIGATOR)) == len(got)
     if kind == "header_zeroed":
         assert len(got) == N_READS
 
@@ -182,4 +183,4 @@ def test_damage_while_running_is_noticed_within_one_interval(tmp_path: Path) -> 
         assert s.outbox_depth()["reads"] == len(got - b.sent) + 1
     with open_store(b.path, b.ks, b.clock) as s:
         assert s.health().recovered_from_corruption is None
-        assert len(s.get_reads(list(got), "t", "technician", "test")) == len(got)
+        assert len(s.get_reads(list(got), INVESTIGATOR)) == len(got)

@@ -11,6 +11,7 @@ from storage import MemoryKeySource
 from storage.codec import read_from_payload, read_payload
 from storage.schema import MIGRATIONS, SCHEMA_VERSION
 from tests.kit import make_read, open_store
+from tests.kit.people import INVESTIGATOR
 
 
 def _v1_copy_of(src: Path, dst: Path) -> None:
@@ -36,7 +37,7 @@ def test_schema_1_store_migrates_to_2_and_keeps_its_reads(tmp_path: Path) -> Non
     _v1_copy_of(tmp_path / "new.db", tmp_path / "v1.db")
     with open_store(tmp_path / "v1.db", keys) as s:
         assert s.health().schema_version == 2
-        (got,) = s.get_reads([old.read_id], "t", "technician", "test")
+        (got,) = s.get_reads([old.read_id], INVESTIGATOR)
         assert got.plate_text == "AB123CD" and got.clock_flags == ()
         stamped = make_read(rng)
         stamped = type(stamped)(**{**{f: getattr(stamped, f) for f in stamped.__slots__},
@@ -44,7 +45,7 @@ def test_schema_1_store_migrates_to_2_and_keeps_its_reads(tmp_path: Path) -> Non
                                    "clock_flags": ("clock_unsynced", "clock_jumped"),
                                    "clock_offset_s": -3.5})
         s.put_read(stamped)
-        (back,) = s.get_reads([stamped.read_id], "t", "technician", "test")
+        (back,) = s.get_reads([stamped.read_id], INVESTIGATOR)
         assert back.clock_flags == ("clock_unsynced", "clock_jumped")
         assert back.clock_offset_s == -3.5
         rows = dict(s._db.conn.execute("SELECT read_id, clock_flags FROM reads").fetchall())

@@ -12,6 +12,7 @@ import pytest
 from storage import KeySourceError, MemoryKeySource, SchemaTooNew, TamperDetected
 from storage.schema import SCHEMA_VERSION
 from tests.kit import make_alert, make_read, open_store
+from tests.kit.people import INVESTIGATOR
 
 
 def _populate(path: Path, ks: MemoryKeySource, n: int = 5) -> list[str]:
@@ -40,8 +41,8 @@ def test_flipped_ciphertext_byte_is_detected(tmp_path: Path) -> None:
         c.execute("UPDATE reads SET payload=? WHERE read_id=?", (bytes(blob), ids[2]))
     with open_store(path, ks) as s:
         with pytest.raises(TamperDetected):
-            s.get_reads([ids[2]], "t", "technician", "test")
-        assert len(s.get_reads([ids[1]], "t", "technician", "test")) == 1
+            s.get_reads([ids[2]], INVESTIGATOR)
+        assert len(s.get_reads([ids[1]], INVESTIGATOR)) == 1
         # The uplink sets the damaged item aside instead of retrying it forever.
         batch = s.next_outbox_batch(100, 10**9)
         assert ids[2] not in {b.item_id for b in batch} and len(batch) == 5
@@ -59,7 +60,7 @@ def test_flipped_image_byte_is_detected(tmp_path: Path) -> None:
         blob[100] ^= 1
         c.execute("UPDATE images SET data=? WHERE read_id=?", (bytes(blob), ids[1]))
     with open_store(path, ks) as s, pytest.raises(TamperDetected):
-        s.get_reads([ids[1]], "t", "technician", "test")
+        s.get_reads([ids[1]], INVESTIGATOR)
 
 
 def test_swapped_rows_fail_to_decrypt(tmp_path: Path) -> None:
@@ -76,7 +77,7 @@ def test_swapped_rows_fail_to_decrypt(tmp_path: Path) -> None:
     with open_store(path, ks) as s:
         for rid in (ids[1], ids[3], ids[0]):
             with pytest.raises(TamperDetected):
-                s.get_reads([rid], "t", "technician", "test")
+                s.get_reads([rid], INVESTIGATOR)
 
 
 def test_edited_audit_entry_in_database_is_detected(tmp_path: Path) -> None:
