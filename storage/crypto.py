@@ -6,6 +6,7 @@
                      --HKDF--> audit signing (Ed25519 seed for audit checkpoints)
                      --HKDF--> audit pseudonym key (HMAC of search terms in audit details)
                      --HKDF--> key check value (detects a KEK that does not match the store)
+                     --HKDF--> row MAC key (outbox and alert rows, storage.rowmac)
                      --HKDF--> external subkeys ("ext/<purpose>", e.g. the hotlist at rest)
     day key (random, one per UTC day) --> AES-256-GCM of fields and images of that day
                                       --HKDF--> blind-index key (HMAC of normalised plates)
@@ -125,6 +126,7 @@ class KeyHierarchy:
         self.key_check = hkdf(kek, "vigil/key-check/v1", 16)
         self.signing_key = Ed25519PrivateKey.from_private_bytes(hkdf(kek, "vigil/audit-sign/v1"))
         self._ext_root = hkdf(kek, "vigil/ext-root/v1")
+        self.row_mac_key = hkdf(kek, "vigil/row-mac/v1")
 
     def __repr__(self) -> str:
         return "KeyHierarchy(<redacted>)"

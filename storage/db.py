@@ -124,7 +124,22 @@ class Database:
         with self.locked() as conn:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
-    def reclaim(self) -> None:
+    def checkpoint_truncate(self, wait_ms: int = 2000) -> bool:
+        """Checkpoint the whole WAL into the file and reset it; True only if that completed.
+
+        ``PRAGMA wal_checkpoint(TRUNCATE)`` answers (busy, log frames, checkpointed frames). It
+        cannot finish while another connection reads an older snapshot: pages from before a
+        deletion then stay in the file and the WAL. Waits ``wait_ms`` for readers (not the
+        connection's 30 s, which would stall the writer behind the lock)."""
+        with self.locked() as conn:
+            conn.execute(f"PRAGMA busy_timeout = {wait_ms:d}")
+            try:
+                busy, log_frames, done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                conn.execute("PRAGMA busy_timeout = 30000")
+        return busy == 0 and log_frames == done and self.wal_bytes() == 0
+
+    def reclaim(self, *, checkpoint: bool = True) -> None:
         """Give freed pages back to the filesystem and truncate the WAL."""
         # In steps of 2,000 pages, releasing the lock between them, so reads keep being
         # acknowledged while gigabytes are given back. executescript steps the pragma to
@@ -137,7 +152,8 @@ class Database:
                 left = self.conn.execute("PRAGMA freelist_count").fetchone()[0]
             if not left:
                 break
-        self.truncate_wal()
+        if checkpoint:
+            self.truncate_wal()
 
     def close(self) -> None:
         with self.lock:

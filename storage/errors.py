@@ -34,6 +34,10 @@ class TamperDetected(StoreError, ValueError):
     """A ciphertext failed authentication: edited, truncated, or moved to another row."""
 
 
+class DayKeyDamaged(TamperDetected):
+    """The wrapped day key of a record failed authentication; the day's rows are set aside."""
+
+
 class KeyDestroyed(StoreError, LookupError):
     """The day key of a record was destroyed by retention; the record is unrecoverable."""
 

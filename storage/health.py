@@ -57,7 +57,12 @@ class StoreHealth:
     ``clock_trusted`` is the daemon's judgement of the wall clock (synchronised, no recent jump)
     as the store last asked it; it does not degrade the store, the daemon counts it among the
     unit's reasons. ``purge_blocked`` says why retention is waiting (an untrusted clock).
-    ``dead_letter_items`` counts outbox items the agency rejected for good. ``ok`` is also
+    ``dead_letter_items`` counts outbox items the agency rejected for good.
+    ``damaged_day_keys``: days whose wrapped key failed authentication (their
+    ``set_aside_reads`` cannot be opened; degraded until the day expires). ``mac_mismatches``:
+    outbox or alert rows whose MAC failed (refused and set aside). ``shred_pending``: a purge
+    deleted keys but the WAL checkpoint that removes their last copies has not completed yet.
+    ``key_source``: where the KEK came from (``file:...``, ``tpm:...``). ``ok`` is also
     False after a write or maintenance error and once an outbox item failed authentication. The
     live figures (``used_bytes`` to ``live_days``) are None once the store is closed.
     """
@@ -80,15 +85,22 @@ class StoreHealth:
     write_failing: str | None = None
     disk_full: bool = False
     clock_trusted: bool = True
+    damaged_day_keys: tuple[str, ...] = ()
+    set_aside_reads: int = 0
+    mac_mismatches: int = 0
+    shred_pending: str | None = None
+    key_source: str = ""
 
     @property
     def degraded(self) -> bool:
         return (self.over_budget or self.recovered_from_corruption is not None
-                or self.write_failing is not None or self.disk_full)
+                or self.write_failing is not None or self.disk_full
+                or bool(self.damaged_day_keys))
 
     @property
     def ok(self) -> bool:
-        return not self.degraded and self.last_error is None and not self.undecryptable_items
+        return (not self.degraded and self.last_error is None and not self.undecryptable_items
+                and not self.mac_mismatches and self.shred_pending is None)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form (the ``store`` object of ``vigil status``)."""
@@ -107,6 +119,11 @@ class StoreHealth:
             "write_failing": self.write_failing,
             "disk_full": self.disk_full,
             "clock_trusted": self.clock_trusted,
+            "damaged_day_keys": list(self.damaged_day_keys),
+            "set_aside_reads": self.set_aside_reads,
+            "mac_mismatches": self.mac_mismatches,
+            "shred_pending": self.shred_pending,
+            "key_source": self.key_source,
             "schema_version": self.schema_version,
             "plaintext": self.plaintext,
         }
@@ -137,6 +154,10 @@ class HealthFlags:
     salvage: SalvageReport | None = None
     write_failing: str | None = None
     disk_full: bool = False
+    damaged_day_keys: tuple[str, ...] = ()  # wrapped keys that failed authentication
+    set_aside_reads: int = 0  # reads locked by them, counted when found
+    mac_mismatches: int = 0  # outbox/alert rows whose MAC failed (storage.rowmac)
+    shred_pending: str | None = None  # a purge whose WAL checkpoint did not complete yet
 
     def snapshot(
         self, *, schema_version: int, plaintext: bool, clock_trusted: bool, **live: Any
@@ -155,6 +176,10 @@ class HealthFlags:
             write_failing=self.write_failing,
             disk_full=self.disk_full,
             clock_trusted=clock_trusted,
+            damaged_day_keys=self.damaged_day_keys,
+            set_aside_reads=self.set_aside_reads,
+            mac_mismatches=self.mac_mismatches,
+            shred_pending=self.shred_pending,
             **live,
         )
 

@@ -17,6 +17,7 @@ from storage.errors import KeyDestroyed, TamperDetected
 from storage.health import HealthFlags
 from storage.records import OutboxItem
 from storage.retention import day_of
+from storage.rowmac import ALERT_COLS, OUTBOX_COLS, RowMac, scan
 from storage.sealed import SealedRows
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 #: ``failed_reason`` of an item the agency rejected for good (the dead-letter state); items
 #: that failed authentication carry ``tamper: ...`` instead.
 DEAD_LETTER_PREFIX = "rejected: "
+#: ``failed_reason`` of a row whose MAC (or link to its read) did not check out.
+MAC_MISMATCH = "tamper: row MAC mismatch"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +47,9 @@ class Outbox:
         audit: AuditLog,
         flags: HealthFlags,
         clock: Clock,
+        row_mac: RowMac,
     ) -> None:
+        self._mac = row_mac
         self._db = db
         self._sealed = sealed
         self._audit = audit
@@ -63,24 +68,36 @@ class Outbox:
         if max_items <= 0:
             return []
         with self._db.locked() as conn:
-            rows = conn.execute(
-                "SELECT item_id, kind, read_id, day, attempts FROM outbox"
+            full = conn.execute(
+                f"SELECT {OUTBOX_COLS}, mac, attempts FROM outbox"
                 " WHERE sent_at IS NULL AND failed_reason IS NULL"
                 " ORDER BY rank, priority DESC, created_seq LIMIT ?",
                 (max_items,),
             ).fetchall()
-            read_ids = sorted({r[2] for r in rows})
+            read_ids = sorted({r[2] for r in full})
             reads = self._sealed.read_payloads(read_ids)
-            alerts = self._sealed.alert_payloads([r[0] for r in rows if r[1] == "alert"])
+            alert_ids = [r[0] for r in full if r[1] == "alert"]
+            alerts = self._sealed.alert_payloads(alert_ids)
+            alert_rows = {r[0]: r for r in self._db.rows_in(
+                f"SELECT {ALERT_COLS}, mac FROM alerts WHERE alert_id IN ({{marks}})", alert_ids)}
             images = self._sealed.images(read_ids) if include_images else {}
         items: list[OutboxItem] = []
         failed: list[tuple[str, str]] = []
+        forged: list[str] = []
         total = 0
-        for item_id, kind, read_id, day, attempts in rows:
+        for row in full:
+            item_id, kind, read_id, day = row[:4]
+            attempts = row[-1]
+            if not self._row_ok(row, alert_rows.get(item_id)):
+                forged.append(item_id)
+                continue
             try:
                 read_p = self._sealed.open_read(reads.get(read_id), read_id)
                 if kind == "alert":
                     alert_p = self._sealed.open_alert(alerts.get(item_id), item_id)
+                    if alert_p.get("read_id") != read_id:
+                        forged.append(item_id)  # the alert names another read than its row
+                        continue
                     payload: dict[str, Any] = dict(alert_p)
                     payload["read"] = read_p
                     created = datetime.fromisoformat(alert_p["raised_at"])
@@ -104,7 +121,55 @@ class Outbox:
             items.append(OutboxItem(item_id, kind, read_id, payload, created, attempts))
         if failed:
             self._set_aside(failed)
+        if forged:
+            self.refuse_forged(forged, [])
         return items
+
+    def _row_ok(self, row: tuple[Any, ...], alert_row: tuple[Any, ...] | None) -> bool:
+        """The outbox row's MAC checks out, and for an alert so does its alert row, which
+        names the same read."""
+        if not self._mac.outbox_ok(row[:9], row[9]):
+            return False
+        if row[1] != "alert":
+            return True
+        if alert_row is None:
+            return True  # the alert itself is missing: set aside as undecryptable below
+        return self._mac.alert_ok(alert_row[:4], alert_row[4]) and alert_row[1] == row[2]
+
+    def verify_rows(self) -> int:
+        """Check the MAC of every outbox and alert row, and that every alert has its outbox
+        row. What fails is refused (:meth:`refuse_forged`). Returns how many rows failed."""
+        with self._db.locked() as conn:
+            bad_outbox, bad_alerts, orphans = scan(conn, self._mac)
+        if bad_outbox or bad_alerts or orphans:
+            self.refuse_forged(sorted(set(bad_outbox) | set(bad_alerts)), orphans)
+        return len(bad_outbox) + len(bad_alerts) + len(orphans)
+
+    def refuse_forged(self, item_ids: list[str], orphan_alerts: list[str]) -> None:
+        """Rows edited by someone without the KEK: never delivered nor counted as delivered.
+        Each is set aside as :data:`MAC_MISMATCH` (an alert whose outbox row was deleted gets
+        one back, set aside), re-stamped so it is reported once, audited and counted."""
+        with self._db.lock:
+            with self._db.transaction() as conn:
+                self._db.execute_in(
+                    "UPDATE outbox SET failed_reason = ?, sent_at = NULL"
+                    " WHERE item_id IN ({marks})", item_ids, MAC_MISMATCH)
+                for aid in orphan_alerts:
+                    conn.execute(
+                        "INSERT INTO outbox(item_id, kind, read_id, day, rank, priority,"
+                        " created_seq, failed_reason) SELECT alert_id, 'alert', read_id, day, 0,"
+                        " priority, 0, ? FROM alerts WHERE alert_id = ?", (MAC_MISMATCH, aid))
+                self._mac.stamp_outbox(conn, [*item_ids, *orphan_alerts])
+                self._mac.stamp_alerts(conn, [*item_ids, *orphan_alerts])
+                self._audit.append_in(
+                    conn, SYSTEM_ACTOR, SYSTEM_ROLE, "outbox.mac_mismatch",
+                    "outbox or alert row failed its MAC", "refused",
+                    {"items": len(item_ids) + len(orphan_alerts),
+                     "ids": [*item_ids, *orphan_alerts][:50]},
+                )
+            self._flags.mac_mismatches += len(item_ids) + len(orphan_alerts)
+        log.error("outbox rows failed their MAC: refused and set aside",
+                  extra={"items": len(item_ids) + len(orphan_alerts)})
 
     def _set_aside(self, failed: list[tuple[str, str]]) -> None:
         with self._db.lock:
@@ -113,6 +178,7 @@ class Outbox:
                     "UPDATE outbox SET failed_reason = ? WHERE item_id = ?",
                     [(why, iid) for iid, why in failed],
                 )
+                self._mac.stamp_outbox(conn, [iid for iid, _ in failed])
                 self._audit.append_in(
                     conn,
                     SYSTEM_ACTOR,
@@ -139,6 +205,7 @@ class Outbox:
                 now.isoformat(),
             )
             if n:
+                self._mac.stamp_outbox(conn, ids)
                 counters_mod.bump(conn, day_of(now), uplinked=n)
                 self._audit.append_in(
                     conn,
@@ -170,6 +237,7 @@ class Outbox:
                 for row in rows
             )
             if n:
+                self._mac.stamp_outbox(conn, list(reasons))
                 self._audit.append_in(
                     conn, SYSTEM_ACTOR, "uplink", "outbox.dead_letter",
                     "agency rejected permanently", "kept_until_retention",

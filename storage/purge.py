@@ -9,8 +9,10 @@ import logging
 import threading
 import time
 from datetime import date, timedelta
+from pathlib import Path
 
 from drivers.clock import Clock
+from storage import copies
 from storage import counters as counters_mod
 from storage.audit_log import SYSTEM_ACTOR, SYSTEM_ROLE, AuditLog
 from storage.clocktrust import TrustedTime
@@ -35,6 +37,8 @@ _DELIVERED_READS = (
     f" LIMIT {DELETE_CHUNK_ROWS}"
 )
 BLOCKED_UNTRUSTED = "wall clock not trusted (unsynchronised or just jumped): purge waits"
+SHRED_PENDING = ("keys deleted, but another connection holds a read snapshot: their last "
+                 "copies stay in the database file and WAL until a checkpoint completes")
 
 
 class Purge:
@@ -79,6 +83,11 @@ class Purge:
             self._flags.purge_blocked = None
             self._time.save()
             today = self._clock.utcnow().date()
+            if self._flags.shred_pending is not None:
+                self._finish_shred()
+            keep = self._settings.retention_days
+            copies_done = copies.purge_copies(
+                Path(self._db.path), lambda d: bool(expired_days([d], today, keep)))
             doomed, held = self._doomed_days(today)
             self._flags.last_purge_at = self._clock.utcnow()
             counts = {"images": 0, "alerts": 0, "unsent_outbox": 0, "reads": 0}
@@ -91,8 +100,11 @@ class Purge:
                     )
                 )
             if not doomed and not counts["reads"]:
+                if copies_done.keys_scrubbed or copies_done.deleted:
+                    self._record(today, [], counts, held, held_unsent, copies_done, "ok")
                 return PurgeResult(
-                    (), 0, 0, 0, 0, time.perf_counter() - t0, tuple(held), held_unsent
+                    (), 0, 0, 0, 0, time.perf_counter() - t0, tuple(held), held_unsent,
+                    complete=self._flags.shred_pending is None,
                 )
             if doomed:
                 self._day_keys.shred(doomed)
@@ -106,8 +118,16 @@ class Purge:
                 counts["alerts"] += self._delete_day("alerts", day)
                 self._delete_day("outbox", day)
                 counts["reads"] += self._delete_day("reads", day)
-            self._record(today, doomed, counts, held, held_unsent)
-            self._db.reclaim()
+            self._db.reclaim(checkpoint=False)
+            # Done only when the WAL was checkpointed into the file and reset: until then the
+            # deleted keys' old pages are still in the file (and WAL) for a reader's snapshot.
+            complete = self._db.checkpoint_truncate()
+            self._flags.shred_pending = None if complete else SHRED_PENDING
+            self._record(today, doomed, counts, held, held_unsent, copies_done,
+                         "ok" if complete else "pending_checkpoint")
+            if not complete:
+                log.warning("retention purge: keys deleted, checkpoint pending",
+                            extra={"days": list(doomed)})
             result = PurgeResult(
                 tuple(doomed),
                 counts["reads"],
@@ -117,6 +137,7 @@ class Purge:
                 time.perf_counter() - t0,
                 tuple(held),
                 held_unsent,
+                complete=complete,
             )
             log.info(
                 "retention purge",
@@ -146,13 +167,24 @@ class Purge:
             pending_days = {
                 r[0] for r in conn.execute(f"SELECT DISTINCT day FROM outbox WHERE {_PENDING}")
             }
+            damaged = {r[0] for r in conn.execute("SELECT day FROM damaged_day_keys")}
         keep = self._settings.retention_days
         aged = effective_days(key_days, today)
         expired_by_age = set(expired_days(set(aged.values()), today, keep))
         expired = {d for d in key_days if d in aged and aged[d] in expired_by_age}
-        orphan_days = data_days - set(key_days)
+        # A day whose key was damaged is set aside, not orphaned: kept until it expires.
+        damaged_expired = set(expired_days(damaged, today, keep))
+        orphan_days = data_days - set(key_days) - (damaged - damaged_expired)
         held = sorted(expired & pending_days)
-        return sorted((expired - pending_days) | orphan_days), held
+        return sorted((expired - pending_days) | orphan_days | damaged_expired), held
+
+    def _finish_shred(self) -> None:
+        """Retry the checkpoint a previous purge could not complete; audit when it does."""
+        if not self._db.checkpoint_truncate():
+            return
+        self._flags.shred_pending = None
+        self._audit.append(SYSTEM_ACTOR, SYSTEM_ROLE, "retention.shred_complete",
+                           "checkpoint completed after a reader let go", "ok")
 
     def _delete_delivered(self, day: str) -> int:
         """Delete the delivered reads of a held day (with their images, alerts, outbox rows)."""
@@ -187,6 +219,8 @@ class Purge:
         counts: dict[str, int],
         held: list[str],
         held_unsent: int,
+        copies_done: copies.CopiesResult,
+        result: str,
     ) -> None:
         """Count and audit the purge; drop counters older than ``counters_keep_days``."""
         with self._db.transaction() as conn:
@@ -199,6 +233,8 @@ class Purge:
                 SYSTEM_ROLE,
                 "retention.purge",
                 f"older than {self._settings.retention_days} days",
-                "ok",
-                {"days": list(doomed), **counts, "held_days": held, "held_unsent": held_unsent},
+                result,
+                {"days": list(doomed), **counts, "held_days": held, "held_unsent": held_unsent,
+                 "copy_keys_scrubbed": sum(copies_done.keys_scrubbed.values()),
+                 "copies_deleted": len(copies_done.deleted)},
             )

@@ -134,7 +134,9 @@ class PurgeResult:
     """What one retention purge destroyed. ``days`` are the UTC day keys shredded;
     ``unsent_outbox`` the undelivered items destroyed with them (only ever those of days whose
     key was already gone). ``held_days`` are expired days kept for their ``held_unsent``
-    undelivered items."""
+    undelivered items. ``complete`` is False while the shredded keys' last copies are still
+    in the database file or WAL (a checkpoint blocked by another connection's read snapshot;
+    ``health().shred_pending``, retried by the next purge)."""
 
     days: tuple[str, ...]
     reads: int
@@ -144,6 +146,7 @@ class PurgeResult:
     duration_s: float
     held_days: tuple[str, ...] = ()
     held_unsent: int = 0
+    complete: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from storage.db import transaction
 from storage.errors import SchemaTooNew
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _V1 = (
     """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
@@ -94,8 +94,25 @@ def _v2(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE reads ADD COLUMN clock_flags TEXT")
 
 
+def _v3(db: sqlite3.Connection) -> None:
+    """Tamper evidence for what is not sealed, and room for damaged keys.
+
+    ``outbox.mac`` and ``alerts.mac``: HMAC-SHA256 under a KEK-derived key over the row's
+    delivery state and links (``storage.rowmac``), so an alert cannot be suppressed, marked
+    sent or pointed at another read by someone without the KEK. NULL until the store stamps
+    them (once, right after this migration; ``meta.rowmac``). ``damaged_day_keys``: wrapped
+    day keys that no longer authenticate, moved out of ``day_keys`` so the unit keeps
+    running; their day's rows are set aside until the day expires."""
+    db.execute("ALTER TABLE outbox ADD COLUMN mac BLOB")
+    db.execute("ALTER TABLE alerts ADD COLUMN mac BLOB")
+    db.execute(
+        "CREATE TABLE damaged_day_keys (day TEXT PRIMARY KEY, wrapped BLOB NOT NULL,"
+        " found_at TEXT NOT NULL)"
+    )
+
+
 #: version -> migration bringing the schema from version-1 to version. Never edit a released one.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2, 3: _v3}
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

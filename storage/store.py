@@ -74,6 +74,7 @@ from storage.records import (
     VerifyReport,
 )
 from storage.roles import Caller
+from storage.rowmac import RowMac
 from storage.salvage import salvage
 from storage.schema import SCHEMA_VERSION, check_not_newer, migrate
 from storage.sealed import SealedRows
@@ -97,7 +98,9 @@ class Store(Closing):
         recovered: CorruptionRecovery | None,
         background: bool,
         clock_trusted: Callable[[], bool] | None = None,
+        key_source: str = "",
     ) -> None:
+        self._key_source = key_source
         self._db = db
         self._keys = keys
         self._suite = suite
@@ -107,9 +110,10 @@ class Store(Closing):
         maint_lock = threading.Lock()  # one purge or budget enforcement at a time
         self._audit = AuditLog(db, keys, settings.checkpoint_every, clock)
         self._time = TrustedTime(db, clock, clock_trusted)
-        self._day_keys = DayKeys(db, suite, clock)
+        self._day_keys = DayKeys(db, suite, clock, self._audit, self._flags)
         sealed = SealedRows(db, self._day_keys)
-        self._outbox = Outbox(db, sealed, self._audit, self._flags, clock)
+        row_mac = RowMac(keys.row_mac_key)
+        self._outbox = Outbox(db, sealed, self._audit, self._flags, clock, row_mac)
         self._access = Access(
             db, self._day_keys, sealed, keys, self._audit, settings.search_roles, clock
         )
@@ -125,6 +129,7 @@ class Store(Closing):
             settings.group_commit_max,
             clock,
             self._time,
+            row_mac,
         )
         self._maintenance = Maintenance(
             self._purge,
@@ -182,6 +187,7 @@ class Store(Closing):
             before, _ = migrate(conn, str(path))
             _check_meta(conn, keys, suite.mode, fresh=before == 0)
             report = None if recovered is None else salvage(Path(recovered.moved_to), conn, suite)
+            _stamp_rows_once(conn, keys, salvaged=report is not None)
         except BaseException:
             conn.close()
             raise
@@ -194,6 +200,7 @@ class Store(Closing):
             recovered=recovered,
             background=background,
             clock_trusted=clock_trusted,
+            key_source=key_source.describe(),
         )
         if recovered is not None and report is not None:
             store._record_recovery(recovered, report, "integrity check failed at start")
@@ -203,8 +210,10 @@ class Store(Closing):
             "store.open",
             "start",
             "ok",
-            {"schema_version": SCHEMA_VERSION, "migrated_from": before},
+            {"schema_version": SCHEMA_VERSION, "migrated_from": before,
+             "key_source": key_source.describe().partition(":")[0]},
         )
+        store.verify_rows()
         store.purge_expired()
         store.enforce_budget()
         store._maintenance.start()
@@ -243,7 +252,13 @@ class Store(Closing):
         except (CorruptStore, sqlite3.DatabaseError) as e:
             self._recover_live(f"{type(e).__name__}: {e}")
             return False
+        self.verify_rows()
         return True
+
+    def verify_rows(self) -> int:
+        """Check the MAC of every outbox and alert row (at open and with every integrity
+        check); rows that fail are refused, audited and counted in :meth:`health`."""
+        return self._outbox.verify_rows()
 
     def _recover_live(self, reason: str) -> None:
         path = Path(self._db.path)
@@ -259,6 +274,7 @@ class Store(Closing):
             migrate(conn, str(path))
             _check_meta(conn, self._keys, self._suite.mode, fresh=True)
             report = salvage(Path(recovered.moved_to), conn, self._suite)
+            _stamp_rows_once(conn, self._keys, salvaged=True)
             self._db.conn = conn
             self._day_keys.reload()
         self._record_recovery(recovered, report, "integrity check failed while running")
@@ -430,17 +446,23 @@ class Store(Closing):
         a corruption recovery or while writes fail; ``ok`` False then and after an error."""
         live: dict[str, Any] = {}
         if not self._db.closed:
-            live = {
-                "used_bytes": self.used_bytes(),
-                "budget_bytes": self._budget.budget_bytes,
-                "outbox": self.outbox_depth(),
-                "dead_letter_items": self._outbox.dead_letter_count(),
-                "live_days": self._day_keys.live_days(),
-            }
+            try:
+                live = {
+                    "used_bytes": self.used_bytes(),
+                    "budget_bytes": self._budget.budget_bytes,
+                    "outbox": self.outbox_depth(),
+                    "dead_letter_items": self._outbox.dead_letter_count(),
+                    "live_days": self._day_keys.live_days(),
+                }
+            except sqlite3.DatabaseError:
+                # Damage not yet found by the integrity check: health still answers, without
+                # the live figures (the next check moves the file aside and salvages it).
+                live = {}
         return self._flags.snapshot(
             schema_version=SCHEMA_VERSION,
             plaintext=self._suite.mode != AesGcmSuite.mode,
             clock_trusted=self._time.believed(),
+            key_source=self._key_source,
             **live,
         )
 
@@ -481,6 +503,18 @@ def _move_aside_if_corrupt(
     except sqlite3.DatabaseError as e:
         return move_aside(path, clock, f"{type(e).__name__}: {e}")
     return None
+
+
+def _stamp_rows_once(conn: sqlite3.Connection, keys: KeyHierarchy, *, salvaged: bool) -> None:
+    """MAC the outbox and alert rows that have none: once after the schema gained the column
+    (``meta.rowmac`` records it), and after a salvage filled a fresh file. Never otherwise: a
+    NULL MAC later is a row someone wrote without the key."""
+    done = conn.execute("SELECT 1 FROM meta WHERE key = 'rowmac'").fetchone() is not None
+    if done and not salvaged:
+        return
+    with transaction(conn):
+        RowMac(keys.row_mac_key).stamp_unstamped(conn)
+        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('rowmac', '1')")
 
 
 def _check_meta(conn: sqlite3.Connection, keys: KeyHierarchy, mode: str, *, fresh: bool) -> None:

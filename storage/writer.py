@@ -21,6 +21,7 @@ from storage.db import Database
 from storage.errors import StoreClosed, StoreError, StoreFull
 from storage.health import HealthFlags
 from storage.records import AlertRecord, ReadRecord
+from storage.rowmac import RowMac
 from storage.sealed import SealedRead, seal_read
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,9 @@ class Writer:
         group_commit_max: int,
         clock: Clock,
         trusted_time: TrustedTime,
+        row_mac: RowMac,
     ) -> None:
+        self._mac = row_mac
         self._time = trusted_time
         self._db = db
         self._day_keys = day_keys
@@ -188,14 +191,15 @@ class Writer:
         alert_rows = [row for s in fresh for row in s.alert_rows]
         if alert_rows:
             conn.executemany(
-                "INSERT INTO alerts(alert_id, read_id, day, priority, payload)"
-                " VALUES (?, ?, ?, ?, ?)",
-                alert_rows,
+                "INSERT INTO alerts(alert_id, read_id, day, priority, payload, mac)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(*row, self._mac.alert(row[:4])) for row in alert_rows],
             )
+        outbox_rows = [(*row, first + i + 1) for i, s in enumerate(fresh) for row in s.outbox_rows]
         conn.executemany(
             "INSERT INTO outbox(item_id, kind, read_id, day, rank, priority,"
-            " created_seq) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(*row, first + i + 1) for i, s in enumerate(fresh) for row in s.outbox_rows],
+            " created_seq, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(*row, self._mac.outbox((*row, None, None))) for row in outbox_rows],
         )
         counters_mod.bump(
             conn,

@@ -180,7 +180,14 @@ def test_damage_while_running_is_noticed_within_one_interval(tmp_path: Path) -> 
         got = _check(s, b, intact)
         assert before | after <= set(plates) and after <= got
         s.put_read(make_read(random.Random(9)))  # keeps storing
-        assert s.outbox_depth()["reads"] == len(got - b.sent) + 1
+        depth = s.outbox_depth()["reads"]
+        report = s.health().salvage
+        assert report is not None
+        if report.unreadable_ranges.get("outbox"):
+            # Sent rows lost with their page are queued again (at least once, never lost).
+            assert len(got - b.sent) + 1 <= depth <= len(got) + 1
+        else:
+            assert depth == len(got - b.sent) + 1
     with open_store(b.path, b.ks, b.clock) as s:
         assert s.health().recovered_from_corruption is None
         assert len(s.get_reads(list(got), INVESTIGATOR)) == len(got)
