@@ -7,6 +7,12 @@ implementing the wire format in docs/uplink.md:
   ``{"accepted": [ids], "rejected": [{"id", "reason"}]}``; a read id already held is accepted
   again and never stored twice (the server side of idempotent retries).
 * ``POST /v1/alerts`` the same envelope with ``"alerts"``.
+* Every batch may carry ``audit_checkpoint`` (the unit's signed audit head); ``POST
+  /v1/audit-checkpoints`` carries one alone (the unit's heartbeat). The service keeps them per
+  device in arrival order (``--checkpoints-out`` appends them to a JSON-lines file, the input of
+  ``vigil audit verify --against``) and, given the unit's pinned key (``--audit-public-key``),
+  raises an alarm on a bad signature, a head that goes backwards, or a second hash for a seq.
+  ``GET /_control/audit-checkpoints?device_id=`` returns them as JSON lines.
 * ``GET /v1/hotlists/<name>?since=<version>`` -> the signed hotlist bytes (a delta from
   ``since`` when one is published, else the latest full list), 204 when ``since`` is current.
 
@@ -85,6 +91,8 @@ class IngestState:
     requests: Counter[str] = field(default_factory=Counter)
     body_bytes: int = 0
     batches: int = 0
+    checkpoints: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    audit_alarms: list[str] = field(default_factory=list)
 
 
 class IngestServer:
@@ -98,7 +106,11 @@ class IngestServer:
         host: str = "127.0.0.1",
         port: int = 0,
         check_device_id: bool = True,
+        audit_public_key: bytes | None = None,
+        checkpoints_out: Path | None = None,
     ) -> None:
+        self.audit_public_key = audit_public_key
+        self.checkpoints_out = checkpoints_out
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(str(cert), str(key))
@@ -166,6 +178,8 @@ class IngestServer:
                 "requests": dict(s.requests),
                 "body_bytes": s.body_bytes,
                 "batches": s.batches,
+                "audit_checkpoints": sum(len(v) for v in s.checkpoints.values()),
+                "audit_alarms": list(s.audit_alarms),
             }
 
     # -- request handling (called from handler threads) --------------------------------------
@@ -206,6 +220,36 @@ class IngestServer:
                     self.state.order.append((kind, rid))
                 accepted.append(rid)
         return {"accepted": accepted, "rejected": rejected}
+
+    def keep_checkpoint(self, device_id: str, doc: Any) -> None:
+        """Keep a published audit checkpoint (once per distinct head), check the stream."""
+        if not isinstance(doc, dict):
+            return
+        from storage.audit import checkpoint_from_json, published_problems
+
+        with self.lock:
+            kept = self.state.checkpoints.setdefault(device_id, [])
+            if kept and kept[-1] == doc:
+                return
+            kept.append(doc)
+            if self.checkpoints_out is not None:
+                with open(self.checkpoints_out, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(doc, sort_keys=True) + "\n")
+            if self.audit_public_key is None:
+                return
+            try:
+                stream = [checkpoint_from_json(d) for d in kept]
+            except ValueError as e:
+                self.state.audit_alarms.append(f"{device_id}: {e}")
+                return
+            for p in published_problems(stream, self.audit_public_key):
+                if p not in self.state.audit_alarms:
+                    self.state.audit_alarms.append(f"{device_id}: {p}")
+
+    def checkpoints_jsonl(self, device_id: str) -> str:
+        with self.lock:
+            return "".join(json.dumps(d, sort_keys=True) + "\n"
+                           for d in self.state.checkpoints.get(device_id, []))
 
     def hotlist_for(self, name: str, since: int | None) -> PublishedHotlist | str | None:
         with self.lock:
@@ -301,7 +345,7 @@ class _Handler(BaseHTTPRequestHandler):
             app.set_fault(Fault(**body) if body else None)
             self._send_json(200, {"ok": True})
             return
-        if path not in ("/v1/reads", "/v1/alerts"):
+        if path not in ("/v1/reads", "/v1/alerts", "/v1/audit-checkpoints"):
             self._send_json(404, {"error": "not found"})
             return
         fault = app.take_fault(path)
@@ -321,6 +365,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault.mode == "status":
             self._send_json(fault.status, {"error": "injected"})
+            return
+        app.keep_checkpoint(str(body.get("device_id")), body.get("audit_checkpoint"))
+        if path == "/v1/audit-checkpoints":
+            self._send_json(200, {"ok": True})
             return
         kind = "reads" if path == "/v1/reads" else "alerts"
         try:
@@ -354,6 +402,15 @@ class _Handler(BaseHTTPRequestHandler):
             app.state.requests[parts.path] += 1
         if parts.path == "/_control/state":
             self._send_json(200, app.summary())
+            return
+        if parts.path == "/_control/audit-checkpoints":
+            device = parse_qs(parts.query).get("device_id", [""])[0]
+            data = app.checkpoints_jsonl(device).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-ndjson")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
             return
         if parts.path == "/v1/health":
             self._send_json(200, {"ok": True})
@@ -399,6 +456,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--client-ca", type=Path)
     p.add_argument("--make-pki", type=Path, help="generate a test PKI here and serve with it")
     p.add_argument("--no-device-check", action="store_true")
+    p.add_argument("--audit-public-key", help="the unit's checkpoint key (hex, `vigil audit "
+                   "pubkey` at commissioning): alarm on a bad or backward checkpoint")
+    p.add_argument("--checkpoints-out", type=Path,
+                   help="append every published audit checkpoint here (JSON lines)")
     a = p.parse_args(argv)
     if a.make_pki:
         from hil.certs import make_test_pki
@@ -408,7 +469,9 @@ def main(argv: list[str] | None = None) -> int:
     if not (a.cert and a.key and a.client_ca):
         p.error("--cert, --key and --client-ca are required (or --make-pki DIR)")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-    srv = IngestServer(a.cert, a.key, a.client_ca, a.host, a.port, not a.no_device_check)
+    srv = IngestServer(a.cert, a.key, a.client_ca, a.host, a.port, not a.no_device_check,
+                       bytes.fromhex(a.audit_public_key) if a.audit_public_key else None,
+                       a.checkpoints_out)
     srv.start()
     print(f"VIGIL-INGEST-PORT {srv.port}", flush=True)
     try:

@@ -26,6 +26,9 @@ from storage.records import AuditCheckpoint, AuditEntry, VerifyReport
 
 GENESIS_HASH = bytes(32)
 _CHECKPOINT_DOMAIN = b"vigil/audit-checkpoint/v1|"
+_CHECKPOINT_DOMAIN_V2 = b"vigil/audit-checkpoint/v2|"
+#: The JSON form of a checkpoint published off the unit (uplink batches and heartbeats).
+PUBLISHED_FORMAT = "vigil-audit-checkpoint/2"
 
 
 def canonical_bytes(
@@ -64,12 +67,109 @@ def make_entry(
 
 
 def checkpoint_message(seq: int, hash_: bytes) -> bytes:
+    """What checkpoints before v2 signed: the head's seq and hash (not the time)."""
     return _CHECKPOINT_DOMAIN + seq.to_bytes(8, "big") + hash_
 
 
+def checkpoint_message_v2(seq: int, hash_: bytes, signed_at: datetime) -> bytes:
+    """Head seq (= entry count: the chain starts at 1 and has no gaps), head hash and the
+    signing time, so a published checkpoint's place in time cannot be moved either."""
+    return (_CHECKPOINT_DOMAIN_V2 + seq.to_bytes(8, "big") + hash_
+            + signed_at.isoformat().encode())
+
+
 def sign_checkpoint(key: Ed25519PrivateKey, entry: AuditEntry, now: datetime) -> AuditCheckpoint:
-    sig = key.sign(checkpoint_message(entry.seq, entry.entry_hash))
+    sig = key.sign(checkpoint_message_v2(entry.seq, entry.entry_hash, now))
     return AuditCheckpoint(entry.seq, entry.entry_hash, now, sig)
+
+
+def _signature_ok(pub: Ed25519PublicKey, cp: AuditCheckpoint, *, legacy: bool) -> bool:
+    try:
+        pub.verify(cp.signature, checkpoint_message_v2(cp.seq, cp.entry_hash, cp.signed_at))
+        return True
+    except InvalidSignature:
+        if not legacy:
+            return False
+    try:  # a checkpoint stored on the unit before v2
+        pub.verify(cp.signature, checkpoint_message(cp.seq, cp.entry_hash))
+        return True
+    except InvalidSignature:
+        return False
+
+
+def checkpoint_json(cp: AuditCheckpoint, device_id: str = "") -> dict[str, Any]:
+    """The published form: what leaves the unit with every uplink batch and heartbeat."""
+    return {
+        "format": PUBLISHED_FORMAT,
+        "device_id": device_id,
+        "seq": cp.seq,
+        "entries": cp.seq,
+        "entry_hash": cp.entry_hash.hex(),
+        "signed_at": cp.signed_at.isoformat(),
+        "signature": cp.signature.hex(),
+    }
+
+
+def checkpoint_from_json(doc: Mapping[str, Any]) -> AuditCheckpoint:
+    """Parse one published checkpoint; ``ValueError`` if it is not one."""
+    try:
+        if doc.get("format") != PUBLISHED_FORMAT:
+            raise ValueError(f"format is {doc.get('format')!r}, expected {PUBLISHED_FORMAT}")
+        return AuditCheckpoint(int(doc["seq"]), bytes.fromhex(doc["entry_hash"]),
+                               datetime.fromisoformat(doc["signed_at"]),
+                               bytes.fromhex(doc["signature"]))
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"not a published checkpoint: {e!r}") from e
+
+
+def published_problems(
+    published: Sequence[AuditCheckpoint], public_key: Ed25519PublicKey | bytes
+) -> list[str]:
+    """What is wrong with a stream of published checkpoints, in the order they were received
+    (the agency side checks this on every arrival): none at all, a bad signature, a head or a
+    time that goes backwards (out of order, or a rolled-back log), or two different hashes
+    signed for one seq (the chain was rewritten and re-signed)."""
+    pub = _public_key(public_key)
+    assert pub is not None
+    if not published:
+        return ["no published checkpoints: nothing anchors the log off the unit"]
+    problems: list[str] = []
+    seen: dict[int, bytes] = {}
+    prev: AuditCheckpoint | None = None
+    for n, cp in enumerate(published, 1):
+        if not _signature_ok(pub, cp, legacy=False):
+            problems.append(f"published checkpoint #{n} (seq {cp.seq}): bad signature")
+            continue
+        if seen.get(cp.seq, cp.entry_hash) != cp.entry_hash:
+            problems.append(f"published checkpoint #{n}: a second, different head signed for "
+                            f"seq {cp.seq} (chain rewritten and re-signed)")
+        seen[cp.seq] = cp.entry_hash
+        if prev is not None and (cp.seq < prev.seq or cp.signed_at < prev.signed_at):
+            problems.append(f"published checkpoint #{n} (seq {cp.seq}, signed "
+                            f"{cp.signed_at.isoformat()}) is behind the one before it (seq "
+                            f"{prev.seq}): out of order or the log was rolled back")
+        prev = cp
+    return problems
+
+
+def verify_against(
+    entries: Iterable[AuditEntry],
+    public_key: Ed25519PublicKey | bytes,
+    published: Sequence[AuditCheckpoint],
+    local_checkpoints: Sequence[AuditCheckpoint] = (),
+) -> VerifyReport:
+    """The local chain checked against checkpoints that were published off the unit.
+
+    Anything done to entries at or below the last published head is detected: a cut tail
+    (the published seq is missing), an edit (hash chain, or the published hash differs even if
+    the chain was recomputed), a re-signed rewrite (the published hash differs; the key on the
+    card cannot change what already left). Changes after the last published head are only
+    caught by the chain and the unit's own checkpoints."""
+    report = verify_chain(entries, public_key, [*published, *local_checkpoints])
+    problems = [*published_problems(published, public_key), *report.problems]
+    return VerifyReport(ok=not problems, entries=report.entries, last_seq=report.last_seq,
+                        checkpoints_verified=report.checkpoints_verified,
+                        problems=tuple(problems))
 
 
 def _public_key(key: Ed25519PublicKey | bytes | None) -> Ed25519PublicKey | None:
@@ -120,9 +220,7 @@ def verify_chain(
         if pub is None:
             problems.append("checkpoints present but no public key given to verify them")
             break
-        try:
-            pub.verify(cp.signature, checkpoint_message(cp.seq, cp.entry_hash))
-        except InvalidSignature:
+        if not _signature_ok(pub, cp, legacy=True):
             problems.append(f"checkpoint at seq {cp.seq}: bad signature")
             continue
         if cp.seq < start_seq:

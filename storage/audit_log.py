@@ -100,6 +100,15 @@ class AuditLog:
         cps = self.checkpoints()
         return cps[-1] if cps else None
 
+    def sign_head(self) -> AuditCheckpoint | None:
+        """A checkpoint of the current head, signed now and not stored: what the uplink
+        publishes with each batch and heartbeat (None while the log is empty)."""
+        with self._db.locked() as conn:
+            head = _head(conn)
+        if head is None:
+            return None
+        return chain.sign_checkpoint(self._keys.signing_key, head, self._clock.utcnow())
+
     def entries(self, since_seq: int = 1) -> Iterator[AuditEntry]:
         with self._db.locked() as conn:
             rows = conn.execute(

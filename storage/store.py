@@ -44,6 +44,7 @@ from drivers.clock import Clock
 from drivers.resource import Closing
 from storage import counters
 from storage.access import Access
+from storage.audit import checkpoint_json
 from storage.audit_log import SYSTEM_ACTOR, SYSTEM_ROLE, AuditLog
 from storage.budget import Budget
 from storage.clocktrust import TrustedTime
@@ -384,6 +385,13 @@ class Store(Closing):
         """Sign the current head of the chain (done every ``checkpoint_every`` entries and at
         close). Returns the checkpoint, or None when the log is empty."""
         return self._audit.checkpoint()
+
+    def published_checkpoint(self, device_id: str = "") -> dict[str, Any] | None:
+        """The current head of the audit chain, signed now, in its published JSON form
+        (``storage.audit.checkpoint_json``): the uplink sends one with every batch and
+        heartbeat so the agency holds heads the unit can no longer take back."""
+        cp = self._audit.sign_head()
+        return None if cp is None else checkpoint_json(cp, device_id)
 
     def audit_entries(self, since_seq: int = 1) -> Iterator[AuditEntry]:
         return self._audit.entries(since_seq)

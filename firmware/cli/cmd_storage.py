@@ -10,7 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from storage.audit import verify_chain
+from storage.audit import checkpoint_from_json, verify_against, verify_chain
+from storage.records import AuditCheckpoint
 from storage.store import Store
 
 OpenStore = Callable[[Path | None], Store]
@@ -28,6 +29,11 @@ def register(subparsers: argparse._SubParsersAction, open_store: OpenStore) -> N
         help="hex Ed25519 key to verify checkpoints with (default: the device's own; pass the "
         "key recorded at commissioning to detect a chain re-signed with a replaced key)",
     )
+    verify.add_argument(
+        "--against", type=Path, metavar="CHECKPOINTS",
+        help="JSON lines of the checkpoints this unit published (kept by the agency's ingest "
+        "service): detects a cut, edit or re-sign behind the last published head; missing or "
+        "out-of-order checkpoints fail")
     verify.add_argument("--json", action="store_true")
     verify.set_defaults(func=lambda a: _verify(a, open_store))
 
@@ -53,10 +59,27 @@ def register(subparsers: argparse._SubParsersAction, open_store: OpenStore) -> N
     dead.set_defaults(func=lambda a: _dead_letters(a, open_store))
 
 
+def _published(path: Path) -> list[AuditCheckpoint]:
+    """The checkpoints in a JSON-lines file, in file order (= the order received)."""
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                out.append(checkpoint_from_json(json.loads(line)))
+            except ValueError as e:
+                raise SystemExit(f"{path}:{n}: {e}") from e
+    return out
+
+
 def _verify(args: argparse.Namespace, open_store: OpenStore) -> int:
+    published = None if args.against is None else _published(args.against)
     with open_store(args.config) as store:
         key = bytes.fromhex(args.public_key) if args.public_key else store.audit_public_key()
-        report = verify_chain(store.audit_entries(), key, store.audit_checkpoints())
+        if published is None:
+            report = verify_chain(store.audit_entries(), key, store.audit_checkpoints())
+        else:
+            report = verify_against(store.audit_entries(), key, published,
+                                    store.audit_checkpoints())
     if args.json:
         print(
             json.dumps(

@@ -4,6 +4,8 @@ docstring for the rules); a second thread, the alert lane, sends alerts on their
 
 from __future__ import annotations
 
+import gzip
+import json
 import logging
 import math
 import random
@@ -11,7 +13,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from drivers.clock import Clock
 from drivers.resource import Closing
@@ -47,6 +49,10 @@ log = logging.getLogger(__name__)
 
 #: How often a worker waiting on its request checks for a stop.
 STOP_POLL_S = 0.05
+#: With nothing to send for this long, a heartbeat carries the audit head off the unit alone
+#: (every batch carries one too), so the agency's copy is never more than this stale while
+#: the link is up. A few hundred bytes per heartbeat: about 90 kB a day.
+AUDIT_HEARTBEAT_S = 300.0
 
 
 class _Abandoned(Exception):
@@ -78,6 +84,13 @@ class OutboxSource(Protocol):
         result: str,
         detail: Any = None,
     ) -> Any: ...
+
+
+@runtime_checkable
+class AuditPublisher(Protocol):
+    """Signs the audit chain's head for publication (``storage.store.Store``)."""
+
+    def published_checkpoint(self, device_id: str = "") -> Mapping[str, Any] | None: ...
 
 
 @dataclass
@@ -133,6 +146,9 @@ class Uplink(Closing):
         # A callable answering "is the wall clock synchronised?" (firmware.link.timesync), sent with
         # each batch so the server can weigh device timestamps.
         self._clock_synced = clock_synced
+        # Signed audit heads leave with every batch and heartbeat (docs/threat-model.md).
+        self._audit_head = outbox if isinstance(outbox, AuditPublisher) else None
+        self._last_published = -math.inf
         self._wake = threading.Event()
         self._stop_event: threading.Event | None = None  # set by run(): abandons requests
         self._alert_kick = threading.Event()
@@ -288,6 +304,7 @@ class Uplink(Closing):
         )
         if not batch:
             self._backlogged = False
+            self._heartbeat()
             return self.settings.idle_poll_s
         self._backlogged = len(batch) >= max(1, limit)
         alerts = [it for it in batch if it.kind == "alert"]
@@ -318,7 +335,33 @@ class Uplink(Closing):
         extra: dict[str, Any] = {"sent_at": self._clock.utcnow().isoformat()}
         if self._clock_synced is not None:
             extra["clock_synced"] = bool(self._clock_synced())
+        if self._audit_head is not None:
+            head = self._audit_head.published_checkpoint(self.settings.device_id)
+            if head is not None:
+                extra["audit_checkpoint"] = dict(head)
         return extra
+
+    def _heartbeat(self) -> None:
+        """Idle for :data:`AUDIT_HEARTBEAT_S`: publish the signed audit head on its own
+        (``POST /v1/audit-checkpoints``). A failure waits for the next period; reads and
+        alerts are not held back by it."""
+        now = self._clock.monotonic()
+        if self._audit_head is None or now - self._last_published < AUDIT_HEARTBEAT_S:
+            return
+        self._last_published = now
+        doc = {"device_id": self.settings.device_id, **self._envelope_extra()}
+        body = gzip.compress(json.dumps(doc, separators=(",", ":")).encode(),
+                             compresslevel=self.settings.gzip_level, mtime=0)
+        try:
+            resp = self._request(self._transport, "POST", "/v1/audit-checkpoints", body,
+                                 headers={"Content-Type": "application/json",
+                                          "Content-Encoding": "gzip"})
+        except TransportError as e:
+            log.warning("audit heartbeat failed: %s", e, extra={"failure": e.kind})
+            return
+        self._budget.spend(resp.bytes_out + resp.bytes_in)
+        if resp.status != 200:
+            log.warning("audit heartbeat refused", extra={"status": resp.status})
 
     def _send(
         self, kind: str, items: Sequence[OutboxItemLike], transport: Transport | None = None
@@ -362,7 +405,7 @@ class Uplink(Closing):
             with self._lock:
                 self.counters.requests_failed += 1
                 self._last_error = str(e)
-            level = logging.ERROR if e.kind in ("tls", "http_4xx") else logging.WARNING
+            level = logging.ERROR if e.kind in ("tls", "http_4xx", "refused") else logging.WARNING
             log.log(level, "uplink %s request failed: %s", kind, e,
                     extra={"kind": kind, "failure": e.kind, "items": len(items)})
             if e.retry_after_s is not None:
@@ -370,6 +413,7 @@ class Uplink(Closing):
                 self._next_attempt = self._clock.monotonic() + e.retry_after_s
             return False
         self._link.on_success(resp.elapsed_s)
+        self._last_published = self._clock.monotonic()  # the batch carried the audit head
         self._backoff.reset()
         self._next_attempt = self._clock.monotonic()
         self._apply_ack(kind, items, ack, batch_id)
