@@ -59,6 +59,7 @@ from storage.db import (
     transaction,
 )
 from storage.errors import CorruptStore, KeySourceError, StoreError
+from storage.floors import VersionFloors
 from storage.health import CorruptionRecovery, HealthFlags, SalvageReport, StoreHealth
 from storage.keys import KeySource
 from storage.maintenance import Maintenance
@@ -281,6 +282,10 @@ class Store(Closing):
         self._record_recovery(recovered, report, "integrity check failed while running")
 
     # ------------------------------------------------------------------ keys
+
+    def version_floors(self) -> VersionFloors:
+        """The anti-rollback floors of signed lists (hotlists), MACed in the store."""
+        return VersionFloors(self._db, self._keys.derive("version-floors"))
 
     def derive_key(self, purpose: str) -> bytes:
         """A 32-byte subkey of the KEK for another component (e.g. ``"hotlist"``), by HKDF.
