@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -101,17 +102,39 @@ def _validate(section: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> confi
 
 
 def test_console_section_validation(monkeypatch: pytest.MonkeyPatch) -> None:
-    h = hash_password("pw-12345", ScryptParams(n=1024))
+    h = hash_password("pw-1234567890")  # OWASP parameters
     s = _validate({"enabled": True, "password_hash": h, "port": "loop://"}, monkeypatch)
     assert s.console.enabled and s.console.port == "loop://"
+    assert s.console.user == "installer"
     assert config.redacted(s)["console"]["password_hash"] == "<redacted>"
     assert h not in repr(s.console)
-    with pytest.raises(config.ConfigError, match="needs a password_hash"):
+    with pytest.raises(config.ConfigError, match="needs a login"):
         _validate({"enabled": True}, monkeypatch)
     with pytest.raises(config.ConfigError, match="password_hash"):
         _validate({"password_hash": "scrypt$garbage"}, monkeypatch)
+    weak = hash_password("pw-1234567890", ScryptParams(n=2**15, p=1))  # the old default
+    with pytest.raises(config.ConfigError, match="OWASP"):
+        _validate({"password_hash": weak}, monkeypatch)
+    with pytest.raises(config.ConfigError, match="accounts_key"):
+        _validate({"accounts_file": "/etc/vigil/accounts.txt"}, monkeypatch)
+    with pytest.raises(config.ConfigError, match="service_key"):
+        _validate({"service_key": "bm90IGEga2V5"}, monkeypatch)
+    with pytest.raises(config.ConfigError, match="user"):
+        _validate({"user": "service"}, monkeypatch)
     with pytest.raises(config.ConfigError, match="baud"):
         _validate({"baud": 12345}, monkeypatch)
     with pytest.raises(config.ConfigError, match="between"):
         _validate({"max_line_bytes": 8}, monkeypatch)
     assert not _validate({}, monkeypatch).console.enabled
+
+
+@pytest.mark.parametrize(("section", "key"), [
+    ("console", "lockout_s"), ("console", "idle_timeout_s"), ("uplink", "timeout_s"),
+    ("hotlists", "poll_interval_s")])
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_nan_and_infinity_are_refused_with_the_key_named(section: str, key: str,
+                                                         value: float) -> None:
+    """`lockout_s = nan` once disabled the lockout (NaN passes every range comparison)."""
+    site = {"site_latitude": 45.0, "site_longitude": -122.0}
+    with pytest.raises(config.ConfigError, match=rf"\[{section}\] {key}: must be a finite"):
+        config.validate({"unit": site, section: {key: value}}, "test.toml")

@@ -1,5 +1,6 @@
 """A real console session over a pseudo-terminal: pyserial opens the pty's device end exactly as
-it opens /dev/ttyAMA0, the test types at the other end. The store is a real encrypted Store."""
+it opens /dev/ttyAMA0, the test types at the other end. The store is a real encrypted Store, the
+people log in from a real signed account list, and the lockout is kept in a real file."""
 
 from __future__ import annotations
 
@@ -13,14 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from drivers.clock import FakeClock
-from firmware.console.auth import ScryptParams, hash_password
+from firmware.console.accounts import public_key_text, sign_accounts
+from firmware.console.auth import hash_password
 from firmware.console.serial_console import Console, ConsoleError, ConsoleSettings, serial_factory
 from tests.kit import make_read, open_store
 
-PASSWORD = "road-side-42"
-HASH = hash_password(PASSWORD, ScryptParams(n=2**10))
+PASSWORD = "road-side-42-pole"
+#: At the default (OWASP) parameters: the signed list refuses anything weaker.
+HASH = hash_password(PASSWORD)
+AGENCY = Ed25519PrivateKey.generate()
+PEOPLE = (("ivy", "investigator"), ("tom", "technician"), ("ines", "installer"))
 
 
 class Terminal:
@@ -60,13 +66,21 @@ class Terminal:
 
 
 class Rig:
-    def __init__(self, tmp_path: Path, **overrides: Any) -> None:
-        self.clock = FakeClock()
-        self.store = open_store(tmp_path / "vigil.db", clock=self.clock)
+    def __init__(self, tmp_path: Path, clock: FakeClock | None = None, db_name: str = "vigil.db",
+                 **overrides: Any) -> None:
+        self.tmp_path = tmp_path
+        self.clock = clock or FakeClock()
+        self.store = open_store(tmp_path / db_name, clock=self.clock)
         self.term = Terminal()
-        kw: dict[str, Any] = {"enabled": True, "port": self.term.path, "password_hash": HASH,
-                                  "max_failures": 3, "lockout_s": 60.0, "idle_timeout_s": 120.0,
-                                  "max_line_bytes": 64}
+        accounts = tmp_path / "accounts.txt"
+        if not accounts.exists():
+            accounts.write_bytes(sign_accounts(AGENCY, 1, [(n, r, HASH) for n, r in PEOPLE],
+                                               self.clock.utcnow()))
+        kw: dict[str, Any] = {"enabled": True, "port": self.term.path,
+                              "accounts_file": str(accounts),
+                              "accounts_key": public_key_text(AGENCY),
+                              "max_failures": 3, "lockout_s": 60.0, "idle_timeout_s": 120.0,
+                              "max_line_bytes": 192}
         kw.update(overrides)
         self.settings = ConsoleSettings(**kw)
         self.status: dict[str, Any] = {
@@ -79,7 +93,8 @@ class Rig:
         self.status_error: Exception | None = None
         self.logs = [f"log line {i}" for i in range(30)]
         self.console = Console(self.settings, serial_factory(self.settings), self.store,
-                               self._status, self.clock, logs_fn=lambda n: self.logs[-n:])
+                               self._status, self.clock, logs_fn=lambda n: self.logs[-n:],
+                               state_path=tmp_path / "console-lockout.json")
         self.stop = threading.Event()
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -100,11 +115,11 @@ class Rig:
         self.term.expect("login: ")
         return self
 
-    def login(self, password: str = PASSWORD, user: str = "technician") -> bytes:
+    def login(self, password: str = PASSWORD, user: str = "ivy") -> bytes:
         self.term.send(f"{user}\r")
         self.term.expect("password: ")
         self.term.send(f"{password}\r")
-        ok = password == PASSWORD and user == "technician"
+        ok = password == PASSWORD and user in dict(PEOPLE)
         return self.term.expect("vigil> " if ok else "login: ")
 
     def run(self, command: str) -> str:
@@ -142,7 +157,7 @@ def test_login_every_command_and_logout_are_audited(rig: Rig) -> None:
     rig.store.put_read(make_read(plate="AB123CD"))
     rig.store.put_read(make_read(plate="ZZ999ZZ"))
     out = rig.login()
-    assert b"Logged in as technician" in out
+    assert b"Logged in as ivy (investigator)" in out
     assert PASSWORD.encode() not in rig.term.seen  # never echoed
 
     help_text = rig.run("help")
@@ -156,8 +171,8 @@ def test_login_every_command_and_logout_are_audited(rig: Rig) -> None:
     assert "queue_depth: alerts=0 reads=2" in status
     assert "SECRET1" not in status and "r-1" not in status  # plates only via an audited search
 
-    assert "0 read(s)" in rig.run('reads search ZZ000ZZ reason="case 77"')
-    found = rig.run('search ab123cd reason="case 1234"')
+    assert "0 read(s)" in rig.run('reads search ZZ000ZZ reason="case 2026-77"')
+    found = rig.run('search ab123cd reason="case 2026-1234"')
     assert "1 read(s)" in found and "AB123CD" in found and "conf 0.97" in found
     assert "ZZ999ZZ" not in found
 
@@ -173,15 +188,16 @@ def test_login_every_command_and_logout_are_audited(rig: Rig) -> None:
     logs = rig.run("logs 3")
     assert "log line 27" in logs and "log line 29" in logs and "log line 26" not in logs
 
-    assert "role: technician" in rig.run("whoami")
+    assert "role: investigator" in rig.run("whoami")
 
     rig.term.send("logout\r")
     rig.term.expect("logged out")
     rig.term.expect("login: ")
 
-    actor = "console:technician"
+    actor = "console:ivy"
     entries = rig.audit()
-    assert entries[0] == (actor, "technician", "console.login", "password", "ok")
+    assert entries[0] == (actor, "investigator", "console.login", "password", "ok")
+    assert {e[:2] for e in entries} == {(actor, "investigator")}  # the person, every entry
     commands = [(e[2], e[4]) for e in entries[1:]]
     assert commands == [
         ("console.command", "ok"),  # help
@@ -196,7 +212,7 @@ def test_login_every_command_and_logout_are_audited(rig: Rig) -> None:
         ("console.logout", "ok"),
     ]
     searches = [e for e in rig.store.audit_entries() if e.action == "plate.search"]
-    assert [e.reason for e in searches] == ["case 77", "case 1234"]
+    assert [e.reason for e in searches] == ["case 2026-77", "case 2026-1234"]
     assert all("AB123CD" not in str(e.detail) for e in rig.store.audit_entries())
     details = [e.detail.get("command") for e in rig.store.audit_entries()
                if e.action == "console.command"]
@@ -210,8 +226,8 @@ def test_search_without_reason_is_refused_and_audited(rig: Rig) -> None:
     out = rig.run("reads search AB123CD")
     assert out.startswith("reads search AB123CD\r\ndenied:")
     assert "AB123CD\r\n  " not in out
-    out = rig.run("reads search AB123CD reason=x")
-    assert "denied" in out
+    out = rig.run("reads search AB123CD reason=abc")
+    assert "denied" in out and "case number" in out
     assert "usage:" in rig.run("reads AB123CD")
     denied = [e for e in rig.store.audit_entries() if e.action == "plate.search"]
     assert [e.result for e in denied] == ["denied", "denied"]
@@ -225,12 +241,13 @@ def test_failed_logins_lock_the_console_until_the_fake_clock_moves(rig: Rig) -> 
         assert b"Login incorrect" in rig.login("wrong-password")
     out = rig.login("wrong-again")
     assert b"console locked after 3 failed logins" in out
-    assert rig.console.status().as_dict() == {"logged_in": False, "locked_for_s": 60.0}  # pinned
+    assert rig.console.status().as_dict() == {  # pinned
+        "logged_in": False, "locked_for_s": 60.0, "accounts": 3, "accounts_error": None}
     # The right password does not help while locked: no password prompt is even offered.
-    rig.term.send("technician\r")
+    rig.term.send("ivy\r")
     assert b"try again in 60 s" in rig.term.expect("login: ")
     rig.clock.advance(59.0)
-    rig.term.send("technician\r")
+    rig.term.send("ivy\r")
     assert b"try again in 1 s" in rig.term.expect("login: ")
     rig.clock.advance(1.5)
     assert b"Logged in" in rig.login()
@@ -251,7 +268,7 @@ def test_unknown_user_fails_like_a_bad_password_and_is_not_written_down(rig: Rig
 
 
 def test_typed_ahead_password_is_not_echoed(rig: Rig) -> None:
-    rig.term.send(f"technician\r{PASSWORD}\r")
+    rig.term.send(f"ivy\r{PASSWORD}\r")
     rig.term.expect("vigil> ")
     assert PASSWORD.encode() not in rig.term.seen
 
@@ -263,7 +280,7 @@ def test_garbage_and_bad_lines_get_an_error_and_the_session_survives(rig: Rig) -
     cases = [
         (b"\xc3\x28 status\r", "not valid UTF-8"),
         (b"status\x1b[A\r", "control characters are not allowed"),
-        (b"x" * 500 + b"\r", "line too long (max 64 bytes)"),
+        (b"x" * 500 + b"\r", "line too long (max 192 bytes)"),
         (b'reads search AB reason="unterminated\r', "malformed quoting"),
         (b"rm -rf /\r", "unknown command"),
         (b"sh\r", "unknown command"),
@@ -274,7 +291,7 @@ def test_garbage_and_bad_lines_get_an_error_and_the_session_survives(rig: Rig) -
     for data, message in cases:
         rig.term.send(data)
         assert message.encode() in rig.term.expect("vigil> "), message
-    assert "role: technician" in rig.run("whoami")
+    assert "role: investigator" in rig.run("whoami")
     results = [e.result for e in rig.store.audit_entries() if e.action == "console.command"]
     assert results == ["rejected"] * 4 + ["unknown"] * 2 + ["usage"] * 3 + ["ok"]
     assert all("rf" not in str(e.detail) for e in rig.store.audit_entries())
@@ -298,14 +315,14 @@ def test_idle_timeout_logs_out(rig: Rig) -> None:
     rig.clock.advance(2.0)
     rig.term.expect("idle timeout: logged out")
     rig.term.expect("login: ")
-    assert rig.audit()[-1] == ("console:technician", "technician", "console.logout",
+    assert rig.audit()[-1] == ("console:ivy", "investigator", "console.logout",
                                "idle timeout", "ok")
     rig.term.send("whoami\r")  # now a user name, not a command
     rig.term.expect("password: ")
 
 
 def test_abandoned_password_prompt_times_out(rig: Rig) -> None:
-    rig.term.send("technician\r")
+    rig.term.send("ivy\r")
     rig.term.expect("password: ")
     rig.clock.advance(121.0)
     rig.term.expect("timed out")
@@ -334,7 +351,8 @@ def test_audit_failure_keeps_diagnostics_but_data_access_fails_closed(tmp_path: 
         assert "state: running" in r.run("status")
         r.store.audit = real_audit  # type: ignore[method-assign]
         r.store.close()  # search goes through the store, which cannot serve it
-        assert "error: reads failed: StoreClosed" in r.run('reads search AB1 reason="case 1"')
+        assert "error: reads failed: StoreClosed" in r.run(
+            'reads search AB1 reason="case 2026-1"')
     finally:
         r.shutdown()
         r.term.close()

@@ -9,7 +9,7 @@ from firmware.console.auth import LoginThrottle, ScryptParams, hash_password
 from firmware.console.serial_console import ConsoleSession, ConsoleSettings, LineEditor
 from tests.kit import open_store
 
-HASH = hash_password("pw-ota-1", ScryptParams(n=2**10))
+HASH = hash_password("pw-ota-long-1", ScryptParams(n=2**10))
 
 
 def _type(session: ConsoleSession, cfg: ConsoleSettings, text: bytes) -> str:
@@ -30,7 +30,7 @@ def test_ota_command(tmp_path: Path) -> None:
     try:
         s = ConsoleSession(cfg, store, lambda: status, clock,
                            LoginThrottle(cfg.max_failures, cfg.lockout_s))
-        out = _type(s, cfg, b"technician\rpw-ota-1\rota\r")
+        out = _type(s, cfg, b"installer\rpw-ota-long-1\rota\r")
         assert "step: trial" in out and "slot: b" in out and "version: 1.1.0" in out
         assert "ota" in _type(s, cfg, b"help\r")
         status.pop("ota")

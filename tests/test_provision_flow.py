@@ -22,10 +22,11 @@ from cryptography.x509.oid import NameOID
 from drivers.clock import FakeClock
 from firmware import config, provision
 from firmware.cli import cmd_provision
-from firmware.console.auth import ScryptParams, hash_password, parse_hash, verify_password
+from firmware.console.auth import hash_password, parse_hash, verify_password
 from firmware.errors import ConfigError
 
-CHEAP_HASH = hash_password("installer-pw", ScryptParams(n=2**10))
+#: At the default (OWASP) parameters: the config refuses a weaker console hash.
+INSTALLER_HASH = hash_password("installer-pw")
 
 
 def mode(p: Path) -> int:
@@ -41,7 +42,7 @@ def request(tmp_path: Path, **kw: object) -> provision.ProvisionRequest:
 
 
 def test_fresh_unit(tmp_path: Path) -> None:
-    r = provision.provision(request(tmp_path, console_password="installer-pw"), CHEAP_HASH)
+    r = provision.provision(request(tmp_path, console_password="installer-pw"), INSTALLER_HASH)
     cfg = tmp_path / "etc" / "vigil.toml"
     assert r.config_path == cfg and not r.config_replaced
     assert mode(cfg) == 0o640
@@ -69,7 +70,7 @@ def test_fresh_unit(tmp_path: Path) -> None:
 
 
 def test_rerun_keeps_keys_and_merges(tmp_path: Path) -> None:
-    first = provision.provision(request(tmp_path, console_password="x"), CHEAP_HASH)
+    first = provision.provision(request(tmp_path, console_password="x"), INSTALLER_HASH)
     kek, tls_key = first.kek_file.read_bytes(), first.tls_key_file.read_bytes()
     again = provision.provision(provision.ProvisionRequest(out=first.config_path,
                                                            site=(10.0, 20.0)))
@@ -77,7 +78,7 @@ def test_rerun_keeps_keys_and_merges(tmp_path: Path) -> None:
     assert again.kek_file.read_bytes() == kek and again.tls_key_file.read_bytes() == tls_key
     s = config.load(first.config_path)
     assert (s.unit.site_latitude, s.unit.site_longitude) == (10.0, 20.0)
-    assert s.unit.camera_id == "unit-7" and s.console.password_hash == CHEAP_HASH
+    assert s.unit.camera_id == "unit-7" and s.console.password_hash == INSTALLER_HASH
     assert s.unit.state_dir == str(tmp_path / "state")
 
 
@@ -302,10 +303,19 @@ def test_cli_invalid_config_exits_78_and_changes_nothing(tmp_path: Path) -> None
 def test_console_passwd_prints_a_verifying_hash() -> None:
     out, err = io.StringIO(), io.StringIO()
     args = _parse(["console-passwd"])
-    assert cmd_provision.cmd_console_passwd(args, io.StringIO("s3cret pass\n"), out, err) == 0
+    assert cmd_provision.cmd_console_passwd(args, io.StringIO("s3cret pass 12\n"), out, err) == 0
     h = out.getvalue().strip()
-    assert verify_password("s3cret pass", parse_hash(h)) and "s3cret" not in h
+    assert verify_password("s3cret pass 12", parse_hash(h)) and "s3cret" not in h
+    assert parse_hash(h).params.meets_policy()
     assert cmd_provision.cmd_console_passwd(args, io.StringIO(""), io.StringIO(), err) == 1
+
+
+@pytest.mark.parametrize("short", ["x", "eleven char"])
+def test_console_passwd_refuses_short_passwords(short: str) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    args = _parse(["console-passwd"])
+    assert cmd_provision.cmd_console_passwd(args, io.StringIO(short + "\n"), out, err) == 1
+    assert out.getvalue() == "" and "at least 12 characters" in err.getvalue()
 
 
 def test_install_cert_cli(provisioned: provision.ProvisionResult, tmp_path: Path) -> None:
@@ -333,7 +343,7 @@ def test_cli_interactive_prompts_for_what_no_flag_gave(tmp_path: Path,
     stdin = _TtyInput("unit-i\nnot a site\n12.5,7.25\nbogus\ngstreamer\n")
     err = io.StringIO()
     assert cmd_provision.cmd_provision(args, stdin, io.StringIO(), err) == 0, err.getvalue()
-    assert "expected LAT,LON" in err.getvalue() and "at least 8" in err.getvalue()
+    assert "expected LAT,LON" in err.getvalue() and "at least 12" in err.getvalue()
     s = config.load(out_cfg)
     assert s.unit.camera_id == "unit-i" and s.unit.site_latitude == 12.5
     assert s.camera.backend == "gstreamer"

@@ -116,8 +116,9 @@ def _read_password_stdin(stdin: TextIO) -> str:
 def _prompt_password(err: TextIO) -> str:
     while True:
         first = getpass.getpass("console password: ", stream=err)
-        if len(first) < 8:
-            print("use at least 8 characters", file=err)
+        problem = console_auth.password_problem(first)
+        if problem is not None:
+            print(problem, file=err)
             continue
         if getpass.getpass("again: ", stream=err) == first:
             return first

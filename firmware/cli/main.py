@@ -130,6 +130,10 @@ def _mount_optional(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
     cmd_provision.register(sub)
 
+    from firmware.cli import cmd_console
+
+    cmd_console.register(sub)
+
     from ota import cli as ota_cli
 
     ota_cli.register(sub)

@@ -1,8 +1,10 @@
-"""Console passwords (scrypt) and the login lockout. No I/O: bytes and times in, answers out.
+"""Console passwords (scrypt) and the login lockout. No I/O: bytes and times in, answers out
+(the lockout's state is handed to an injected ``persist`` function, which the console points at
+a file).
 
 Hash string format (one line, safe in TOML)::
 
-    scrypt$n=32768,r=8,p=1$<salt, base64>$<key, base64>
+    scrypt$n=32768,r=8,p=3$<salt, base64>$<key, base64>
 
 The parameters travel with the hash so they can be raised later without invalidating images that
 were prepared with older ones. Verification bounds the parameters it accepts: a hash string comes
@@ -15,18 +17,24 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from firmware.errors import FirmwareError
 
 SCHEME = "scrypt"
 
-#: 2**15 x r=8 needs 32 MiB per attempt (about 0.26 s on the 2-core x86 development machine;
-#: not yet measured on a Pi): slow for an offline guesser who copied the config file, and only
-#: paid once per login on the unit.
+#: One of OWASP's equivalent scrypt rows (Password Storage Cheat Sheet, 2025: N=2^17 r=8 p=1,
+#: 2^16/8/2, 2^15/8/3, 2^14/8/5, 2^13/8/10). 2^15 x r=8 x p=3 keeps the memory of one attempt
+#: at 32 MiB (the daemon runs under MemoryMax=300M) and costs about 0.2 s on the 2-core x86
+#: development machine (not yet measured on a Pi): slow for an offline guesser who copied the
+#: account file, and paid once per login on the unit.
 DEFAULT_N = 2**15
 DEFAULT_R = 8
-DEFAULT_P = 1
+DEFAULT_P = 3
+#: The OWASP rows as (n, p) at r=8: a hash meets the policy when it is at least one of them.
+OWASP_ROWS = ((2**17, 1), (2**16, 2), (2**15, 3), (2**14, 5), (2**13, 10))
 SALT_BYTES = 16
 KEY_BYTES = 32
 
@@ -39,6 +47,11 @@ _MAX_MEM = 256 * 1024 * 1024
 #: Longest password accepted, in bytes: scrypt hashes anything, but a serial line is no place for
 #: a megabyte "password", and an upper bound keeps the cost of one attempt fixed.
 MAX_PASSWORD_BYTES = 1024
+#: Shortest password a new hash is made for, in characters (NIST SP 800-63B asks at least 8;
+#: a unit at the roadside can be attacked at leisure, so 12).
+MIN_PASSWORD_CHARS = 12
+#: The longest lockout, however many lockouts came in a row (seconds).
+MAX_LOCKOUT_S = 86400.0
 
 
 class PasswordHashError(FirmwareError, ValueError):
@@ -61,6 +74,10 @@ class ScryptParams:
 
     def memory_bytes(self) -> int:
         return 128 * self.n * self.r * self.p
+
+    def meets_policy(self) -> bool:
+        """At least one of OWASP's scrypt rows (:data:`OWASP_ROWS`)."""
+        return self.r >= 8 and any(self.n >= n and self.p >= p for n, p in OWASP_ROWS)
 
 
 @dataclass(frozen=True)
@@ -88,13 +105,22 @@ def _derive(password: bytes, salt: bytes, params: ScryptParams, length: int) -> 
     )
 
 
+def password_problem(password: str) -> str | None:
+    """Why ``password`` may not be given a new hash, or None."""
+    if len(password) < MIN_PASSWORD_CHARS:
+        return f"the password must be at least {MIN_PASSWORD_CHARS} characters"
+    if len(password.encode("utf-8", "surrogateescape")) > MAX_PASSWORD_BYTES:
+        return f"the password must be at most {MAX_PASSWORD_BYTES} bytes"
+    if not password.strip():
+        return "the password must not be only spaces"
+    return None
+
+
 def _encode_password(password: str) -> bytes:
-    data = password.encode("utf-8")
-    if not data:
-        raise PasswordHashError("the password must not be empty")
-    if len(data) > MAX_PASSWORD_BYTES:
-        raise PasswordHashError(f"the password must be at most {MAX_PASSWORD_BYTES} bytes")
-    return data
+    problem = password_problem(password)
+    if problem is not None:
+        raise PasswordHashError(problem)
+    return password.encode("utf-8")
 
 
 def hash_password(
@@ -153,20 +179,64 @@ def burn_one_attempt(stored: PasswordHash | None) -> None:
     _derive(b"\x00", salt, params, KEY_BYTES)
 
 
-class LoginThrottle:
-    """Lockout after ``max_failures`` consecutive failures, for ``lockout_s`` seconds.
+@dataclass(frozen=True)
+class ThrottleState:
+    """What the lockout must remember across restarts and power cuts."""
 
-    Times are monotonic seconds from the injected clock. Kept by the console across sessions,
-    so hanging up and reconnecting does not reset the count.
+    failures: int = 0  # consecutive failed attempts (an attempt counts before it is checked)
+    lockouts: int = 0  # lockouts in a row since the last successful login
+    locked_until: datetime | None = None  # UTC end of the current lockout
+
+
+class LoginThrottle:
+    """Lockout after ``max_failures`` consecutive failures, with exponential backoff.
+
+    The n-th lockout in a row lasts ``lockout_s * 2**(n-1)`` seconds (at most
+    :data:`MAX_LOCKOUT_S`, or ``lockout_s`` if that is longer); a successful login starts over.
+    An attempt is counted (and ``persist`` called) *before* its password is checked, so cutting
+    the power while the answer is computed does not save the attempt. Deadlines run on the
+    monotonic clock while the process lives; across a restart the persisted UTC end is used, and
+    a remaining time longer than the lockout itself (the clock was set back) is cut to it.
     """
 
-    def __init__(self, max_failures: int, lockout_s: float) -> None:
-        if max_failures < 1 or lockout_s < 0:
+    def __init__(
+        self,
+        max_failures: int,
+        lockout_s: float,
+        *,
+        state: ThrottleState | None = None,
+        persist: Callable[[ThrottleState], None] | None = None,
+        now_utc: datetime | None = None,
+        now: float = 0.0,
+    ) -> None:
+        if max_failures < 1 or not lockout_s >= 0:
             raise ValueError("max_failures must be >= 1 and lockout_s >= 0")
         self.max_failures = max_failures
         self.lockout_s = lockout_s
-        self.failures = 0
+        self._persist = persist
+        state = state or ThrottleState()
+        self.failures = max(0, state.failures)
+        self.lockouts = max(0, state.lockouts)
         self._locked_until: float | None = None
+        self._locked_until_utc: datetime | None = None
+        if state.locked_until is not None and now_utc is not None:
+            left = (state.locked_until - now_utc).total_seconds()
+            left = min(left, self.duration(max(self.lockouts, 1)))
+            if left > 0:
+                self._locked_until = now + left
+                self._locked_until_utc = now_utc + timedelta(seconds=left)
+
+    def duration(self, lockouts: int) -> float:
+        """Seconds the ``lockouts``-th lockout in a row lasts."""
+        cap = max(MAX_LOCKOUT_S, self.lockout_s)
+        return float(min(cap, self.lockout_s * 2.0 ** min(max(lockouts - 1, 0), 32)))
+
+    def state(self) -> ThrottleState:
+        return ThrottleState(self.failures, self.lockouts, self._locked_until_utc)
+
+    def _save(self) -> None:
+        if self._persist is not None:
+            self._persist(self.state())
 
     def locked_for(self, now: float) -> float:
         """Seconds of lockout left (0.0 when logins are allowed). The count restarts when a
@@ -176,18 +246,34 @@ class LoginThrottle:
         left = self._locked_until - now
         if left <= 0:
             self._locked_until = None
+            self._locked_until_utc = None
             self.failures = 0
             return 0.0
         return left
 
-    def record_failure(self, now: float) -> bool:
-        """Count one failure; True when this failure starts a lockout."""
+    def begin_attempt(self) -> None:
+        """Count an attempt as failed before its password is checked (saved at once)."""
         self.failures += 1
+        self._save()
+
+    def record_failure(self, now: float, now_utc: datetime) -> bool:
+        """The attempt begun with :meth:`begin_attempt` failed; True when it starts a lockout
+        (which is saved before this returns)."""
         if self.failures >= self.max_failures:
-            self._locked_until = now + self.lockout_s
+            self.lockouts += 1
+            left = self.duration(self.lockouts)
+            self._locked_until = now + left
+            self._locked_until_utc = now_utc + timedelta(seconds=left)
+            self._save()
             return True
         return False
 
+    def current_lockout_s(self) -> float:
+        return self.duration(self.lockouts)
+
     def record_success(self) -> None:
         self.failures = 0
+        self.lockouts = 0
         self._locked_until = None
+        self._locked_until_utc = None
+        self._save()

@@ -11,15 +11,20 @@ Three layers, outermost last:
 * :class:`Console` is the supervised worker: ``run(stop_event)`` opens the port through the
   injected factory and pumps bytes between the port and the session until the event is set.
 
-Security rules kept here: nothing is reachable before a password login; a lockout follows
-``max_failures`` bad logins; idle sessions end; every login attempt, command and logout is
-audited through ``store.audit``; reads are reachable only through ``store.search_plate`` (which
-requires a reason, audits and counts); images, keys and configuration changes are never offered.
+Security rules kept here: nothing is reachable before a login as a named person (an account from
+the signed list, the installer's local account, or a vendor-signed service response); each
+command is allowed to some roles only (:data:`COMMAND_ROLES`); a lockout with exponential
+backoff follows ``max_failures`` bad logins and survives restarts and power cuts (the count is
+saved before each password is checked); idle sessions end; every login attempt, command and
+logout is audited through ``store.audit`` with the person as actor; reads are reachable only
+through ``store.search_plate``, which checks the role and the case number itself, audits and
+counts; images, keys and configuration changes are never offered.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
 import shlex
@@ -27,18 +32,28 @@ import threading
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Protocol
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from drivers import files
 from drivers.clock import Clock
 from drivers.config_keys import setting
 from drivers.serial_port import SerialError, SerialPort, SerialWriteTimeout, open_serial
+from firmware.console import accounts as console_accounts
 from firmware.console import auth as console_auth
 from firmware.errors import FirmwareError
+from storage.roles import Caller, Role
 
 log = logging.getLogger(__name__)
 
-ROLE = "technician"
+#: The audit role of a login attempt by nobody yet known.
+UNAUTHENTICATED = "unauthenticated"
+#: The name typed at ``login:`` that starts the vendor-signed field-service login.
+SERVICE_LOGIN = "service"
 PROMPT = "vigil> "
 #: Seconds one port read may block: the bound on how late ``stop_event`` is noticed.
 READ_TIMEOUT_S = 0.1
@@ -71,15 +86,24 @@ class ConsoleSettings:
     port: str = setting("/dev/ttyAMA0", nonempty=True,
                         doc="Serial device or pyserial URL (/dev/ttyAMA0, /dev/ttyGS0, loop://).")
     baud: int = setting(115200, choices=BAUD_RATES, doc="Line speed (8N1).")
-    user: str = setting("technician", nonempty=True, doc="The one login name accepted.")
+    user: str = setting("installer", nonempty=True,
+                        doc="The installer's own local account (role installer): their name.")
     password_hash: str = setting("", secret=True,
-                                 doc="scrypt hash from `vigil console-passwd`; empty = no login.")
+                                 doc="scrypt hash from `vigil console-passwd` for `user`; "
+                                 "empty = no local account.")
+    accounts_file: str = setting("", doc="Signed per-person account list (docs/console.md); "
+                                 "empty = none.")
+    accounts_key: str = setting("", doc="Ed25519 public key (base64 or a PEM file) that signs "
+                                "accounts_file: the agency's or the vendor's.")
+    service_key: str = setting("", doc="The vendor's Ed25519 public key for the offline "
+                               "field-service login; empty = no service login.")
     idle_timeout_s: float = setting(300.0, min=10.0, max=3600.0,
                                     doc="A session with no input for this long is logged out.")
     max_failures: int = setting(5, min=1, max=20,
                                 doc="Consecutive failed logins that start a lockout.")
     lockout_s: float = setting(300.0, min=1.0, max=86400.0,
-                               doc="How long logins are refused after max_failures.")
+                               doc="First lockout after max_failures; each further one in a "
+                               "row doubles (at most 24 h).")
     max_line_bytes: int = setting(256, min=32, max=4096,
                                   doc="Longer input lines are discarded with an error.")
     banner: str = setting(DEFAULT_BANNER, doc="Shown before the login prompt.")
@@ -91,13 +115,26 @@ def check_settings(s: ConsoleSettings) -> str | None:
     """Cross-field rules of ``[console]``: a message, or ``None`` when the settings hold."""
     if s.password_hash:
         try:
-            console_auth.parse_hash(s.password_hash)
+            params = console_auth.parse_hash(s.password_hash).params
         except console_auth.PasswordHashError as e:
             return f"password_hash: {e}"
-    elif s.enabled:
-        return "enabled = true needs a password_hash (see `vigil console-passwd`)"
-    if any(not ch.isprintable() for ch in s.user) or " " in s.user:
-        return "user must be printable with no spaces"
+        if not params.meets_policy():
+            return ("password_hash: scrypt parameters below OWASP's (make it again with "
+                    "`vigil console-passwd`)")
+    elif s.enabled and not s.accounts_file and not s.service_key:
+        return ("enabled = true needs a login: accounts_file, password_hash "
+                "(see `vigil console-passwd`) or service_key")
+    if s.accounts_file and not s.accounts_key:
+        return "accounts_file needs accounts_key (the key that signs it)"
+    for name in ("accounts_key", "service_key"):
+        if getattr(s, name):
+            try:
+                console_accounts.load_public_key(getattr(s, name))
+            except console_accounts.AccountError as e:
+                return f"{name}: {e}"
+    if (not console_accounts.NAME.fullmatch(s.user)
+            or s.user in console_accounts.RESERVED_NAMES):
+        return "user must be a person's login name (a-z first, then a-z 0-9 . _ -; 2-32)"
     if any(unicodedata.category(ch) == "Cc" for ch in s.banner):
         return "banner must not contain control characters"
     return None
@@ -246,7 +283,7 @@ class ConsoleStore(Protocol):
     def audit(self, actor: str, role: str, action: str, reason: str, result: str,
               detail: dict[str, Any] | None = None) -> Any: ...
 
-    def search_plate(self, text: str, actor: str, role: str, reason: str) -> Sequence[Any]: ...
+    def search_plate(self, text: str, caller: Caller) -> Sequence[Any]: ...
 
     def verify_audit(self) -> Any: ...
 
@@ -278,6 +315,12 @@ class CommandSpec:
     handler: Callable[[ConsoleSession, Command], CommandResult]
     #: The store writes this command's audit entry itself (atomically with the data access).
     audited_by_store: bool = False
+    #: Who may run it (the store checks data access again by itself).
+    roles: tuple[Role, ...] = tuple(Role)
+
+
+#: Roles allowed read-data commands at the console; the store still checks ``search_roles``.
+DATA_COMMAND_ROLES = (Role.INVESTIGATOR, Role.ADMIN)
 
 
 # ---------------------------------------------------------------------------------- session
@@ -286,13 +329,16 @@ class CommandSpec:
 class State(StrEnum):
     LOGIN = "login"
     PASSWORD = "password"
+    SERVICE = "service"  # a field-service challenge is shown; the signed response is awaited
     SHELL = "shell"
 
 
 class ConsoleSession:
     """Login and shell state machine for one serial port. Returns text; does no port I/O.
 
-    ``throttle`` is owned by the :class:`Console` so that it outlives sessions.
+    ``throttle`` is owned by the :class:`Console` so that it outlives sessions. ``accounts``
+    are the people who may log in with a password (the signed list plus the local installer
+    account); ``service_key`` verifies vendor-signed field-service responses.
     """
 
     def __init__(
@@ -303,6 +349,8 @@ class ConsoleSession:
         clock: Clock,
         throttle: console_auth.LoginThrottle,
         logs_fn: LogsFn | None = None,
+        accounts: Mapping[str, console_accounts.Account] | None = None,
+        service_key: Ed25519PublicKey | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -312,18 +360,22 @@ class ConsoleSession:
         self.throttle = throttle
         self.state = State.LOGIN
         self._attempted_user = ""
+        self._challenge: str | None = None
         self._last_activity = clock.monotonic()
         self._login_at: str | None = None
         self._audit_ok = True
-        try:
-            self._hash: console_auth.PasswordHash | None = (
-                console_auth.parse_hash(settings.password_hash) if settings.password_hash
-                else None
-            )
-        except console_auth.PasswordHashError:
-            # Config validation rejects this; a hand-built settings object may still carry it.
-            log.error("console password hash unusable: every login will fail")
-            self._hash = None
+        self.person: str | None = None
+        self.role: Role | None = None
+        self.service_key = service_key
+        self.accounts: dict[str, console_accounts.Account] = dict(accounts or {})
+        if settings.password_hash:
+            try:
+                local = console_auth.parse_hash(settings.password_hash)
+                self.accounts.setdefault(
+                    settings.user, console_accounts.Account(settings.user, Role.INSTALLER, local))
+            except console_auth.PasswordHashError:
+                # Config validation rejects this; a hand-built settings object may still carry it.
+                log.error("console password hash unusable: the local account cannot log in")
         self.commands = self._command_table()
 
     # ---- state ---------------------------------------------------------------------------
@@ -337,20 +389,20 @@ class ConsoleSession:
 
     @property
     def actor(self) -> str:
-        return f"console:{self.settings.user}"
+        return f"console:{self.person}" if self.person else "console:unknown"
 
     def greet(self) -> str:
         return f"\r\n{self.settings.banner}\r\n\r\nlogin: "
 
     def prompt(self) -> str:
-        return {State.LOGIN: "login: ", State.PASSWORD: "password: ", State.SHELL: PROMPT}[
-            self.state]
+        return {State.LOGIN: "login: ", State.PASSWORD: "password: ",
+                State.SERVICE: "response: ", State.SHELL: PROMPT}[self.state]
 
     # ---- events --------------------------------------------------------------------------
     def handle(self, event: InputEvent) -> str:
         self._last_activity = self.clock.monotonic()
         if isinstance(event, Interrupt):
-            if self.state is State.PASSWORD:
+            if self.state in (State.PASSWORD, State.SERVICE):
                 self.state = State.LOGIN
             return self.prompt()
         if isinstance(event, EndOfInput):
@@ -363,9 +415,13 @@ class ConsoleSession:
         try:
             text = decode_line(event, self.settings.max_line_bytes)
         except InputRejected as e:
+            if self.state is State.SERVICE:
+                return self._on_service(None)
             return self._reject_input(str(e))
         if self.state is State.LOGIN:
             return self._on_user(text)
+        if self.state is State.SERVICE:
+            return self._on_service(text)
         return self._on_command(text)
 
     def tick(self) -> str:
@@ -375,8 +431,9 @@ class ConsoleSession:
         idle = self.clock.monotonic() - self._last_activity
         if idle < self.settings.idle_timeout_s:
             return ""
-        if self.state is State.PASSWORD:
+        if self.state in (State.PASSWORD, State.SERVICE):
             self.state = State.LOGIN
+            self._challenge = None
             return "\r\ntimed out\r\n" + self.greet()
         log.info("console idle timeout", extra={"idle_s": round(idle, 1)})
         return "\r\nidle timeout: " + self.logout("idle timeout")
@@ -385,19 +442,33 @@ class ConsoleSession:
         """End the shell session (audited); returns the text that closes it and greets again."""
         if self.state is State.SHELL:
             self._audit("console.logout", why, "ok", {"since": self._login_at})
-            log.info("console logout", extra={"user": self.settings.user, "why": why})
+            log.info("console logout", extra={"user": self.person, "why": why})
         self.state = State.LOGIN
         self._login_at = None
+        self.person = None
+        self.role = None
         return "logged out\r\n" + self.greet()
 
     # ---- login ---------------------------------------------------------------------------
+    def _locked_message(self) -> str | None:
+        left = self.throttle.locked_for(self.clock.monotonic())
+        if left <= 0:
+            return None
+        return (f"console locked after {self.throttle.max_failures} failed logins; "
+                f"try again in {math.ceil(left)} s\r\n")
+
     def _on_user(self, text: str) -> str:
         if not text:
             return self.prompt()
-        left = self.throttle.locked_for(self.clock.monotonic())
-        if left > 0:
-            return (f"console locked after {self.throttle.max_failures} failed logins; "
-                    f"try again in {math.ceil(left)} s\r\n" + self.prompt())
+        locked = self._locked_message()
+        if locked is not None:
+            return locked + self.prompt()
+        if text == SERVICE_LOGIN and self.service_key is not None:
+            unit = str(self.status_fn().get("camera_id") or "unit")
+            self._challenge = console_accounts.new_challenge(unit)
+            self.state = State.SERVICE
+            return (f"challenge: {self._challenge}\r\n"
+                    "(have the vendor sign it: vigil console-service-sign)\r\n" + self.prompt())
         self._attempted_user = text
         self.state = State.PASSWORD
         return self.prompt()
@@ -405,45 +476,69 @@ class ConsoleSession:
     def _on_password(self, line: Line) -> str:
         user, self._attempted_user = self._attempted_user, ""
         self.state = State.LOGIN
-        user_known = user == self.settings.user
+        account = self.accounts.get(user)
+        stored = account.password if account is not None else None
+        self.throttle.begin_attempt()  # saved before the check: a power cut does not undo it
         ok = False
-        if line.overflow:
-            console_auth.burn_one_attempt(self._hash)
+        if line.overflow or account is None:
+            console_auth.burn_one_attempt(stored or self._any_hash())
         else:
             password = line.data.decode("utf-8", "surrogateescape")
-            if user_known and self._hash is not None:
-                ok = console_auth.verify_password(password, self._hash)
-            else:
-                console_auth.burn_one_attempt(self._hash)
+            ok = console_auth.verify_password(password, account.password)
             del password
-        now = self.clock.monotonic()
-        # Only a name that is the configured one goes into the audit chain: a password typed
-        # into the login field by mistake must not be written down.
-        actor = self.actor if user_known else "console:unknown"
-        if ok:
-            self.throttle.record_success()
-            self.state = State.SHELL
-            self._login_at = self.clock.utcnow().isoformat()
-            self._audit_ok = True
-            self._audit("console.login", "password", "ok", {})
-            log.info("console login", extra={"user": self.settings.user})
-            warn = ("WARNING: the audit log cannot be written; data commands will be refused.\r\n"
-                    if not self._audit_ok else "")
-            return (f"{warn}Logged in as {self.settings.user} ({ROLE}). "
-                    f"Type 'help' for commands.\r\n{PROMPT}")
-        locked = self.throttle.record_failure(now)
-        self._audit("console.login", "password", "failed",
-                    {"user_known": user_known, "consecutive_failures": self.throttle.failures},
-                    actor=actor)
-        log.warning("console login failed", extra={"user_known": user_known,
-                                                   "consecutive_failures": self.throttle.failures})
+        if ok and account is not None:
+            return self._logged_in(account.name, account.role, "password")
+        # Only a name that is an account goes into the audit chain: a password typed into the
+        # login field by mistake must not be written down.
+        return self._login_failed(f"console:{user}" if account is not None else None,
+                                  {"user_known": account is not None}, "password")
+
+    def _any_hash(self) -> console_auth.PasswordHash | None:
+        return next(iter(self.accounts.values())).password if self.accounts else None
+
+    def _on_service(self, text: str | None) -> str:
+        challenge, self._challenge = self._challenge, None
+        self.state = State.LOGIN
+        self.throttle.begin_attempt()
+        try:
+            if challenge is None or text is None or self.service_key is None:
+                raise console_accounts.AccountError("malformed response")
+            name, role = console_accounts.verify_service_response(
+                challenge, text, self.service_key)
+        except console_accounts.AccountError as e:
+            return self._login_failed(None, {"why": str(e)}, "service")
+        return self._logged_in(name, role, "service")
+
+    def _logged_in(self, name: str, role: Role, method: str) -> str:
+        self.throttle.record_success()
+        self.state = State.SHELL
+        self.person, self.role = name, role
+        self._login_at = self.clock.utcnow().isoformat()
+        self._audit_ok = True
+        self._audit("console.login", method, "ok", {})
+        log.info("console login", extra={"user": name, "role": role.value, "method": method})
+        warn = ("WARNING: the audit log cannot be written; data commands will be refused.\r\n"
+                if not self._audit_ok else "")
+        return (f"{warn}Logged in as {name} ({role.value}). "
+                f"Type 'help' for commands.\r\n{PROMPT}")
+
+    def _login_failed(self, actor: str | None, detail: dict[str, Any], method: str) -> str:
+        locked = self.throttle.record_failure(self.clock.monotonic(), self.clock.utcnow())
+        actor = actor or "console:unknown"
+        failures = self.throttle.failures
+        self._audit("console.login", method, "failed",
+                    {**detail, "consecutive_failures": failures}, actor=actor)
+        log.warning("console login failed", extra={"method": method,
+                                                   "consecutive_failures": failures})
         out = "Login incorrect\r\n"
         if locked:
+            lockout_s = self.throttle.current_lockout_s()
             self._audit("console.lockout", "too many failed logins", "locked",
-                        {"lockout_s": self.settings.lockout_s}, actor=actor)
-            log.warning("console locked", extra={"lockout_s": self.settings.lockout_s})
+                        {"lockout_s": lockout_s, "lockouts_in_a_row": self.throttle.lockouts},
+                        actor=actor)
+            log.warning("console locked", extra={"lockout_s": lockout_s})
             out += (f"console locked after {self.throttle.max_failures} failed logins; "
-                    f"try again in {int(self.settings.lockout_s)} s\r\n")
+                    f"try again in {math.ceil(lockout_s)} s\r\n")
         return out + self.prompt()
 
     # ---- shell ---------------------------------------------------------------------------
@@ -468,6 +563,11 @@ class ConsoleSession:
             return f"error: unknown command (type 'help')\r\n{PROMPT}"
         if cmd.name == "logout" or cmd.name in ("exit", "quit"):
             return self.logout("user")
+        if self.role not in spec.roles:
+            self._audit("console.command", "", "denied",
+                        {"command": spec.name, "why": "role"})
+            role = self.role.value if self.role else UNAUTHENTICATED
+            return f"error: {spec.name} is not allowed for role {role}\r\n{PROMPT}"
         try:
             res = spec.handler(self, cmd)
         except UsageError as e:
@@ -485,7 +585,8 @@ class ConsoleSession:
     def _audit(self, action: str, reason: str, result: str, detail: dict[str, Any],
                actor: str | None = None) -> bool:
         try:
-            self.store.audit(actor or self.actor, ROLE, action, reason, result, detail)
+            role = self.role.value if self.role is not None else UNAUTHENTICATED
+            self.store.audit(actor or self.actor, role, action, reason, result, detail)
         except Exception as e:  # noqa: BLE001 - the console stays up to diagnose a sick store
             self._audit_ok = False
             log.error("console: audit write failed",
@@ -498,9 +599,9 @@ class ConsoleSession:
         specs = [
             CommandSpec("help", "help", "list commands", _cmd_help),
             CommandSpec("status", "status", "health summary of the daemon", _cmd_status),
-            CommandSpec("reads", 'reads search PLATE reason="..."',
-                        "reads of a plate (time, plate, confidence); reason required, audited",
-                        _cmd_reads, audited_by_store=True),
+            CommandSpec("reads", 'reads search PLATE reason="case NUMBER ..."',
+                        "reads of a plate (time, plate, confidence); case number required, "
+                        "audited", _cmd_reads, audited_by_store=True, roles=DATA_COMMAND_ROLES),
             CommandSpec("audit", "audit verify", "verify the audit hash chain and signatures",
                         _cmd_audit),
             CommandSpec("stats", "stats [DAYS]", "transparency counters (default 30 days)",
@@ -528,7 +629,7 @@ class ConsoleSession:
 def _cmd_help(s: ConsoleSession, cmd: Command) -> CommandResult:
     seen: list[CommandSpec] = []
     for spec in s.commands.values():
-        if spec not in seen:
+        if spec not in seen and s.role in spec.roles:
             seen.append(spec)
     width = max(len(spec.usage) for spec in seen)
     return CommandResult([f"  {spec.usage.ljust(width)}  {spec.help}" for spec in seen])
@@ -577,7 +678,7 @@ def _cmd_status(s: ConsoleSession, cmd: Command) -> CommandResult:
 
 
 def _cmd_reads(s: ConsoleSession, cmd: Command) -> CommandResult:
-    usage = 'reads search PLATE reason="why you need it (case number)"'
+    usage = 'reads search PLATE reason="case NUMBER (why you need it)"'
     args = cmd.args
     if cmd.name == "reads":
         if not args or args[0].lower() != "search":
@@ -588,11 +689,11 @@ def _cmd_reads(s: ConsoleSession, cmd: Command) -> CommandResult:
     reason = cmd.options.get("reason", "")
     from storage.errors import AccessDenied
 
+    assert s.role is not None  # commands run only in a logged-in session
     try:
-        found = s.store.search_plate(args[0], s.actor, ROLE, reason)
+        found = s.store.search_plate(args[0], Caller(s.actor, s.role, reason))
     except AccessDenied as e:
-        return CommandResult([f"denied: {e} (give reason=\"...\", at least 3 characters)"],
-                             "denied")
+        return CommandResult([f"denied: {e} (give reason=\"case NUMBER ...\")"], "denied")
     lines = [f"{len(found)} read(s) within retention"]
     for r in list(found)[:MAX_SEARCH_ROWS]:
         lines.append(f"  {r.captured_at.isoformat(timespec='seconds')}  {r.plate_text}  "
@@ -658,7 +759,8 @@ def _cmd_logs(s: ConsoleSession, cmd: Command) -> CommandResult:
 
 def _cmd_whoami(s: ConsoleSession, cmd: Command) -> CommandResult:
     _no_args(cmd, "whoami")
-    return CommandResult([f"user: {s.settings.user}", f"role: {ROLE}",
+    role = s.role.value if s.role is not None else UNAUTHENTICATED
+    return CommandResult([f"user: {s.person}", f"role: {role}",
                           f"logged in at: {s._login_at}",
                           f"idle timeout: {int(s.settings.idle_timeout_s)} s"])
 
@@ -684,13 +786,47 @@ def serial_factory(settings: ConsoleSettings) -> SerialFactory:
 
 @dataclass(frozen=True)
 class ConsoleStatus:
-    """The console as `vigil status` shows it (``as_dict()`` is the JSON view)."""
+    """The console as `vigil status` shows it (``as_dict()`` is the JSON view). Who is logged
+    in is not shown: the audit chain says that."""
 
     logged_in: bool
     locked_for_s: float
+    accounts: int = 0  # people who may log in with a password
+    accounts_error: str | None = None  # why the signed account list was refused
 
     def as_dict(self) -> dict[str, Any]:
-        return {"logged_in": self.logged_in, "locked_for_s": self.locked_for_s}
+        return {"logged_in": self.logged_in, "locked_for_s": self.locked_for_s,
+                "accounts": self.accounts, "accounts_error": self.accounts_error}
+
+
+class ThrottleFile:
+    """The lockout's state (:class:`console_auth.ThrottleState`) in a small JSON file, replaced
+    atomically (temporary file, fsync, rename, fsync of the directory) on every change, so a
+    restart or a power cut keeps the count. A file that does not parse (it cannot be half
+    written) is treated as tampering: the console starts locked."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self, now_utc: datetime, lockout_s: float) -> console_auth.ThrottleState:
+        try:
+            raw = json.loads(self.path.read_bytes())
+            until = raw["locked_until"]
+            return console_auth.ThrottleState(
+                int(raw["failures"]), int(raw["lockouts"]),
+                None if until is None else datetime.fromisoformat(until))
+        except FileNotFoundError:
+            return console_auth.ThrottleState()
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            log.error("console lockout state unreadable; starting locked",
+                      extra={"path": str(self.path), "error": f"{type(e).__name__}: {e}"})
+            return console_auth.ThrottleState(0, 1, now_utc + timedelta(seconds=lockout_s))
+
+    def save(self, state: console_auth.ThrottleState) -> None:
+        until = None if state.locked_until is None else state.locked_until.isoformat()
+        data = json.dumps({"failures": state.failures, "lockouts": state.lockouts,
+                           "locked_until": until}).encode()
+        files.write_atomic(self.path, data, 0o600)
 
 
 class Console:
@@ -712,6 +848,7 @@ class Console:
         status_fn: StatusFn,
         clock: Clock,
         logs_fn: LogsFn | None = None,
+        state_path: Path | None = None,
     ) -> None:
         self.settings = settings
         self.serial_factory = serial_factory
@@ -719,18 +856,60 @@ class Console:
         self.status_fn = status_fn
         self.clock = clock
         self.logs_fn = logs_fn
-        self.throttle = console_auth.LoginThrottle(settings.max_failures, settings.lockout_s)
+        state, persist = console_auth.ThrottleState(), None
+        if state_path is not None:
+            state_file = ThrottleFile(state_path)
+            state = state_file.load(clock.utcnow(), settings.lockout_s)
+            persist = state_file.save
+        self.throttle = console_auth.LoginThrottle(
+            settings.max_failures, settings.lockout_s, state=state, persist=persist,
+            now_utc=clock.utcnow(), now=clock.monotonic())
         self.session: ConsoleSession | None = None
+        self.accounts: dict[str, console_accounts.Account] = {}
+        self.accounts_error: str | None = None
+        self.service_key = (console_accounts.load_public_key(settings.service_key)
+                            if settings.service_key else None)
 
     def status(self) -> ConsoleStatus:
         s = self.session
         return ConsoleStatus(bool(s and s.logged_in),
-                             round(self.throttle.locked_for(self.clock.monotonic()), 1))
+                             round(self.throttle.locked_for(self.clock.monotonic()), 1),
+                             len(s.accounts) if s else 0, self.accounts_error)
+
+    def load_accounts(self) -> None:
+        """Read and verify the signed account list (at each start of the worker). A list that is
+        refused leaves only the local account and the service login, audited and shown in
+        status: the unit keeps its console for the technician who comes to fix it."""
+        path = self.settings.accounts_file
+        self.accounts, self.accounts_error = {}, None
+        if not path:
+            return
+        try:
+            key = console_accounts.load_public_key(self.settings.accounts_key)
+            with open(path, "rb") as f:
+                blob = f.read(console_accounts.MAX_FILE_BYTES + 1)
+            listed = console_accounts.parse_accounts(blob, key)
+        except (OSError, console_accounts.AccountError) as e:
+            self.accounts_error = str(e) if isinstance(e, console_accounts.AccountError) else (
+                f"cannot read {path}: {e.strerror or e}")
+            log.error("console account list refused", extra={"error": self.accounts_error})
+            self._audit_accounts("refused", {"error": self.accounts_error})
+            return
+        self.accounts = dict(listed.accounts)
+        self._audit_accounts("ok", {"version": listed.version, "accounts": len(self.accounts),
+                                    "issued": listed.issued_at.isoformat()})
+
+    def _audit_accounts(self, result: str, detail: dict[str, Any]) -> None:
+        try:
+            self.store.audit("console", "system", "console.accounts", "start", result, detail)
+        except Exception:  # a sick store must not take the console down
+            log.exception("console: audit write failed")
 
     def run(self, stop: threading.Event) -> None:
         port = self.serial_factory()
+        self.load_accounts()
         session = ConsoleSession(self.settings, self.store, self.status_fn, self.clock,
-                                 self.throttle, self.logs_fn)
+                                 self.throttle, self.logs_fn, self.accounts, self.service_key)
         self.session = session
         editor = LineEditor(self.settings.max_line_bytes)
         log.info("console listening", extra={"port": self.settings.port})

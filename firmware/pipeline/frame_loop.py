@@ -292,7 +292,10 @@ class Pipeline:
                 if self.p.on_alert is not None:
                     self.p.on_alert(list(alerts))
             with self._lock:
-                self._last_read = {k: line[k] for k in ("read_id", "time", "plate", "confidence")}
+                # Only the confidence: `vigil status` (the control socket) asks for no role, no
+                # reason and writes no audit entry, so it must not become a live plate feed
+                # (no plate, read id or time; reads are reached through storage.access).
+                self._last_read = {"confidence": line["confidence"]}
             log.info("read stored", extra={"read_id": read.read_id, "alerts": len(alerts)})
             self.p.emit(line)
 
