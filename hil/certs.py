@@ -38,6 +38,7 @@ class TestPki:
     server_wrong_host: CertPair  # signed by ``ca`` but for another host name
     client_foreign: CertPair  # device certificate from a foreign CA
     device_id: str
+    consumer: CertPair  # the agency's own MQTT consumer (hil/mqtt_consumer.py), signed by ``ca``
 
 
 def _name(cn: str) -> x509.Name:
@@ -171,4 +172,6 @@ def make_test_pki(directory: Path, device_id: str = "vigil-test-0001") -> TestPk
             directory, "client-foreign", *_leaf(device_id, foreign, server=False, **live)
         ),
         device_id=device_id,
+        consumer=_write(directory, "consumer",
+                        *_leaf("agency-consumer", ca, server=False, **live)),
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from hil import mosquitto as mq
 from hil.certs import TestPki, make_test_pki
 from storage.store import Store
 from tests.kit import open_store
@@ -27,3 +28,15 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s = open_store(tmp_path / "s.db")
     yield s
     s.close()
+
+
+@pytest.fixture(scope="module")
+def broker(pki: TestPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[mq.Mosquitto]:
+    """A real Mosquitto on loopback: TLS, client certificates required, per-unit ACL
+    (hil/mosquitto.py). Installed with apt-get when absent; skipped, with the reason, only where
+    that cannot be done."""
+    binary = mq.mosquitto_binary()
+    if binary is None:
+        pytest.skip(mq.MISSING_REASON)
+    with mq.Mosquitto(pki, tmp_path_factory.mktemp("mosquitto"), binary) as b:
+        yield b

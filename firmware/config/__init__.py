@@ -271,7 +271,7 @@ def _files_problems(s: Settings) -> list[tuple[str, str]]:
         out.append(("camera.source", f"replay source {cam.source} does not exist"))
     if s.inference.model_dir and not Path(s.inference.model_dir).is_dir():
         out.append(("inference.model_dir", f"{s.inference.model_dir} is not a directory"))
-    if s.uplink.endpoint:
+    if s.uplink.endpoint or s.uplink.sends:
         from firmware.uplink.transport import UplinkConfigError, build_ssl_context
 
         try:

@@ -153,16 +153,43 @@ def _illum_check(s: IlluminatorSettings) -> str | None:
 
 
 def _uplink_check(u: UplinkSettings) -> str | None:
+    if u.protocol == "mqtt":
+        return _mqtt_check(u)
     if not u.endpoint:
         return None
-    if not u.endpoint.startswith("https://"):
+    return _endpoint_check(u, "endpoint")
+
+
+def _endpoint_check(u: UplinkSettings, what: str) -> str | None:
+    if u.endpoint and not u.endpoint.startswith("https://"):
         return "endpoint must be an https:// URL (TLS is never optional)"
     missing = [k for k in ("ca_file", "cert_file", "key_file") if not getattr(u, k)]
     if missing:
-        return f"endpoint is set but {', '.join(missing)} is empty"
+        return f"{what} is set but {', '.join(missing)} is empty"
     if u.backoff_max_s < u.backoff_initial_s:
         return "backoff_max_s must be >= backoff_initial_s"
     return None
+
+
+def _mqtt_check(u: UplinkSettings) -> str | None:
+    """protocol = "mqtt": a broker URL, topic levels that cannot widen a subscription, and
+    credentials that make sense. The device_id level is checked in :func:`cross_check` (it
+    may come from [unit] camera_id)."""
+    from firmware.uplink.mqtt_topics import parse_broker, segment_problem
+
+    if not u.mqtt_broker:
+        return "protocol = \"mqtt\" needs mqtt_broker"
+    try:
+        parse_broker(u.mqtt_broker)
+    except ValueError as e:
+        return str(e)
+    for key in ("mqtt_agency", "mqtt_site"):
+        problem = segment_problem(getattr(u, key))
+        if problem:
+            return f"{key} cannot be a topic level: {problem}"
+    if u.mqtt_password and not u.mqtt_username:
+        return "mqtt_password is set but mqtt_username is empty"
+    return _endpoint_check(u, "mqtt_broker")
 
 
 def _modem_check(m: ModemSettings) -> str | None:
@@ -191,8 +218,8 @@ SECTIONS: dict[str, Section] = {
                               check=_illum_check),
     "gps": Section.of(GpsSettings, doc="Where reads happened."),
     "uplink": Section.of(UplinkSettings,
-                         doc="Forwarding reads and alerts to the agency over HTTPS with mutual "
-                         "TLS.", check=_uplink_check),
+                         doc="Forwarding reads and alerts to the agency over HTTPS or MQTT 5, "
+                         "with mutual TLS.", check=_uplink_check),
     "hotlists": Section.of(HotlistSettings, doc="Signed hotlists and matching.", build=_hotlists),
     "modem": Section.of(ModemSettings,
                         doc="Cellular modem supervision (AT channel, recovery ladder).",
@@ -209,6 +236,14 @@ def cross_check(built: dict[str, Any]) -> str | None:
     u = built["unit"]
     if built["gps"].mode == "site" and u.site_latitude is None:
         return "[gps] mode = \"site\" needs [unit] site_latitude and site_longitude"
+    up = built["uplink"]
+    if up.protocol == "mqtt":
+        from firmware.uplink.mqtt_topics import segment_problem
+
+        problem = segment_problem(up.device_id or u.camera_id)
+        if problem:
+            return f"[uplink] device_id (or [unit] camera_id) cannot be an MQTT topic level: " \
+                   f"{problem}"
     return None
 
 

@@ -23,7 +23,7 @@ class UplinkError(FirmwareError):
 class TransportError(UplinkError, ConnectionError):
     """A request did not produce a usable answer. ``kind`` says why, for the link state and
     the log: ``timeout``, ``connect``, ``tls``, ``reset``, ``http_5xx``, ``http_4xx``,
-    ``throttled``, ``protocol``."""
+    ``throttled``, ``protocol``, ``refused`` (a broker refused the client or a message)."""
 
     def __init__(self, kind: str, message: str, retry_after_s: float | None = None) -> None:
         self.kind = kind

@@ -90,3 +90,14 @@ def parse_ack(body: bytes) -> Ack:
     except (ValueError, KeyError, TypeError) as e:
         raise TransportError("protocol", f"unreadable acknowledgement: {e}") from e
     return Ack(accepted, rejected)
+
+
+def batch_ids(body: bytes, kind: str) -> list[str]:
+    """The wire ids of the ``kind`` items (``reads``, ``alerts``) in an encoded batch
+    (:func:`encode_batch`'s body), in order. A transport that acknowledges a batch as a whole
+    (an MQTT PUBACK) answers with these."""
+    try:
+        doc = json.loads(gzip.decompress(body))
+        return [str(it["id"]) for it in doc[kind]]
+    except (OSError, EOFError, ValueError, KeyError, TypeError) as e:
+        raise TransportError("protocol", f"not an encoded batch: {e}") from e
