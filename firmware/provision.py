@@ -34,8 +34,8 @@ from cryptography.x509.oid import NameOID
 
 from drivers import files
 from drivers.camera import BACKENDS
-from drivers.clock import Clock
-from firmware import config
+from drivers.clock import Clock, SystemClock
+from firmware import audit_journal, config
 from firmware.errors import ConfigError, FirmwareError
 
 log = logging.getLogger(__name__)
@@ -316,14 +316,17 @@ def ensure_kek(settings: config.Settings, rotate: bool, owner: Owner | None) -> 
     Rotation destroys the store first, then the old KEK (a crash in between leaves the old key
     with an empty store, which starts), then creates the new key.
     """
-    from storage.keys import FileKeySource
+    from storage.errors import KeySourceError
+    from storage.tpm import SEALED_PRIV, SEALED_PUB, key_source_for
 
     kek = Path(settings.keys.kek_file)
     _ensure_private_dir(kek.parent, owner)
+    sealed = [kek.parent / SEALED_PUB, kek.parent / SEALED_PRIV]  # a KEK sealed by a TPM
     destroyed: list[Path] = []
-    existed = kek.exists() or kek.is_symlink()
+    existed = kek.exists() or kek.is_symlink() or any(p.exists() for p in sealed)
     if existed and not rotate:
-        _check_private_file(kek, "KEK file")
+        if kek.exists() or kek.is_symlink():
+            _check_private_file(kek, "KEK file")
         return KekOutcome(kek, False, False, ())
     if existed:
         if _daemon_answers(settings):
@@ -332,17 +335,22 @@ def ensure_kek(settings: config.Settings, rotate: bool, owner: Owner | None) -> 
         for p in _store_files(Path(settings.store.path)):
             p.unlink()
             destroyed.append(p)
-        _destroy_file(kek)
+        for p in (kek, *sealed):
+            if p.exists() or p.is_symlink():
+                _destroy_file(p)
         files.fsync_dir(kek.parent)
         log.warning("device KEK destroyed; the store was deleted with it",
                     extra={"store_files": [str(p) for p in destroyed]})
-    source = FileKeySource(kek)
+    # The unit's TPM seals the new KEK where it has one; else the 0600 file (storage/tpm.py).
+    source = key_source_for(kek)
     try:
-        source.load_kek()  # creates it: O_EXCL, 0600 from the start, fsynced
-    except OSError as e:
+        source.load_kek()  # creates it (file: O_EXCL, 0600 from the start, fsynced)
+    except (OSError, KeySourceError) as e:
         raise ProvisionError(f"cannot create the KEK at {kek}: {e}") from e
     if owner is not None:
-        os.chown(kek, owner.uid, owner.gid)
+        for p in (kek, *sealed):
+            if p.exists():
+                os.chown(p, owner.uid, owner.gid)
     return KekOutcome(kek, True, existed, tuple(destroyed))
 
 
@@ -387,6 +395,17 @@ def build_csr(key: ec.EllipticCurvePrivateKey, camera_id: str,
 # ---------------------------------------------------------------------------------- the flow
 
 
+def _journal(state_dir: Path, owner: Owner | None, clock: Clock,
+             steps: list[tuple[str, str, dict[str, Any]]]) -> None:
+    """Each step into the journal the daemon moves into the audit chain at its next start
+    (firmware/audit_journal.py): provisioning runs while the daemon is stopped, and a KEK
+    rotation destroys the store the chain was in."""
+    for action, result, detail in steps:
+        audit_journal.note(state_dir, action, result, detail, clock,
+                           uid=-1 if owner is None else owner.uid,
+                           gid=-1 if owner is None else owner.gid)
+
+
 def provision(req: ProvisionRequest, password_hash: str | None = None) -> ProvisionResult:
     """Run the whole flow (see the module docstring). ``password_hash`` is the console hash
     already derived from ``req.console_password`` (the caller hashes, so tests can use cheap
@@ -425,6 +444,14 @@ def provision(req: ProvisionRequest, password_hash: str | None = None) -> Provis
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _journal(state_dir, req.owner, SystemClock(), [
+        ("provision.config", "replaced" if existed else "written",
+         {"config": str(out), "config_sha256": audit_journal.config_sha256(str(out))}),
+        ("provision.kek", "rotated" if kek.rotated else "created" if kek.created else "kept",
+         {"store_files_destroyed": len(kek.store_files_destroyed)}),
+        ("provision.tls_key", "rotated" if key_created and req.rotate_tls_key else
+         "created" if key_created else "kept", {}),
+    ])
     log.info("unit provisioned", extra={"config": str(out), "kek_created": kek.created,
                                         "kek_rotated": kek.rotated,
                                         "tls_key_created": key_created})
@@ -488,5 +515,10 @@ def install_certificate(
                                       "the given CA") from e
         write_atomic(tls.ca, ca.public_bytes(serialization.Encoding.PEM), PUBLIC_MODE, owner)
     write_atomic(tls.cert, cert.public_bytes(serialization.Encoding.PEM), PUBLIC_MODE, owner)
+    _journal(settings.unit.resolved_state_dir(), owner, clock, [
+        ("provision.certificate", "installed",
+         {"subject": cert.subject.rfc4514_string(),
+          "not_after": cert.not_valid_after_utc.isoformat(), "ca_installed": ca_pem is not None}),
+    ])
     return InstalledCert(tls.cert, tls.ca if ca_pem is not None else None,
                          cert.subject.rfc4514_string(), cert.not_valid_after_utc)

@@ -109,6 +109,14 @@ class AuditLog:
             return None
         return chain.sign_checkpoint(self._keys.signing_key, head, self._clock.utcnow())
 
+    def last_detail(self, actions: Sequence[str], key: str) -> Any:
+        with self._db.locked() as conn:
+            row = conn.execute(
+                f"SELECT detail FROM audit WHERE action IN ({','.join('?' * len(actions))})"
+                " AND json_extract(detail, '$.' || ?) IS NOT NULL ORDER BY seq DESC LIMIT 1",
+                (*actions, key)).fetchone()
+        return None if row is None else json.loads(row[0]).get(key)
+
     def entries(self, since_seq: int = 1) -> Iterator[AuditEntry]:
         with self._db.locked() as conn:
             rows = conn.execute(

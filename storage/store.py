@@ -398,6 +398,10 @@ class Store(Closing):
         cp = self._audit.sign_head()
         return None if cp is None else checkpoint_json(cp, device_id)
 
+    def last_audit_detail(self, actions: tuple[str, ...], key: str) -> Any:
+        """``detail[key]`` of the newest audit entry with one of ``actions`` (None if none)."""
+        return self._audit.last_detail(actions, key)
+
     def audit_entries(self, since_seq: int = 1) -> Iterator[AuditEntry]:
         return self._audit.entries(since_seq)
 

@@ -26,6 +26,7 @@ from drivers.gps import GpsSettings
 from drivers.illuminator import IlluminatorSettings
 from drivers.modem import ModemSettings
 from firmware.app.supervisor import SupervisorSettings
+from firmware.config import policy as _policy
 from firmware.config import sections as _schema
 from firmware.config.sections import (
     InferenceSettings,
@@ -139,8 +140,12 @@ def _settings(source: str, built: Mapping[str, Any]) -> Settings:
     return Settings(source=source, **built)
 
 
-def validate(data: Mapping[str, Any], where: str = "<config>") -> Settings:
-    """Turn parsed TOML into :class:`Settings` or raise :class:`ConfigError`."""
+def validate(data: Mapping[str, Any], where: str = "<config>",
+             agency_policy: _policy.AgencyPolicy | None = None) -> Settings:
+    """Turn parsed TOML into :class:`Settings` or raise :class:`ConfigError`.
+
+    Policy bounds (:mod:`firmware.config.policy`) are checked last; ``agency_policy`` is the
+    verified signed agency policy that may widen them (:func:`load` reads it)."""
     sections = _sections()
     for name in data:
         if name not in sections:
@@ -180,10 +185,39 @@ def validate(data: Mapping[str, Any], where: str = "<config>") -> Settings:
             if problem:
                 raise ConfigError(f"{where}: [{sname}] {problem}", path=where, key=sname)
         built[sname] = obj
-    problem = _schema.cross_check(built)
+    problem = _schema.cross_check(built) or _policy.problems(built, agency_policy)
     if problem:
         raise ConfigError(f"{where}: {problem}", path=where)
     return _settings(where, _schema.finalize(built))
+
+
+def _agency_policy(path: Path, data: Mapping[str, Any]) -> _policy.AgencyPolicy | None:
+    """The signed agency policy beside the config file, verified with the agency key the
+    config names, for the unit the config describes; None when there is no such file."""
+    where = path.parent / _policy.POLICY_FILE_NAME
+    try:
+        raw = where.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise ConfigError(f"{where}: cannot read: {e}", path=str(where)) from e
+    from firmware.link.hotlists import HotlistSignatureError, load_public_key
+
+    def table(name: str) -> Mapping[str, Any]:
+        t = data.get(name)
+        return t if isinstance(t, Mapping) else {}
+
+    hot, unit, up = table("hotlists"), table("unit"), table("uplink")
+    try:
+        key = load_public_key(str(hot.get("agency_public_key", "")))
+    except (HotlistSignatureError, OSError) as e:
+        raise ConfigError(f"{where}: needs [hotlists] agency_public_key to verify it: {e}",
+                          path=str(where), key="hotlists.agency_public_key") from e
+    device = str(up.get("device_id") or unit.get("camera_id") or "")
+    try:
+        return _policy.verify_policy(raw, key, device)
+    except _policy.PolicyError as e:
+        raise ConfigError(f"{where}: {e}", path=str(where)) from e
 
 
 def _nesting_problem(text: str) -> str | None:
@@ -235,7 +269,8 @@ def load(path: Path) -> Settings:
     except (OSError, ValueError) as e:  # ValueError: a NUL in the path
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         raise ConfigError(f"{where}: cannot read config: {reason}", path=where) from e
-    return validate(parse(raw, where), where)
+    data = parse(raw, where)
+    return validate(data, where, _agency_policy(path, data))
 
 
 def _under_file(path: Path) -> Path | None:
