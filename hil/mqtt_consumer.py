@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import signal
 import sqlite3
 import ssl
 import sys
@@ -121,8 +122,15 @@ class DedupConsumer:
             dup = sum(n - 1 for n in self.receipts.values())
             return {"messages": self.messages, "stored": stored, "duplicates_seen": dup}
 
-    def close(self) -> None:
-        self.client.disconnect()
+    def close(self, end_session: bool = False) -> None:
+        """Disconnect. ``end_session`` retires this consumer for good: its session (and with
+        it its place in the shared group) is dropped, else the broker keeps queueing its share
+        of the messages for it until the session expires."""
+        props = None
+        if end_session:
+            props = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = 0
+        self.client.disconnect(properties=props)
         self.client.loop_stop()
         self.db.close()
 
@@ -137,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--group", default="ingest")
     ap.add_argument("--client-id", default="agency-consumer-1")
     ap.add_argument("--db", default="vigil-reads.sqlite")
+    ap.add_argument("--quiet", action="store_true", help="no line per read (benchmarks)")
+    ap.add_argument("--end-session", action="store_true",
+                    help="on exit, drop the session (retire this consumer from the group)")
     a = ap.parse_args(argv)
 
     def show(kind: str, item: dict[str, Any]) -> None:
@@ -144,13 +155,20 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
 
     c = DedupConsumer(a.broker, a.ca, a.cert, a.key, a.agency, group=a.group,
-                      client_id=a.client_id, db=a.db, on_new=show).start()
+                      client_id=a.client_id, db=a.db, on_new=None if a.quiet else show).start()
+    if not c.connected.wait(30):
+        print("vigil-consumer: not connected", file=sys.stderr)
+        return 1
+    print("VIGIL-CONSUMER-READY", flush=True)  # the handshake a parent process waits for
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:
-        threading.Event().wait()
+        while not done.wait(0.5):
+            pass
     except KeyboardInterrupt:
         pass
     finally:
-        c.close()
+        c.close(end_session=a.end_session)
     return 0
 
 

@@ -17,6 +17,13 @@ with mutual TLS; the uplink is the production :class:`firmware.uplink.Uplink` wi
   (``mark_sent``), measured while the backlog drains at full speed (the worst case: a batch is
   in flight when the alert arrives); also p95/max and the same with an idle uplink.
 * ``drain_100k_at_default_rate_s``: computed, 100,000 / the default ``drain_rate_per_s``.
+
+``protocol="mqtt"`` (``vigil bench uplink --json --protocol mqtt``) measures the same figures
+through :class:`firmware.uplink.mqtt.MqttTransport` to a real Mosquitto on loopback (TLS, client
+certificates required, hil/mosquitto.py) with the agency consumer of hil/mqtt_consumer.py as a
+separate process subscribed (a read counts once the broker's PUBACK is applied), then the HTTPS
+run on the same machine, and puts the HTTPS ``reads_per_s``, ``alert_latency_ms`` and
+``drain_100k_s`` beside them under ``"https"``.
 """
 
 from __future__ import annotations
@@ -48,6 +55,38 @@ from storage.settings import StoreSettings
 from storage.store import Store
 
 _REPO = Path(__file__).resolve().parents[2]
+
+
+class _Broker:
+    """Mosquitto and the de-duplicating agency consumer, each a child process."""
+
+    def __init__(self, pki: TestPki, work: Path) -> None:
+        from hil import mosquitto as mq
+
+        binary = mq.mosquitto_binary()
+        if binary is None:
+            raise RuntimeError(mq.MISSING_REASON)
+        self.broker = mq.Mosquitto(pki, work, binary)
+        self.broker.start()
+        self.url = self.broker.url
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hil.mqtt_consumer", "--broker", self.url, "--ca",
+             str(pki.ca), "--cert", str(pki.consumer.cert), "--key", str(pki.consumer.key),
+             "--agency", "bench", "--db", ":memory:", "--quiet", "--end-session"],
+            cwd=_REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "VIGIL-CONSUMER-READY":
+            self.close()
+            raise RuntimeError("the MQTT consumer did not start")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.broker.stop()
 
 
 class _Server:
@@ -109,11 +148,27 @@ class _Timed:
 
 
 def _settings(pki: TestPki, url: str) -> UplinkSettings:
+    mqtt = url.startswith("mqtts://")
     return UplinkSettings(
-        endpoint=url, ca_file=str(pki.ca), cert_file=str(pki.client.cert),
+        endpoint="" if mqtt else url, ca_file=str(pki.ca), cert_file=str(pki.client.cert),
         key_file=str(pki.client.key), device_id=pki.device_id, drain_rate_per_s=1e6,
-        idle_poll_s=0.2,
+        idle_poll_s=0.2, protocol="mqtt" if mqtt else "https", mqtt_broker=url if mqtt else "",
+        mqtt_agency="bench", mqtt_site="loopback",
     )
+
+
+def _uplink(settings: UplinkSettings, outbox: Any, link: LinkStateMachine,
+            clock: SystemClock) -> Uplink:
+    """The production worker on the settings' protocol (both lanes on one MQTT session)."""
+    if settings.protocol != "mqtt":
+        return Uplink(settings, outbox, link, clock)
+    from firmware.uplink.mqtt import MqttTransport
+
+    session = MqttTransport(settings, clock).start()
+    if not session.wait_connected(10):
+        session.close()
+        raise RuntimeError(f"no MQTT connection to {settings.mqtt_broker}")
+    return Uplink(settings, outbox, link, clock, transport=session, alert_transport=session)
 
 
 def _read_payload(r: Any) -> dict[str, Any]:
@@ -134,7 +189,7 @@ def _memory_run(pki: TestPki, url: str, n: int) -> dict[str, float]:
     link.on_success(0.0)
     link.on_success(0.0)
     sent_bodies: list[int] = []
-    up = Uplink(_settings(pki, url), ob, link, clock)
+    up = _uplink(_settings(pki, url), ob, link, clock)
     orig = up._transport.request
 
     def counting(method: str, path: str, body: bytes | None = None, **kw: Any) -> Any:
@@ -193,7 +248,7 @@ def _store_run(pki: TestPki, url: str, n: int, alerts: int, tmp: Path) -> dict[s
             f.result()
         timed = _Timed(store)
         link = LinkStateMachine(clock)
-        up = Uplink(_settings(pki, url), timed, link, clock)
+        up = _uplink(_settings(pki, url), timed, link, clock)
         stop = threading.Event()
         worker = threading.Thread(target=up.run, args=(stop,), name="bench-uplink")
         start = time.perf_counter()
@@ -239,21 +294,38 @@ def _store_run(pki: TestPki, url: str, n: int, alerts: int, tmp: Path) -> dict[s
         store.close()
 
 
-def run(quick: bool = False) -> dict[str, Any]:
-    n_store = 10_000 if quick else 100_000
-    n_mem = 5_000 if quick else 30_000
+def run(quick: bool = False, protocol: str = "https") -> dict[str, Any]:
+    if protocol not in ("https", "mqtt"):
+        raise ValueError(f"protocol must be https or mqtt, got {protocol!r}")
     with tempfile.TemporaryDirectory(prefix="vigil-bench-uplink-") as d:
         tmp = Path(d)
         pki = make_test_pki(tmp / "pki")
-        server = _Server(pki)
-        try:
-            mem = _memory_run(pki, server.url, n_mem)
-            st = _store_run(pki, server.url, n_store, 10 if quick else 30, tmp)
-        finally:
-            server.close()
+        out = _measure(pki, tmp, quick, protocol)
+        if protocol == "mqtt":
+            https = _measure(pki, tmp, quick, "https")
+            out["https"] = {k: https[k] for k in ("reads_per_s", "alert_latency_ms",
+                                                  "drain_100k_s")}
+    try:
+        from firmware.benchmarks.common import envelope
+    except ImportError:
+        return out
+    return envelope("uplink", out)
+
+
+def _measure(pki: TestPki, tmp: Path, quick: bool, protocol: str) -> dict[str, Any]:
+    n_store = 10_000 if quick else 100_000
+    n_mem = 5_000 if quick else 30_000
+    work = tmp / protocol
+    work.mkdir()
+    target = _Broker(pki, work / "broker") if protocol == "mqtt" else _Server(pki)
+    try:
+        mem = _memory_run(pki, target.url, n_mem)
+        st = _store_run(pki, target.url, n_store, 10 if quick else 30, work)
+    finally:
+        target.close()
     scale = 100_000 / n_store
     default_rate = UplinkSettings("", "", "", "", "").drain_rate_per_s
-    out = {
+    return {
         "reads_per_s": round(n_store / st["drain_s"], 1),
         "drain_100k_s": round(st["drain_s"] * scale, 1),
         "drain_extrapolated": n_store != 100_000,
@@ -265,13 +337,10 @@ def run(quick: bool = False) -> dict[str, Any]:
         "drain_100k_at_default_rate_s": round(100_000 / default_rate, 1),
         "batch_max_reads": UplinkSettings("", "", "", "", "").batch_max_reads,
         "quick": quick,
+        "protocol": protocol,
     }
-    try:
-        from firmware.benchmarks.common import envelope
-    except ImportError:
-        return out
-    return envelope("uplink", out)
 
 
 if __name__ == "__main__":
-    print(json.dumps(run(quick="--quick" in sys.argv[1:]), indent=2))
+    print(json.dumps(run(quick="--quick" in sys.argv[1:],
+                         protocol="mqtt" if "mqtt" in sys.argv[1:] else "https"), indent=2))

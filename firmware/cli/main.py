@@ -66,7 +66,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     module = importlib.import_module(f"firmware.benchmarks.{args.area}")
-    result = module.run(quick=args.quick)
+    if args.protocol and args.area != "uplink":
+        print("vigil: --protocol applies to `vigil bench uplink` only", file=sys.stderr)
+        return 2
+    extra = {"protocol": args.protocol} if args.protocol else {}
+    result = module.run(quick=args.quick, **extra)
     if args.json:
         print(json.dumps(result))
     else:
@@ -102,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("area", choices=BENCH_AREAS)
     bench.add_argument("--json", action="store_true", help="one JSON object on stdout")
     bench.add_argument("--quick", action="store_true", help="fewer iterations (smoke test)")
+    bench.add_argument("--protocol", choices=("https", "mqtt"),
+                       help="uplink only: measure over MQTT (HTTPS figures beside) or HTTPS")
     bench.set_defaults(func=cmd_bench)
 
     _mount_optional(sub)
