@@ -63,5 +63,6 @@ def test_poll_full_delta_current_and_refusals(pki: TestPki, tmp_path: Path) -> N
         assert up.versions() == {"stolen": 2} and "500" in up.last_errors["stolen"]
         assert up.status().errors["amber"] == "HTTP 404"
         # pinned: `vigil status`
-        assert list(up.status().as_dict()) == ["versions", "entries", "last_poll", "errors"]
+        assert list(up.status().as_dict()) == ["versions", "entries", "last_poll", "errors",
+                                               "freshness", "expires_at", "refused_entries"]
         transport.close()

@@ -19,7 +19,7 @@ from typing import Any
 
 from drivers.clock import Clock, SystemClock
 from drivers.errors import DriverError, VigilError
-from firmware import config
+from firmware import audit_journal, config
 from firmware.app import logsetup, malloc_tuning
 from firmware.app.health import Heartbeat, cpu_temperature_c, disk_usage
 from firmware.app.notify import Notifier, watchdog_interval_s
@@ -102,6 +102,16 @@ class Daemon:
         except Exception as e:  # noqa: BLE001 - a sick store must not stop start-up or reload
             log.error("audit append failed", extra={"action": action, "error": str(e)})
 
+    def _record_config(self) -> None:
+        """Provisioning steps journaled while the daemon was stopped, and a config edited
+        while it was stopped, go into the audit chain (firmware/audit_journal.py)."""
+        try:
+            audit_journal.import_pending(self.c.store, self.settings.unit.resolved_state_dir())
+            audit_journal.record_config_at_start(self.c.store, self.settings.source)
+        except Exception as e:  # noqa: BLE001 - a sick store must not stop start-up
+            log.error("recording config and provisioning in the audit failed",
+                      extra={"error": str(e)})
+
     def control_handlers(self) -> dict[str, Handler]:
         """The control socket's commands (``vigil status``; fault injection for the HIL)."""
         handlers: dict[str, Handler] = {"status": lambda _req: self.status().as_dict(),
@@ -129,8 +139,12 @@ class Daemon:
         except Exception as e:  # noqa: BLE001 - status must answer even if the store is sick
             health, error = None, str(e)
         ill = self.c.illumination
+        extra = {name: worker.status() for name, worker in self.c.extra_workers.items()
+                 if hasattr(worker, "status")}
+        warnings = tuple(w for record in extra.values()
+                         for w in getattr(record, "health_warnings", tuple)())
         reasons = degraded_reasons(health, workers_degraded=self.supervisor.degraded,
-                                   faults=self.c.faults)
+                                   faults=self.c.faults, warnings=warnings)
         return DaemonStatus(
             version=VERSION,
             state="degraded" if reasons else ("running" if self._ready else "starting"),
@@ -149,8 +163,7 @@ class Daemon:
             last_read=None if self.pipeline is None else self.pipeline.last_read_summary(),
             queue_depth=depth, store=health, store_error=error,
             illumination=None if ill is None else ill.status(),
-            extra={name: worker.status() for name, worker in self.c.extra_workers.items()
-                   if hasattr(worker, "status")},
+            extra=extra,
         )
 
     def _note_health(self, s: DaemonStatus) -> None:
@@ -201,6 +214,7 @@ class Daemon:
         self._ready = True
         self._audit("daemon.start", "service start", "ok",
                     {"config": self.settings.source, "version": VERSION})
+        self._record_config()
         self.notifier.ready(self.summary())
         log.info("ready", extra={"config": self.settings.source, "version": VERSION})
         interval = watchdog_interval_s() or self.settings.watchdog.interval_s
@@ -239,7 +253,9 @@ class Daemon:
         changed = [k for k in new.sections if new.sections[k] != self.settings.sections[k]]
         needs_restart = [k for k in changed if k not in LIVE_SECTIONS]
         log.info("config reloaded", extra={"changed_sections": changed})
-        self._audit("config.reload", "SIGHUP", "ok", {"changed_sections": changed})
+        self._audit("config.reload", "SIGHUP", "ok", {
+            "changed_sections": changed,
+            "config_sha256": audit_journal.config_sha256(source)})
         if needs_restart:
             # Camera, store, keys and links hold open devices and files; reopening them under a
             # running pipeline risks losing a pass, so those changes wait for a restart.

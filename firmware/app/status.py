@@ -19,11 +19,14 @@ class StatusRecord(Protocol):
 
 
 def degraded_reasons(
-    store: StoreHealth | None, *, workers_degraded: bool, faults: Mapping[str, str]
+    store: StoreHealth | None, *, workers_degraded: bool, faults: Mapping[str, str],
+    warnings: tuple[str, ...] = (),
 ) -> tuple[str, ...]:
     """Why the unit is ``degraded`` (empty: it is not), in a fixed order. ``store`` None means the
-    store did not answer. Pure: the daemon audits each change of this tuple once."""
-    reasons: list[str] = []
+    store did not answer; ``warnings`` are the workers' own (a status record's
+    ``health_warnings()``, e.g. ``hotlist_stale``). Pure: the daemon audits each change of this
+    tuple once."""
+    reasons: list[str] = list(warnings)
     if workers_degraded:
         reasons.append("worker_degraded")
     if faults:

@@ -1,0 +1,340 @@
+"""A hotlist's compact matcher index: sorted, encrypted blocks on disk, a few KB in memory.
+
+A million entries held as Python strings cost 150-190 MB of resident memory (the daemon's whole
+budget is 150 MB), so the index lives in a file next to the store and is read per lookup:
+
+* every entry is one text line ``canon<TAB>plate<TAB>reason<TAB>priority<TAB>id<TAB>region``,
+  where ``canon`` is the plate in confusion-class form (``inference.hotlist_matcher``);
+* lines are sorted by ``canon`` and cut into blocks of about :data:`BLOCK_BYTES` (a run of one
+  ``canon`` is never cut), each AES-256-GCM sealed with the list's name, version and block
+  number as associated data, so blocks cannot be swapped, reordered or replayed between files;
+* a sealed trailer holds the first ``canon`` of every block (the fences), their offsets, the
+  reasons, the list's version, issue and expiry times, and a digest of the plaintext.
+
+A lookup bisects the fences in memory, reads one block with ``pread`` (the page cache holds the
+file, not the process), opens it and finds the key with ``str.find``: tens of microseconds,
+about the cost of the all-in-memory index it replaces. Resident memory for 1M entries is the
+fence list (~6,000 short strings) plus a small cache of open blocks.
+
+Building sorts fixed-width columns with numpy (imported here only; it is already in the daemon
+through OpenCV), so a 1M-entry build peaks near 100 MB over the process rather than the ~380 MB
+of one Python object per entry. :class:`CompactMatcher` is ``HotlistMatcher`` over these
+indexes: the same rules, the same results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from array import array
+from bisect import bisect_right
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from drivers import files
+from firmware.link.hotlist_doc import PLATE_MAX, HotlistUpdateError, Row
+from inference.hotlist_matcher import ConfusionTable, HotlistEntry, HotlistMatcher, MatcherSettings
+
+BLOCK_BYTES = 4096
+_MAGIC = b"VHX1"
+_TRAILER = 16  # 8-byte header offset, 4-byte header length, magic
+_CACHE_BLOCKS = 64
+
+
+class HotlistStorageError(HotlistUpdateError, OSError):
+    """The index file cannot be read back (wrong key, tampered, truncated)."""
+
+
+@dataclass(frozen=True)
+class IndexMeta:
+    """What the sealed trailer says about the list."""
+
+    name: str
+    version: int
+    issued_at: datetime
+    expires_at: datetime
+    entries: int
+    deltas: int  # deltas applied since the last full list
+    digest: str  # SHA-256 of the sorted plaintext lines: equal digests, equal lists
+    refused: int  # rows refused by the charset and length rules while building
+
+
+def _aad(name: str, version: int, block: int) -> bytes:
+    return f"{name}\0{version}\0{block}".encode()
+
+
+def _trailer_aad(name: str) -> bytes:
+    # Not the version: it is read from the trailer. A whole older file put back is caught by
+    # the version floor the store keeps (firmware.link.hotlists).
+    return f"{name}\0trailer".encode()
+
+
+def build_index(
+    path: Path, key: bytes, name: str, version: int, issued_at: datetime, expires_at: datetime,
+    rows: Iterable[Row], table: ConfusionTable, *, deltas: int = 0, refused: int = 0,
+) -> IndexMeta:
+    """Write the index of ``rows`` (a plate listed twice keeps its last row) to ``path``
+    atomically (temp file, fsync, rename, directory fsync)."""
+    import numpy as np  # only while building: already loaded in the daemon through OpenCV
+
+    width = PLATE_MAX
+    plates, canons, tails = bytearray(), bytearray(), bytearray()
+    offs = array("Q", [0])
+    reasons: dict[str, int] = {}
+    canon = table.canon
+    for r in rows:
+        plates += r.plate.encode().ljust(width, b"\0")
+        canons += canon(r.plate).encode().ljust(width, b"\0")
+        tails += (f"{reasons.setdefault(r.reason, len(reasons))}\t{r.priority}\t"
+                  f"{r.entry_id or ''}\t{r.region or ''}").encode()
+        offs.append(len(tails))
+    n = len(offs) - 1
+    pcol = np.frombuffer(bytes(plates), dtype=f"S{width}")
+    del plates
+    ccol = np.frombuffer(bytes(canons), dtype=f"S{width}")
+    del canons
+    order = np.lexsort((np.arange(n), pcol, ccol))  # by canon, then plate, then arrival
+    if n:
+        sp = pcol[order]
+        keep = np.ones(n, dtype=bool)
+        keep[:-1] = sp[:-1] != sp[1:]  # the last row of each plate
+        order = order[keep]
+        del sp, keep
+    aead = AESGCM(key)
+    fences: list[str] = []
+    offsets: list[int] = []
+    starts: list[int] = []
+    digest = hashlib.sha256()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            block: list[bytes] = []
+            size = 0
+            prev = b""
+            row_no = 0
+
+            def flush() -> None:
+                nonlocal block, size
+                data = b"".join(block)
+                digest.update(data)
+                nonce = os.urandom(12)
+                offsets.append(out.tell())
+                out.write(nonce + aead.encrypt(nonce, data, _aad(name, version, len(fences))))
+                fences.append(block[0].split(b"\t", 1)[0].decode())
+                block, size = [], 0
+
+            step = 65536
+            for lo in range(0, len(order), step):
+                for i in order[lo:lo + step].tolist():
+                    c = ccol[i]
+                    if size >= BLOCK_BYTES and c != prev:
+                        flush()
+                    if not block:
+                        starts.append(row_no)
+                    line = b"%s\t%s\t%s\n" % (c, pcol[i], tails[offs[i]:offs[i + 1]])
+                    block.append(line)
+                    size += len(line)
+                    prev = c
+                    row_no += 1
+            if block:
+                flush()
+            offsets.append(out.tell())
+            head = json.dumps({
+                "name": name, "version": version, "issued_at": issued_at.isoformat(),
+                "expires_at": expires_at.isoformat(), "entries": row_no, "deltas": deltas,
+                "refused": refused, "digest": digest.hexdigest(), "reasons": list(reasons),
+                "fences": fences, "offsets": offsets, "starts": starts,
+            }).encode()
+            nonce = os.urandom(12)
+            sealed = nonce + aead.encrypt(nonce, head, _trailer_aad(name))
+            pos = out.tell()
+            out.write(sealed + pos.to_bytes(8, "big") + len(sealed).to_bytes(4, "big") + _MAGIC)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    files.fsync_dir(path.parent)
+    return IndexMeta(name, version, issued_at, expires_at, row_no, deltas, digest.hexdigest(),
+                     refused)
+
+
+class _Plates:
+    """``plates[i]`` for the rows a lookup just returned (what ``HotlistMatcher`` reads)."""
+
+    def __init__(self, index: BlockIndex) -> None:
+        self._index = index
+
+    def __getitem__(self, i: int) -> str:
+        return self._index.row(i)[0]
+
+
+class BlockIndex:
+    """One list's index file, opened: the sealed trailer checked, the fences in memory.
+
+    Duck-types the per-list index of ``HotlistMatcher`` (``name``, ``version``, ``len()``,
+    ``lookup(key) -> row numbers``, ``table.plates[i]``, ``table.entry(i)``)."""
+
+    def __init__(self, path: Path, key: bytes, name: str) -> None:
+        self.path = Path(path)
+        self._aead = AESGCM(key)
+        self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            head = self._read_trailer(name)
+        except BaseException:
+            os.close(self._fd)
+            raise
+        self.name: str = head["name"]
+        self.version: int = int(head["version"])
+        self.meta = IndexMeta(
+            self.name, self.version, datetime.fromisoformat(head["issued_at"]),
+            datetime.fromisoformat(head["expires_at"]), int(head["entries"]),
+            int(head["deltas"]), str(head["digest"]), int(head["refused"]))
+        self._reasons: tuple[str, ...] = tuple(head["reasons"])
+        self._fences: list[str] = head["fences"]
+        self._offsets: list[int] = head["offsets"]
+        self._starts: list[int] = head["starts"]
+        self._cache: OrderedDict[int, list[str]] = OrderedDict()
+        self._rows: dict[int, tuple[str, str]] = {}
+        self.table = self
+
+    def _read_trailer(self, name: str) -> dict[str, Any]:
+        size = os.fstat(self._fd).st_size
+        tail = os.pread(self._fd, _TRAILER, size - _TRAILER) if size >= _TRAILER else b""
+        if len(tail) != _TRAILER or tail[-4:] != _MAGIC:
+            raise HotlistStorageError(f"{self.path}: not a hotlist index")
+        pos, n = int.from_bytes(tail[:8], "big"), int.from_bytes(tail[8:12], "big")
+        sealed = os.pread(self._fd, n, pos)
+        try:
+            head: dict[str, Any] = json.loads(self._open_sealed(sealed, name))
+        except (InvalidTag, ValueError) as e:
+            raise HotlistStorageError(f"{self.path}: cannot decrypt (tampered or wrong key)"
+                                      ) from e
+        if head.get("name") != name:
+            raise HotlistStorageError(f"{self.path}: holds list {head.get('name')!r}")
+        return head
+
+    def _open_sealed(self, sealed: bytes, name: str) -> bytes:
+        return self._aead.decrypt(sealed[:12], sealed[12:], _trailer_aad(name))
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+    def __enter__(self) -> BlockIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return self.meta.entries
+
+    def _block(self, b: int) -> list[str]:
+        lines = self._cache.get(b)
+        if lines is not None:
+            self._cache.move_to_end(b)
+            return lines
+        start, end = self._offsets[b], self._offsets[b + 1]
+        data = os.pread(self._fd, end - start, start)
+        try:
+            text = self._aead.decrypt(data[:12], data[12:], _aad(self.name, self.version, b))
+        except InvalidTag as e:
+            raise HotlistStorageError(f"{self.path}: block {b} tampered") from e
+        lines = text.decode().split("\n")
+        lines.pop()  # after the last newline
+        self._cache[b] = lines
+        if len(self._cache) > _CACHE_BLOCKS:
+            self._cache.popitem(last=False)
+        return lines
+
+    def lookup(self, key: str) -> list[int]:
+        b = bisect_right(self._fences, key) - 1
+        if b < 0:
+            return []
+        lines = self._block(b)
+        prefix = key + "\t"
+        out = []
+        if len(self._rows) > 4096:
+            self._rows.clear()
+        # Lines are sorted by canon: bisect to the first candidate, then walk the run.
+        lo, hi = 0, len(lines)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if lines[mid] < prefix:
+                lo = mid + 1
+            else:
+                hi = mid
+        base = self._starts[b]
+        for j in range(lo, len(lines)):
+            line = lines[j]
+            if not line.startswith(prefix):
+                break
+            row = base + j
+            self._rows[row] = (line.split("\t", 2)[1], line)
+            out.append(row)
+        return out
+
+    def row(self, i: int) -> tuple[str, str]:
+        """(plate, line) of a row a lookup returned."""
+        got = self._rows.get(i)
+        if got is None:
+            b = bisect_right(self._starts, i) - 1
+            line = self._block(b)[i - self._starts[b]]
+            got = (line.split("\t", 2)[1], line)
+        return got
+
+    @property
+    def plates(self) -> _Plates:
+        return _Plates(self)
+
+    def entry(self, i: int) -> HotlistEntry:
+        return _entry(self.row(i)[1], self._reasons)
+
+    def rows(self) -> Iterator[Row]:
+        """Every entry, in index order (to rebuild after a delta)."""
+        for b in range(len(self._fences)):
+            for line in self._block(b):
+                e = _entry(line, self._reasons)
+                yield Row(e.plate, e.reason, e.priority, e.entry_id, e.region)
+
+    def check_all(self) -> None:
+        """Open every block (a tampered or truncated file fails here, at start)."""
+        digest = hashlib.sha256()
+        for b in range(len(self._fences)):
+            start, end = self._offsets[b], self._offsets[b + 1]
+            data = os.pread(self._fd, end - start, start)
+            try:
+                digest.update(self._aead.decrypt(data[:12], data[12:],
+                                                 _aad(self.name, self.version, b)))
+            except InvalidTag as e:
+                raise HotlistStorageError(f"{self.path}: block {b} tampered") from e
+        if digest.hexdigest() != self.meta.digest:
+            raise HotlistStorageError(f"{self.path}: content does not match its digest")
+
+
+def _entry(line: str, reasons: Sequence[str]) -> HotlistEntry:
+    _, plate, r, p, eid, region = line.split("\t")
+    return HotlistEntry(plate, reasons[int(r)], int(p), eid or None, region or None)
+
+
+class CompactMatcher(HotlistMatcher):
+    """``HotlistMatcher`` whose per-list indexes are :class:`BlockIndex` files: the matching
+    rules and result order are the matcher's own (one implementation of the rules)."""
+
+    def __init__(self, indexes: Sequence[BlockIndex], settings: MatcherSettings | None = None
+                 ) -> None:
+        super().__init__((), settings)
+        # The matcher reads name, version, len(), lookup() and table.plates/entry() of each
+        # index; BlockIndex provides exactly those.
+        self._indexes = tuple(indexes)  # type: ignore[arg-type]
