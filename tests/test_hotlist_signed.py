@@ -4,7 +4,6 @@ encrypted index at rest, reload."""
 from __future__ import annotations
 
 import base64
-import gzip
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
