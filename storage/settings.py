@@ -9,7 +9,8 @@ from drivers.config_keys import out_of_range, setting
 from storage.errors import InvalidSettings
 from storage.roles import DEFAULT_SEARCH_ROLES, search_roles_problem
 
-#: Legal ceiling on retention. Config may shorten retention, never lengthen it past this.
+#: Hard ceiling on retention, even with a signed agency policy. Without one the config validator
+#: holds retention to 30 days (``firmware.config.policy.RETENTION_DEFAULT_MAX_DAYS``).
 RETENTION_POLICY_MAX_DAYS = 90
 
 INTEGRITY_MODES = ("quick", "full", "off")
@@ -31,7 +32,9 @@ class StoreSettings:
     path: Path = setting("", type=str, convert=Path,
                          doc="SQLite file; empty = <state_dir>/vigil.db.")
     retention_days: int = setting(30, min=1, max=RETENTION_POLICY_MAX_DAYS,
-                                  doc="Reads and images older than this are crypto-shredded.")
+                                  doc="Reads and images older than this are crypto-shredded. "
+                                  "Above 30 only with a signed agency policy file "
+                                  "(agency-policy.json beside the config) allowing it.")
     max_db_mb: float = setting(4096.0, min=1.0, max=1048576.0,
                                doc="Size budget of the database plus WAL.")
     purge_interval_s: float = setting(3600.0, min=60.0, max=86400.0)
