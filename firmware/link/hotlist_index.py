@@ -47,6 +47,8 @@ BLOCK_BYTES = 4096
 _MAGIC = b"VHX1"
 _TRAILER = 16  # 8-byte header offset, 4-byte header length, magic
 _CACHE_BLOCKS = 64
+_ROW_SHIFT = 24  # a row number is block << 24 | the line's offset in the block
+_MAX_BLOCK = (1 << _ROW_SHIFT) - 1
 
 
 class HotlistStorageError(HotlistUpdateError, OSError):
@@ -111,7 +113,6 @@ def build_index(
     aead = AESGCM(key)
     fences: list[str] = []
     offsets: list[int] = []
-    starts: list[int] = []
     digest = hashlib.sha256()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -139,8 +140,9 @@ def build_index(
                     c = ccol[i]
                     if size >= BLOCK_BYTES and c != prev:
                         flush()
-                    if not block:
-                        starts.append(row_no)
+                    if size > _MAX_BLOCK - 1024:
+                        # One confusion class holding ~16 MB of plates: not a real list.
+                        raise HotlistStorageError("too many entries share one confusion form")
                     line = b"%s\t%s\t%s\n" % (c, pcol[i], tails[offs[i]:offs[i + 1]])
                     block.append(line)
                     size += len(line)
@@ -153,7 +155,7 @@ def build_index(
                 "name": name, "version": version, "issued_at": issued_at.isoformat(),
                 "expires_at": expires_at.isoformat(), "entries": row_no, "deltas": deltas,
                 "refused": refused, "digest": digest.hexdigest(), "reasons": list(reasons),
-                "fences": fences, "offsets": offsets, "starts": starts,
+                "fences": fences, "offsets": offsets,
             }).encode()
             nonce = os.urandom(12)
             sealed = nonce + aead.encrypt(nonce, head, _trailer_aad(name))
@@ -204,8 +206,7 @@ class BlockIndex:
         self._reasons: tuple[str, ...] = tuple(head["reasons"])
         self._fences: list[str] = head["fences"]
         self._offsets: list[int] = head["offsets"]
-        self._starts: list[int] = head["starts"]
-        self._cache: OrderedDict[int, list[str]] = OrderedDict()
+        self._cache: OrderedDict[int, str] = OrderedDict()
         self._rows: dict[int, tuple[str, str]] = {}
         self.table = self
 
@@ -240,57 +241,53 @@ class BlockIndex:
     def __len__(self) -> int:
         return self.meta.entries
 
-    def _block(self, b: int) -> list[str]:
-        lines = self._cache.get(b)
-        if lines is not None:
+    def _block(self, b: int) -> str:
+        """Block ``b``'s lines, opened, as one string with a newline before every line."""
+        text = self._cache.get(b)
+        if text is not None:
             self._cache.move_to_end(b)
-            return lines
+            return text
         start, end = self._offsets[b], self._offsets[b + 1]
         data = os.pread(self._fd, end - start, start)
         try:
-            text = self._aead.decrypt(data[:12], data[12:], _aad(self.name, self.version, b))
+            plain = self._aead.decrypt(data[:12], data[12:], _aad(self.name, self.version, b))
         except InvalidTag as e:
             raise HotlistStorageError(f"{self.path}: block {b} tampered") from e
-        lines = text.decode().split("\n")
-        lines.pop()  # after the last newline
-        self._cache[b] = lines
+        text = "\n" + plain.decode()
+        self._cache[b] = text
         if len(self._cache) > _CACHE_BLOCKS:
             self._cache.popitem(last=False)
-        return lines
+        return text
 
     def lookup(self, key: str) -> list[int]:
+        """Row numbers of the entries whose confusion-class form is ``key``. A row number is
+        the block number and the line's offset in it (``b << 24 | offset``)."""
         b = bisect_right(self._fences, key) - 1
         if b < 0:
             return []
-        lines = self._block(b)
-        prefix = key + "\t"
+        text = self._block(b)
+        needle = "\n" + key + "\t"
         out = []
         if len(self._rows) > 4096:
             self._rows.clear()
-        # Lines are sorted by canon: bisect to the first candidate, then walk the run.
-        lo, hi = 0, len(lines)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if lines[mid] < prefix:
-                lo = mid + 1
-            else:
-                hi = mid
-        base = self._starts[b]
-        for j in range(lo, len(lines)):
-            line = lines[j]
-            if not line.startswith(prefix):
-                break
-            row = base + j
+        pos = text.find(needle)
+        while pos >= 0:
+            start = pos + 1
+            end = text.index("\n", start)
+            line = text[start:end]
+            row = b << _ROW_SHIFT | start
             self._rows[row] = (line.split("\t", 2)[1], line)
             out.append(row)
+            pos = text.find(needle, end)
         return out
 
     def row(self, i: int) -> tuple[str, str]:
         """(plate, line) of a row a lookup returned."""
         got = self._rows.get(i)
         if got is None:
-            b = bisect_right(self._starts, i) - 1
-            line = self._block(b)[i - self._starts[b]]
+            text = self._block(i >> _ROW_SHIFT)
+            start = i & ((1 << _ROW_SHIFT) - 1)
+            line = text[start:text.index("\n", start)]
             got = (line.split("\t", 2)[1], line)
         return got
 
@@ -304,7 +301,7 @@ class BlockIndex:
     def rows(self) -> Iterator[Row]:
         """Every entry, in index order (to rebuild after a delta)."""
         for b in range(len(self._fences)):
-            for line in self._block(b):
+            for line in self._block(b)[1:].split("\n")[:-1]:
                 e = _entry(line, self._reasons)
                 yield Row(e.plate, e.reason, e.priority, e.entry_id, e.region)
 
