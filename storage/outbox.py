@@ -139,8 +139,7 @@ class Outbox:
     def verify_rows(self) -> int:
         """Check the MAC of every outbox and alert row, and that every alert has its outbox
         row. What fails is refused (:meth:`refuse_forged`). Returns how many rows failed."""
-        with self._db.locked() as conn:
-            bad_outbox, bad_alerts, orphans = scan(conn, self._mac)
+        bad_outbox, bad_alerts, orphans = scan(self._db, self._mac)
         if bad_outbox or bad_alerts or orphans:
             self.refuse_forged(sorted(set(bad_outbox) | set(bad_alerts)), orphans)
         return len(bad_outbox) + len(bad_alerts) + len(orphans)

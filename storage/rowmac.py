@@ -18,8 +18,10 @@ import hashlib
 import hmac
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
+
+from storage.db import Database
 
 MAC_BYTES = 16
 #: The outbox columns a MAC covers, in order.
@@ -87,20 +89,35 @@ class RowMac:
                              [(fn(r), r[0]) for r in rows.fetchall()])
 
 
-def scan(conn: sqlite3.Connection, mac: RowMac) -> tuple[list[str], list[str], list[str]]:
+#: Rows checked per hold of the database lock: a full scan never makes a read wait long.
+SCAN_CHUNK_ROWS = 2000
+
+
+def scan(db: Database, mac: RowMac) -> tuple[list[str], list[str], list[str]]:
     """(outbox item ids whose MAC fails, alert ids whose MAC fails, alert ids with no outbox
-    row). Reads every outbox and alert row: run by maintenance, not per batch."""
-    bad_outbox = [
-        r[0] for r in conn.execute(f"SELECT {OUTBOX_COLS}, mac FROM outbox")
-        if not mac.outbox_ok(r[:-1], r[-1])
-    ]
-    bad_alerts = [
-        r[0] for r in conn.execute(f"SELECT {ALERT_COLS}, mac FROM alerts")
-        if not mac.alert_ok(r[:-1], r[-1])
-    ]
-    orphans = [
-        r[0] for r in conn.execute(
-            "SELECT a.alert_id FROM alerts a LEFT JOIN outbox o ON o.item_id = a.alert_id"
-            " WHERE o.item_id IS NULL")
-    ]
+    row). Reads every outbox and alert row, :data:`SCAN_CHUNK_ROWS` per hold of ``db``'s lock:
+    run at open and by maintenance, not per batch."""
+    bad_outbox = _scan_table(db, "outbox", OUTBOX_COLS, mac.outbox_ok)
+    bad_alerts = _scan_table(db, "alerts", ALERT_COLS, mac.alert_ok)
+    with db.locked() as conn:
+        orphans = [
+            r[0] for r in conn.execute(
+                "SELECT a.alert_id FROM alerts a LEFT JOIN outbox o ON o.item_id = a.alert_id"
+                " WHERE o.item_id IS NULL")
+        ]
     return bad_outbox, bad_alerts, orphans
+
+
+def _scan_table(db: Database, table: str, cols: str,
+                ok: Callable[[Sequence[Any], bytes | None], bool]) -> list[str]:
+    bad: list[str] = []
+    after = -1
+    while True:
+        with db.locked() as conn:
+            rows = conn.execute(
+                f"SELECT rowid, {cols}, mac FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                (after, SCAN_CHUNK_ROWS)).fetchall()
+        if not rows:
+            return bad
+        bad.extend(r[1] for r in rows if not ok(r[1:-1], r[-1]))
+        after = rows[-1][0]
