@@ -70,7 +70,7 @@ def consumer(broker: Mosquitto, pki: TestPki) -> Iterator[DedupConsumer]:
     c = DedupConsumer(broker.url, pki.ca, pki.consumer.cert, pki.consumer.key, AGENCY).start()
     assert c.connected.wait(10)
     yield c
-    c.close()
+    c.close(end_session=True)
 
 
 @pytest.fixture
@@ -303,7 +303,7 @@ def test_birth_retained_health_and_clean_goodbye(
         assert wait_until(lambda: pki.device_id in late.health)
         assert late.health[pki.device_id]["online"] is False
     finally:
-        late.close()
+        late.close(end_session=True)
 
 
 def _publish_nudge(consumer: DedupConsumer, topic: str, payload: bytes) -> None:
@@ -362,3 +362,14 @@ def test_the_audit_heartbeat_goes_to_the_audit_topic(
                                      "audit_checkpoint": head}).encode())
     assert t.request("POST", "/v1/audit-checkpoints", body).status == 200
     assert wait_until(lambda: consumer.audit_heads.get(pki.device_id) == head)
+
+
+def test_config_check_loads_the_certificates_for_mqtt_too(pki: TestPki, tmp_path: Path) -> None:
+    good = {"protocol": "mqtt", "mqtt_broker": "mqtts://broker", "mqtt_agency": "metro",
+            "mqtt_site": "main-st", "ca_file": str(pki.ca), "cert_file": str(pki.client.cert),
+            "key_file": str(pki.client.key)}
+    config.check_files(_validate(good, {"state_dir": str(tmp_path)}))
+    missing = _validate({**good, "key_file": str(tmp_path / "nope.key")},
+                        {"state_dir": str(tmp_path)})
+    with pytest.raises(ConfigError, match="key_file"):
+        config.check_files(missing)

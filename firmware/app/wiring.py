@@ -47,8 +47,8 @@ from inference.privacy import overview_crop
 from inference.records import Box
 from inference.tracker import PlateTrack, Tracker, TrackerSettings
 from inference.vote import Deduplicator, vote_track
-from storage.keys import FileKeySource
 from storage.store import Store
+from storage.tpm import key_source_for
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,8 @@ def open_store(settings: config.Settings, clock: Clock | None = None) -> Store:
     """Open the encrypted store named by the config (also used by the CLI's audit/stats)."""
     path = Path(settings.store.path)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return Store.open(path, FileKeySource(Path(settings.keys.kek_file)), settings.store,
+    # The TPM where the unit has one, else the 0600 key file (storage/tpm.py says which, why).
+    return Store.open(path, key_source_for(Path(settings.keys.kek_file)), settings.store,
                       clock or SystemClock())
 
 
@@ -182,13 +183,16 @@ def _build_links(settings: config.Settings, clock: Clock, store: Store,
     links = Links(timesync)
     components.extra_workers["timesync"] = _TimeSyncWorker(timesync)
     link = LinkStateMachine(clock)
-    if settings.uplink.endpoint:
-        uplink = Uplink(settings.uplink, store, link, clock, clock_synced=timesync.is_synced)
+    if settings.uplink.sends:
+        session = (_mqtt_session(settings, clock, components, links)
+                   if settings.uplink.protocol == "mqtt" else None)
+        uplink = Uplink(settings.uplink, store, link, clock, clock_synced=timesync.is_synced,
+                        transport=session, alert_transport=session)
         links.uplink = uplink
         components.closables.append(uplink)
         components.extra_workers["uplink"] = uplink
     else:
-        log.info("no [uplink] endpoint: reads queue in the store's outbox")
+        log.info("no [uplink] endpoint or broker: reads queue in the store's outbox")
     if settings.modem.enabled:
         ms = settings.modem
         components.extra_workers["modem"] = ModemSupervisor(
@@ -198,11 +202,41 @@ def _build_links(settings: config.Settings, clock: Clock, store: Store,
         updater = HotlistUpdater(
             settings.hotlists, transport, store.derive_key("hotlist"), clock,
             audit=lambda a, r, res, d: store.audit("hotlists", "system", a, r, res, dict(d)),
+            floors=store.version_floors(),
         )
         updater.load()  # the stored, re-verified lists: matching works offline from the start
         links.hotlists = updater
         components.extra_workers["hotlists"] = updater
     return links
+
+
+def _mqtt_session(settings: config.Settings, clock: Clock, components: Components,
+                  links: Links) -> Any:
+    """The MQTT session (``[uplink] protocol = "mqtt"``), a worker of its own; nudges on its
+    subscribed topics start the usual signed fetches (hotlist poll, OTA check)."""
+    # Imported only here: the module imports paho, which a unit on HTTPS never loads.
+    from firmware.uplink.mqtt import MqttTransport, health_detail
+    from firmware.uplink.nudges import NudgeScheduler
+
+    def poll_hotlists() -> None:
+        if links.hotlists is not None:
+            links.hotlists.poll_now()
+
+    def check_update() -> None:
+        check = getattr(components.extra_workers.get("ota"), "check_now", None)
+        if check is None:
+            log.info("update nudge ignored: [ota] is not enabled")
+        else:
+            check()
+
+    nudges = NudgeScheduler({"hotlists": poll_hotlists, "ota": check_update},
+                            settings.uplink.mqtt_nudge_jitter_s)
+    session = MqttTransport(
+        settings.uplink, clock, on_nudge=nudges,
+        health=lambda: health_detail(links.uplink.status()) if links.uplink else {})
+    components.closables.append(nudges)
+    components.extra_workers["mqtt"] = session
+    return session
 
 
 def load_engine(settings: config.Settings) -> Engine:
