@@ -81,6 +81,7 @@ class ProvisionRequest:
     camera_source: str | None = None
     state_dir: Path | None = None
     console_password: str | None = field(default=None, repr=False)
+    console_user: str | None = None  # the installer's own name for the local console account
     console_port: str | None = None
     uplink_endpoint: str | None = None
     ca_file: Path | None = None
@@ -224,6 +225,7 @@ def merge_request(existing: Mapping[str, Any], req: ProvisionRequest,
     if password_hash is not None:
         put("console", "password_hash", password_hash)
         put("console", "enabled", True)
+    put("console", "user", req.console_user)
     put("console", "port", req.console_port)
     state_dir = Path(data["unit"]["state_dir"])
     if req.uplink_endpoint is not None:

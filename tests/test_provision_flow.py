@@ -300,6 +300,18 @@ def test_cli_invalid_config_exits_78_and_changes_nothing(tmp_path: Path) -> None
     assert out_cfg.read_bytes() == before and not (tmp_path / "s").exists()
 
 
+def test_console_user_names_the_installer_and_is_validated(tmp_path: Path) -> None:
+    r = provision.provision(provision.ProvisionRequest(
+        out=tmp_path / "vigil.toml", camera_id="unit-8", site=(45.0, -122.0),
+        state_dir=tmp_path / "s", console_password="installer-pw", console_user="ines.m"),
+        INSTALLER_HASH)
+    s = config.load(r.config_path)
+    assert s.console.user == "ines.m" and s.console.enabled
+    with pytest.raises(config.ConfigError, match="user"):
+        provision.provision(provision.ProvisionRequest(
+            out=tmp_path / "vigil.toml", console_user="Not A Name"), INSTALLER_HASH)
+
+
 def test_console_passwd_prints_a_verifying_hash() -> None:
     out, err = io.StringIO(), io.StringIO()
     args = _parse(["console-passwd"])

@@ -50,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help=f"durable state directory (default {provision.DEFAULT_STATE_DIR})")
     p.add_argument("--console-password-stdin", action="store_true",
                    help="read the console password from the first line of stdin")
+    p.add_argument("--console-user",
+                   help="your own login name for the local console account (role installer; "
+                   "default 'installer'); everyone else comes from the signed account list")
     p.add_argument("--console-port", help="console serial device (default /dev/ttyAMA0)")
     p.add_argument("--uplink-endpoint", help="agency ingest URL; writes the [uplink] section")
     p.add_argument("--ca-file", type=Path, help="agency CA certificate for the [uplink] section")
@@ -173,7 +176,8 @@ def cmd_provision(args: argparse.Namespace, stdin: TextIO | None = None,
             out=args.out, camera_id=args.camera_id, site=args.site, site_name=args.site_name,
             camera_backend=args.camera, camera_source=args.camera_source,
             state_dir=args.state_dir, console_password=args.console_password,
-            console_port=args.console_port, uplink_endpoint=args.uplink_endpoint,
+            console_user=args.console_user, console_port=args.console_port,
+            uplink_endpoint=args.uplink_endpoint,
             ca_file=args.ca_file, organisation=args.org, rotate_kek=args.rotate_kek,
             rotate_tls_key=args.rotate_tls_key, owner=owner,
             config_group=_config_group(owner),
