@@ -10,10 +10,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from drivers.clock import FakeClock
-from firmware.console.accounts import public_key_text, sign_service_response
+from firmware.console.accounts import public_key_text, sign_accounts, sign_service_response
 from storage.roles import Role
 from tests.kit import make_read
-from tests.test_console_session import PASSWORD, Rig
+from tests.test_console_session import AGENCY, HASH, PASSWORD, PEOPLE, Rig
 
 VENDOR = Ed25519PrivateKey.generate()
 
@@ -104,6 +104,25 @@ def test_a_tampered_account_list_is_refused_shown_and_audited(tmp_path: Path) ->
         assert status["accounts"] == 0 and "does not verify" in status["accounts_error"]
         (refused,) = [e for e in rig.store.audit_entries() if e.action == "console.accounts"]
         assert refused.result == "refused"
+    finally:
+        rig.close()
+
+
+def test_an_older_signed_account_list_put_back_is_refused(tmp_path: Path) -> None:
+    listed = tmp_path / "accounts.txt"
+    rows = [(n, r, HASH) for n, r in PEOPLE]
+    clock = FakeClock()
+    listed.write_bytes(sign_accounts(AGENCY, 5, rows, clock.utcnow()))
+    rig = Rig(tmp_path, clock=clock).start()
+    try:
+        assert rig.console.status().as_dict()["accounts_error"] is None
+        rig.console.load_accounts()  # the same version again, at the next start: accepted
+        assert rig.console.accounts_error is None and len(rig.console.accounts) == 3
+        # An older signed list (kept from before someone was removed) is put back on the card.
+        listed.write_bytes(sign_accounts(AGENCY, 4, rows, clock.utcnow()))
+        rig.console.load_accounts()
+        assert "older than version 5" in str(rig.console.accounts_error)
+        assert rig.console.accounts == {}
     finally:
         rig.close()
 

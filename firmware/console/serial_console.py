@@ -46,12 +46,16 @@ from drivers.serial_port import SerialError, SerialPort, SerialWriteTimeout, ope
 from firmware.console import accounts as console_accounts
 from firmware.console import auth as console_auth
 from firmware.errors import FirmwareError
+from storage.errors import StoreError
+from storage.floors import VersionFloors
 from storage.roles import Caller, Role
 
 log = logging.getLogger(__name__)
 
 #: The audit role of a login attempt by nobody yet known.
 UNAUTHENTICATED = "unauthenticated"
+#: The store's version floor that keeps an older signed account list from coming back.
+ACCOUNTS_FLOOR = "console-accounts"
 #: The name typed at ``login:`` that starts the vendor-signed field-service login.
 SERVICE_LOGIN = "service"
 PROMPT = "vigil> "
@@ -290,6 +294,8 @@ class ConsoleStore(Protocol):
     def stats(self, window_days: int = 30) -> Mapping[str, Any]: ...
 
     def outbox_depth(self) -> Mapping[str, int]: ...
+
+    def version_floors(self) -> VersionFloors: ...
 
 
 StatusFn = Callable[[], Mapping[str, Any]]
@@ -879,7 +885,9 @@ class Console:
     def load_accounts(self) -> None:
         """Read and verify the signed account list (at each start of the worker). A list that is
         refused leaves only the local account and the service login, audited and shown in
-        status: the unit keeps its console for the technician who comes to fix it."""
+        status: the unit keeps its console for the technician who comes to fix it. The highest
+        version accepted is kept in the store (MACed under the KEK), so an older signed list
+        put back on the card is refused."""
         path = self.settings.accounts_file
         self.accounts, self.accounts_error = {}, None
         if not path:
@@ -889,9 +897,15 @@ class Console:
             with open(path, "rb") as f:
                 blob = f.read(console_accounts.MAX_FILE_BYTES + 1)
             listed = console_accounts.parse_accounts(blob, key)
-        except (OSError, console_accounts.AccountError) as e:
-            self.accounts_error = str(e) if isinstance(e, console_accounts.AccountError) else (
-                f"cannot read {path}: {e.strerror or e}")
+            floor = self.store.version_floors().get(ACCOUNTS_FLOOR)
+            if listed.version < floor:
+                raise console_accounts.AccountError(
+                    f"account list version {listed.version} is older than version {floor}, "
+                    "already accepted (an old list put back?)")
+            self.store.version_floors().raise_to(ACCOUNTS_FLOOR, listed.version)
+        except (OSError, console_accounts.AccountError, StoreError) as e:
+            self.accounts_error = (f"cannot read {path}: {e.strerror or e}"
+                                   if isinstance(e, OSError) else str(e))
             log.error("console account list refused", extra={"error": self.accounts_error})
             self._audit_accounts("refused", {"error": self.accounts_error})
             return
