@@ -140,6 +140,10 @@ def _mount_optional(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
     cmd_console.register(sub)
 
+    from firmware.cli import cmd_network
+
+    cmd_network.register(sub)
+
     from ota import cli as ota_cli
 
     ota_cli.register(sub)
