@@ -99,7 +99,8 @@ def test_blocked_network_makes_the_list_stale_then_expired_with_one_alarm_each(
     up.step()
     st = up.status()
     assert st.freshness == {"stolen": "stale"}
-    assert st.health_warnings() == ("hotlist_error", "hotlist_stale")  # the poll error too
+    assert st.health_warnings() == ("hotlist_stale",)  # the failed poll itself is not one
+    assert "network blocked" in st.errors["stolen"]
     alarms = [a for a in audit if a[0] == "hotlist.freshness"]
     assert len(alarms) == 1 and alarms[0][2] == "alarm" and alarms[0][3]["state"] == "stale"
     clock.step_wall(timedelta(days=2))
@@ -133,7 +134,7 @@ def test_a_tampered_list_at_start_is_an_error_in_status(tmp_path: Path) -> None:
     assert len(up.load()) == 0
     st = up.status()
     assert "tampered" in st.errors["stolen"]
-    assert "hotlist_error" in st.health_warnings()
+    assert "hotlist_error" in st.health_warnings() and st.stored_refused == ("stolen",)
     assert audit[0][:3] == ("hotlist.load", audit[0][1], "refused")
     up.step()
     assert agency.polls[-1]["stored"] == "refused"  # the agency is told at the next poll

@@ -64,5 +64,6 @@ def test_poll_full_delta_current_and_refusals(pki: TestPki, tmp_path: Path) -> N
         assert up.status().errors["amber"] == "HTTP 404"
         # pinned: `vigil status`
         assert list(up.status().as_dict()) == ["versions", "entries", "last_poll", "errors",
-                                               "freshness", "expires_at", "refused_entries"]
+                                               "freshness", "expires_at", "refused_entries",
+                                               "stored_refused"]
         transport.close()

@@ -202,6 +202,7 @@ class HotlistStatus:
     freshness: Mapping[str, str]  # per configured list: fresh, stale, expired or none
     expires_at: Mapping[str, str]
     refused_entries: Mapping[str, int]  # rows refused by the charset and length rules
+    stored_refused: tuple[str, ...] = ()  # lists whose stored index failed its check at start
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -212,12 +213,14 @@ class HotlistStatus:
             "freshness": dict(self.freshness),
             "expires_at": dict(self.expires_at),
             "refused_entries": dict(self.refused_entries),
+            "stored_refused": list(self.stored_refused),
         }
 
     def health_warnings(self) -> tuple[str, ...]:
-        """What the daemon adds to its degraded reasons."""
+        """What the daemon adds to its degraded reasons. A failed poll alone is not one (a link
+        outage is the uplink's to report; it shows here as ``stale`` once it lasts)."""
         out = []
-        if self.errors:
+        if self.stored_refused:
             out.append("hotlist_error")
         if "stale" in self.freshness.values():
             out.append("hotlist_stale")
@@ -496,7 +499,8 @@ class HotlistUpdater:
             refused = dict(self._refused)
         states = self.check_freshness()
         return HotlistStatus(self.versions(), len(self.matcher), self.last_poll,
-                             {**self.load_errors, **self.last_errors}, states, expires, refused)
+                             {**self.load_errors, **self.last_errors}, states, expires, refused,
+                             tuple(sorted(self.load_errors)))
 
     def close(self) -> None:
         with self._lock:
