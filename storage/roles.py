@@ -37,6 +37,10 @@ DEFAULT_SEARCH_ROLES: tuple[str, ...] = (Role.INVESTIGATOR.value,)
 #: (``2026-1142``, ``CR/26/0099``). "case 1", "test" or "because" are not case numbers.
 _CASE_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9/._:-]{3,39}")
 MAX_REASON_CHARS = 200
+#: A login name: lower-case letter first, then letters, digits, ``.``, ``_``, ``-`` (2..32).
+LOGIN_NAME = re.compile(r"[a-z][a-z0-9._-]{1,31}")
+#: Login names the console keeps for itself.
+RESERVED_LOGIN_NAMES = frozenset({"service", "unknown", "system"})
 #: A person's name in an actor string: printable, no spaces or control characters.
 _PERSON = re.compile(r"[A-Za-z0-9][A-Za-z0-9@._:+-]{0,79}")
 

@@ -39,16 +39,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from firmware.console import auth
 from firmware.errors import FirmwareError
-from storage.roles import ROLES, Role
+from storage.roles import LOGIN_NAME, RESERVED_LOGIN_NAMES, ROLES, Role
 
 FORMAT = "vigil-console-accounts/1"
 SERVICE_FORMAT = "vigil-service/1"
 MAX_FILE_BYTES = 64 * 1024
 MAX_ACCOUNTS = 200
-#: Login names: lower-case letters first, then letters, digits, ``.``, ``_``, ``-``.
-NAME = re.compile(r"[a-z][a-z0-9._-]{1,31}")
-#: Names the console keeps for itself.
-RESERVED_NAMES = frozenset({"service", "unknown", "system"})
+NAME = LOGIN_NAME
+RESERVED_NAMES = RESERVED_LOGIN_NAMES
 _SIG_PREFIX = b"signature "
 
 

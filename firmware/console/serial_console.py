@@ -35,20 +35,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from typing import TYPE_CHECKING, Any, Protocol
 
 from drivers import files
 from drivers.clock import Clock
 from drivers.config_keys import setting
 from drivers.serial_port import SerialError, SerialPort, SerialWriteTimeout, open_serial
-from firmware.console import accounts as console_accounts
 from firmware.console import auth as console_auth
 from firmware.errors import FirmwareError
 from storage.errors import StoreError
-from storage.floors import VersionFloors
-from storage.roles import Caller, Role
+from storage.roles import LOGIN_NAME, RESERVED_LOGIN_NAMES, Caller, Role
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from firmware.console import accounts as console_accounts
+    from storage.floors import VersionFloors
 
 log = logging.getLogger(__name__)
 
@@ -132,12 +134,13 @@ def check_settings(s: ConsoleSettings) -> str | None:
         return "accounts_file needs accounts_key (the key that signs it)"
     for name in ("accounts_key", "service_key"):
         if getattr(s, name):
+            from firmware.console import accounts as console_accounts
+
             try:
                 console_accounts.load_public_key(getattr(s, name))
             except console_accounts.AccountError as e:
                 return f"{name}: {e}"
-    if (not console_accounts.NAME.fullmatch(s.user)
-            or s.user in console_accounts.RESERVED_NAMES):
+    if not LOGIN_NAME.fullmatch(s.user) or s.user in RESERVED_LOGIN_NAMES:
         return "user must be a person's login name (a-z first, then a-z 0-9 . _ -; 2-32)"
     if any(unicodedata.category(ch) == "Cc" for ch in s.banner):
         return "banner must not contain control characters"
@@ -375,6 +378,9 @@ class ConsoleSession:
         self.service_key = service_key
         self.accounts: dict[str, console_accounts.Account] = dict(accounts or {})
         if settings.password_hash:
+            # Imported only where a console runs: the daemon without one does not pay for it.
+            from firmware.console import accounts as console_accounts
+
             try:
                 local = console_auth.parse_hash(settings.password_hash)
                 self.accounts.setdefault(
@@ -470,6 +476,8 @@ class ConsoleSession:
         if locked is not None:
             return locked + self.prompt()
         if text == SERVICE_LOGIN and self.service_key is not None:
+            from firmware.console import accounts as console_accounts
+
             unit = str(self.status_fn().get("camera_id") or "unit")
             self._challenge = console_accounts.new_challenge(unit)
             self.state = State.SERVICE
@@ -503,6 +511,8 @@ class ConsoleSession:
         return next(iter(self.accounts.values())).password if self.accounts else None
 
     def _on_service(self, text: str | None) -> str:
+        from firmware.console import accounts as console_accounts
+
         challenge, self._challenge = self._challenge, None
         self.state = State.LOGIN
         self.throttle.begin_attempt()
@@ -871,6 +881,8 @@ class Console:
             settings.max_failures, settings.lockout_s, state=state, persist=persist,
             now_utc=clock.utcnow(), now=clock.monotonic())
         self.session: ConsoleSession | None = None
+        from firmware.console import accounts as console_accounts
+
         self.accounts: dict[str, console_accounts.Account] = {}
         self.accounts_error: str | None = None
         self.service_key = (console_accounts.load_public_key(settings.service_key)
@@ -888,6 +900,8 @@ class Console:
         status: the unit keeps its console for the technician who comes to fix it. The highest
         version accepted is kept in the store (MACed under the KEK), so an older signed list
         put back on the card is refused."""
+        from firmware.console import accounts as console_accounts
+
         path = self.settings.accounts_file
         self.accounts, self.accounts_error = {}, None
         if not path:
