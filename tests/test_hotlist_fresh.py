@@ -176,3 +176,20 @@ def test_an_edited_floor_is_refused(tmp_path: Path) -> None:
                          "WHERE key = 'floor:stolen'")
         with pytest.raises(FloorTampered):
             floors.get("stolen")
+
+
+def test_the_mqtt_health_message_carries_each_lists_freshness(tmp_path: Path) -> None:
+    """The retained health message (MQTT uplink) is how a dashboard at the agency sees the
+    unit: it names a stale or refused list."""
+    from firmware.app.wiring import Links
+
+    clock = FakeClock(T0)
+    up = updater(tmp_path, clock)
+    up.accept(doc(1))
+    clock.step_wall(timedelta(days=2))
+    links = Links(None)  # type: ignore[arg-type]
+    links.hotlists = up
+    detail = links.health_detail(lambda status: {"link": "up"})
+    assert detail == {"hotlists": {"freshness": {"stolen": "stale"},
+                                   "expires_at": {"stolen": (T0 + timedelta(days=7)).isoformat()},
+                                   "stored_refused": []}}

@@ -168,6 +168,18 @@ class Links:
     def matcher(self) -> Matcher | None:
         return self.hotlists.matcher if self.hotlists is not None else None
 
+    def health_detail(self, uplink_detail: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+        """The retained MQTT health message's fields: the uplink's (``uplink_detail`` of its
+        status), and each hotlist's freshness, so the agency sees a stale, expired or refused
+        list on its dashboard (docs/hotlists.md, Freshness)."""
+        out = uplink_detail(self.uplink.status()) if self.uplink is not None else {}
+        if self.hotlists is not None:
+            st = self.hotlists.status()
+            out["hotlists"] = {"freshness": dict(st.freshness),
+                               "expires_at": dict(st.expires_at),
+                               "stored_refused": list(st.stored_refused)}
+        return out
+
     def on_alert(self, alerts: list[Any]) -> None:
         if self.uplink is not None:
             self.uplink.send_alert_now()
@@ -233,7 +245,7 @@ def _mqtt_session(settings: config.Settings, clock: Clock, components: Component
                             settings.uplink.mqtt_nudge_jitter_s)
     session = MqttTransport(
         settings.uplink, clock, on_nudge=nudges,
-        health=lambda: health_detail(links.uplink.status()) if links.uplink else {})
+        health=lambda: links.health_detail(health_detail))
     components.closables.append(nudges)
     components.extra_workers["mqtt"] = session
     return session
