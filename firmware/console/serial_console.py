@@ -885,8 +885,13 @@ class Console:
 
         self.accounts: dict[str, console_accounts.Account] = {}
         self.accounts_error: str | None = None
-        self.service_key = (console_accounts.load_public_key(settings.service_key)
-                            if settings.service_key else None)
+        self.service_key: Ed25519PublicKey | None = None
+        if settings.service_key:
+            try:
+                self.service_key = console_accounts.load_public_key(settings.service_key)
+            except console_accounts.AccountError as e:  # a key file gone since config check
+                log.error("console service key unusable: no service login",
+                          extra={"error": str(e)})
 
     def status(self) -> ConsoleStatus:
         s = self.session
