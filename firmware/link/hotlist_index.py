@@ -46,7 +46,7 @@ from inference.hotlist_matcher import ConfusionTable, HotlistEntry, HotlistMatch
 BLOCK_BYTES = 4096
 _MAGIC = b"VHX1"
 _TRAILER = 16  # 8-byte header offset, 4-byte header length, magic
-_CACHE_BLOCKS = 64
+_CACHE_BLOCKS = 16
 _ROW_SHIFT = 24  # a row number is block << 24 | the line's offset in the block
 _MAX_BLOCK = (1 << _ROW_SHIFT) - 1
 
@@ -111,8 +111,8 @@ def build_index(
         order = order[keep]
         del sp, keep
     aead = AESGCM(key)
-    fences: list[str] = []
-    offsets: list[int] = []
+    fences = bytearray()  # the first canon of each block, PLATE_MAX bytes each
+    offsets = array("Q")
     digest = hashlib.sha256()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -130,8 +130,9 @@ def build_index(
                 digest.update(data)
                 nonce = os.urandom(12)
                 offsets.append(out.tell())
-                out.write(nonce + aead.encrypt(nonce, data, _aad(name, version, len(fences))))
-                fences.append(block[0].split(b"\t", 1)[0].decode())
+                out.write(nonce + aead.encrypt(nonce, data,
+                                               _aad(name, version, len(offsets) - 1)))
+                fences.extend(block[0].split(b"\t", 1)[0].ljust(PLATE_MAX, b"\0"))
                 block, size = [], 0
 
             step = 65536
@@ -155,8 +156,8 @@ def build_index(
                 "name": name, "version": version, "issued_at": issued_at.isoformat(),
                 "expires_at": expires_at.isoformat(), "entries": row_no, "deltas": deltas,
                 "refused": refused, "digest": digest.hexdigest(), "reasons": list(reasons),
-                "fences": fences, "offsets": offsets,
-            }).encode()
+                "blocks": len(offsets) - 1,
+            }).encode() + b"\n" + bytes(fences) + offsets.tobytes()
             nonce = os.urandom(12)
             sealed = nonce + aead.encrypt(nonce, head, _trailer_aad(name))
             pos = out.tell()
@@ -170,6 +171,19 @@ def build_index(
     files.fsync_dir(path.parent)
     return IndexMeta(name, version, issued_at, expires_at, row_no, deltas, digest.hexdigest(),
                      refused)
+
+
+class _Fences:
+    """The first canon of each block, fixed-width in one bytes object (bisectable)."""
+
+    def __init__(self, blob: bytes) -> None:
+        self._blob = blob
+
+    def __len__(self) -> int:
+        return len(self._blob) // PLATE_MAX
+
+    def __getitem__(self, i: int) -> str:
+        return self._blob[i * PLATE_MAX:(i + 1) * PLATE_MAX].rstrip(b"\0").decode()
 
 
 class _Plates:
@@ -193,7 +207,7 @@ class BlockIndex:
         self._aead = AESGCM(key)
         self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         try:
-            head = self._read_trailer(name)
+            head, fences, offsets = self._read_trailer(name)
         except BaseException:
             os.close(self._fd)
             raise
@@ -204,13 +218,13 @@ class BlockIndex:
             datetime.fromisoformat(head["expires_at"]), int(head["entries"]),
             int(head["deltas"]), str(head["digest"]), int(head["refused"]))
         self._reasons: tuple[str, ...] = tuple(head["reasons"])
-        self._fences: list[str] = head["fences"]
-        self._offsets: list[int] = head["offsets"]
+        self._fences = _Fences(fences)
+        self._offsets = offsets
         self._cache: OrderedDict[int, str] = OrderedDict()
         self._rows: dict[int, tuple[str, str]] = {}
         self.table = self
 
-    def _read_trailer(self, name: str) -> dict[str, Any]:
+    def _read_trailer(self, name: str) -> tuple[dict[str, Any], bytes, array[int]]:
         size = os.fstat(self._fd).st_size
         tail = os.pread(self._fd, _TRAILER, size - _TRAILER) if size >= _TRAILER else b""
         if len(tail) != _TRAILER or tail[-4:] != _MAGIC:
@@ -218,13 +232,19 @@ class BlockIndex:
         pos, n = int.from_bytes(tail[:8], "big"), int.from_bytes(tail[8:12], "big")
         sealed = os.pread(self._fd, n, pos)
         try:
-            head: dict[str, Any] = json.loads(self._open_sealed(sealed, name))
-        except (InvalidTag, ValueError) as e:
+            plain = self._open_sealed(sealed, name)
+            nl = plain.index(b"\n")
+            head: dict[str, Any] = json.loads(plain[:nl])
+            blocks = int(head["blocks"])
+            fences = plain[nl + 1:nl + 1 + blocks * PLATE_MAX]
+            offsets = array("Q")
+            offsets.frombytes(plain[nl + 1 + blocks * PLATE_MAX:])
+        except (InvalidTag, ValueError, KeyError) as e:
             raise HotlistStorageError(f"{self.path}: cannot decrypt (tampered or wrong key)"
                                       ) from e
-        if head.get("name") != name:
+        if head.get("name") != name or len(offsets) != blocks + 1:
             raise HotlistStorageError(f"{self.path}: holds list {head.get('name')!r}")
-        return head
+        return head, fences, offsets
 
     def _open_sealed(self, sealed: bytes, name: str) -> bytes:
         return self._aead.decrypt(sealed[:12], sealed[12:], _trailer_aad(name))
@@ -268,7 +288,7 @@ class BlockIndex:
         text = self._block(b)
         needle = "\n" + key + "\t"
         out = []
-        if len(self._rows) > 4096:
+        if len(self._rows) > 256:  # only the rows of the read being matched are needed
             self._rows.clear()
         pos = text.find(needle)
         while pos >= 0:
