@@ -154,6 +154,17 @@ def test_search_roles_are_checked_against_the_fixed_role_set() -> None:
             StoreSettings(search_roles=bad)
 
 
+def test_config_refuses_a_technician_in_search_roles_with_the_key_named() -> None:
+    from firmware import config
+
+    site = {"site_latitude": 45.0, "site_longitude": -122.0}
+    for roles in (["technician"], ["operator"], ["investigator", "x"]):
+        with pytest.raises(config.ConfigError, match=r"\[store\].*search_roles"):
+            config.validate({"unit": site, "store": {"search_roles": roles}}, "test.toml")
+    ok = config.validate({"unit": site, "store": {"search_roles": ["admin"]}}, "test.toml")
+    assert ok.store.search_roles == ("admin",)
+
+
 def test_admin_reads_data_only_where_the_agency_configured_it(tmp_path: Path) -> None:
     admin = Caller("console:root-ops", Role.ADMIN, "case AG-2026-7")
     settings = StoreSettings(search_roles=("investigator", "admin"))
