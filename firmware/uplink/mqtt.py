@@ -369,6 +369,9 @@ class MqttTransport:
                     self._nap(self._backoff.next_delay(), stop)
                     continue
                 self._keep_fresh(stop)
+                # Dropped (a broker restart drops a whole fleet at once): a jittered pause
+                # before reconnecting, unless a request wakes the session first.
+                self._nap(self._backoff.next_delay(), stop)
         finally:
             self._goodbye()
 
