@@ -148,3 +148,18 @@ def test_control_characters_and_oversized_fields_never_reach_an_alert(
     (rec,) = [r for r in caplog.records if r.getMessage() == "hotlist entries refused"]
     assert rec.refused == 6  # type: ignore[attr-defined]
     assert all("\x1b" not in e and len(e) < 100 for e in rec.examples)  # type: ignore[attr-defined]
+
+
+def test_an_edited_filter_is_caught_at_start(tmp_path: Path) -> None:
+    """Clearing bits of the (keyed) filter would hide listed plates: the start check sees it."""
+    path = tmp_path / "x.idx"
+    build_index(path, bytes(32), "x", 1, T0, T0.replace(year=2027),
+                (Row(f"AB{i:05d}", "stolen", 1) for i in range(5000)), ConfusionTable())
+    with BlockIndex(path, bytes(32), "x") as ix:
+        ix.check_all()
+        at = ix._filter_at
+    raw = bytearray(path.read_bytes())
+    raw[at:at + 64] = bytes(64)
+    path.write_bytes(bytes(raw))
+    with BlockIndex(path, bytes(32), "x") as ix, pytest.raises(OSError, match="filter"):
+        ix.check_all()

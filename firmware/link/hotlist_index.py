@@ -33,6 +33,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from hashlib import blake2b
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,7 @@ def build_index(
         order = order[keep]
         del sp, keep
     aead = AESGCM(key)
+    filt = _Filter.empty(_filter_key(key, name), len(order))
     fences = bytearray()  # the first canon of each block, PLATE_MAX bytes each
     offsets = array("Q")
     digest = hashlib.sha256()
@@ -144,6 +146,8 @@ def build_index(
                     if size > _MAX_BLOCK - 1024:
                         # One confusion class holding ~16 MB of plates: not a real list.
                         raise HotlistStorageError("too many entries share one confusion form")
+                    if c != prev:
+                        filt.add(c)
                     line = b"%s\t%s\t%s\n" % (c, pcol[i], tails[offs[i]:offs[i + 1]])
                     block.append(line)
                     size += len(line)
@@ -152,11 +156,13 @@ def build_index(
             if block:
                 flush()
             offsets.append(out.tell())
+            out.write(filt.bits)  # right after the last block
             head = json.dumps({
                 "name": name, "version": version, "issued_at": issued_at.isoformat(),
                 "expires_at": expires_at.isoformat(), "entries": row_no, "deltas": deltas,
                 "refused": refused, "digest": digest.hexdigest(), "reasons": list(reasons),
-                "blocks": len(offsets) - 1,
+                "blocks": len(offsets) - 1, "filter_lines": filt.lines,
+                "filter_sha256": hashlib.sha256(filt.bits).hexdigest(),
             }).encode() + b"\n" + bytes(fences) + offsets.tobytes()
             nonce = os.urandom(12)
             sealed = nonce + aead.encrypt(nonce, head, _trailer_aad(name))
@@ -171,6 +177,43 @@ def build_index(
     files.fsync_dir(path.parent)
     return IndexMeta(name, version, issued_at, expires_at, row_no, deltas, digest.hexdigest(),
                      refused)
+
+
+def _filter_key(key: bytes, name: str) -> bytes:
+    return hashlib.blake2b(b"vigil hotlist filter\0" + name.encode(), key=key,
+                           digest_size=32).digest()
+
+
+class _Filter:
+    """A keyed, blocked Bloom filter of the canon keys (10 bits per key, 4 bits set in one
+    64-byte line): a lookup whose key is surely absent reads 64 bytes instead of a block. Most
+    keys of a partial read are absent, so this is what keeps them fast. The positions come from
+    a keyed hash, so the bits on the card say nothing about which plates are listed."""
+
+    LINE = 64
+
+    def __init__(self, key: bytes, lines: int, bits: bytearray) -> None:
+        self._key = key
+        self.lines = lines
+        self.bits = bits
+
+    @classmethod
+    def empty(cls, key: bytes, n_keys: int) -> _Filter:
+        lines = max(1, -(-n_keys * 10 // (cls.LINE * 8)))
+        return cls(key, lines, bytearray(lines * cls.LINE))
+
+    def slots(self, canon: bytes) -> tuple[int, list[int]]:
+        """The filter line of ``canon`` and the four bit numbers in it."""
+        h = hashlib.blake2b(canon, key=self._key, digest_size=16).digest()
+        x = int.from_bytes(h[8:], "little")
+        return (int.from_bytes(h[:8], "little") % self.lines,
+                [(x >> (9 * j)) & 511 for j in range(4)])
+
+    def add(self, canon: bytes) -> None:
+        line, bits = self.slots(canon)
+        base = line * self.LINE
+        for b in bits:
+            self.bits[base + (b >> 3)] |= 1 << (b & 7)
 
 
 class _Fences:
@@ -220,6 +263,10 @@ class BlockIndex:
         self._reasons: tuple[str, ...] = tuple(head["reasons"])
         self._fences = _Fences(fences)
         self._offsets = offsets
+        self._filter_key = _filter_key(key, name)
+        self._filter_lines = int(head["filter_lines"])
+        self._filter_at = offsets[-1]
+        self._filter_sha256 = str(head["filter_sha256"])
         self._cache: OrderedDict[int, str] = OrderedDict()
         self._rows: dict[int, tuple[str, str]] = {}
         self.table = self
@@ -279,9 +326,33 @@ class BlockIndex:
             self._cache.popitem(last=False)
         return text
 
+    def _may_hold(self, key: str) -> bool:
+        """False when ``key`` is surely not in the list (``_Filter.slots``, unrolled: this runs
+        for every key of every read)."""
+        h = int.from_bytes(blake2b(key.encode(), key=self._filter_key, digest_size=16).digest(),
+                           "little")
+        line = (h & 0xFFFFFFFFFFFFFFFF) % self._filter_lines
+        data = os.pread(self._fd, 64, self._filter_at + line * 64)
+        if len(data) != 64:
+            return False
+        x = h >> 64
+        b = x & 511
+        if not data[b >> 3] >> (b & 7) & 1:
+            return False
+        b = x >> 9 & 511
+        if not data[b >> 3] >> (b & 7) & 1:
+            return False
+        b = x >> 18 & 511
+        if not data[b >> 3] >> (b & 7) & 1:
+            return False
+        b = x >> 27 & 511
+        return bool(data[b >> 3] >> (b & 7) & 1)
+
     def lookup(self, key: str) -> list[int]:
         """Row numbers of the entries whose confusion-class form is ``key``. A row number is
         the block number and the line's offset in it (``b << 24 | offset``)."""
+        if not self._may_hold(key):
+            return []
         b = bisect_right(self._fences, key) - 1
         if b < 0:
             return []
@@ -338,6 +409,10 @@ class BlockIndex:
                 raise HotlistStorageError(f"{self.path}: block {b} tampered") from e
         if digest.hexdigest() != self.meta.digest:
             raise HotlistStorageError(f"{self.path}: content does not match its digest")
+        # A cleared filter bit would hide a listed plate: the filter is checked too.
+        bits = os.pread(self._fd, self._filter_lines * _Filter.LINE, self._filter_at)
+        if hashlib.sha256(bits).hexdigest() != self._filter_sha256:
+            raise HotlistStorageError(f"{self.path}: filter tampered")
 
 
 def _entry(line: str, reasons: Sequence[str]) -> HotlistEntry:
