@@ -156,3 +156,10 @@ def test_stored_index_with_wrong_key_is_refused_and_audited(tmp_path: Path) -> N
     assert len(other.load()) == 0
     assert audit and audit[0][2] == "refused"
     assert "stolen" in other.status().errors
+
+
+def test_an_old_format_file_is_removed_at_start(tmp_path: Path) -> None:
+    (tmp_path / "stolen.vhl").write_bytes(b"VHL1" + bytes(40))
+    up = _updater(tmp_path)
+    assert len(up.load()) == 0 and not (tmp_path / "stolen.vhl").exists()
+    assert up.status().errors == {}

@@ -292,6 +292,11 @@ class HotlistUpdater:
         """Open the stored indexes, checking every block (works offline). One that fails, or
         is older than the floor, is refused, shown in status and fetched again in full."""
         for name in self.settings.names:
+            legacy = Path(self.settings.path) / f"{name}.vhl"
+            if legacy.exists():
+                # The /1 format's chain file: not readable by this version, refetched in full.
+                legacy.unlink()
+                log.info("old-format hotlist file removed", extra={"hotlist": name})
             path = self._path(name)
             if not path.exists():
                 continue
