@@ -373,3 +373,36 @@ def test_config_check_loads_the_certificates_for_mqtt_too(pki: TestPki, tmp_path
                         {"state_dir": str(tmp_path)})
     with pytest.raises(ConfigError, match="key_file"):
         config.check_files(missing)
+
+
+def test_a_puback_that_does_not_come_keeps_the_reads_and_the_consumer_keeps_one_copy(
+        pki: TestPki, broker: Mosquitto, consumer: DedupConsumer,
+        session: Callable[..., MqttTransport]) -> None:
+    import os
+    import signal
+
+    t = session(mqtt_settings(pki, broker, timeout_s=1.0))
+    assert t.wait_connected(10)
+    ob = MemoryOutbox()
+    ids = fill(ob, "late", 10)
+    clock = SystemClock()
+    up = Uplink(t.settings, ob, LinkStateMachine(clock), clock, transport=t)
+    assert broker.proc is not None
+    os.kill(broker.proc.pid, signal.SIGSTOP)  # the broker hangs: no PUBACK within timeout_s
+    try:
+        up.step()
+        assert ob.outbox_depth()["reads"] == 10 and not ob.sent_order
+        assert up.counters.requests_failed == 1
+    finally:
+        os.kill(broker.proc.pid, signal.SIGCONT)
+    # The broker wakes and delivers the first copy late; the resend is a second copy.
+    deadline = time.monotonic() + 20
+    while ob.outbox_depth()["reads"] and time.monotonic() < deadline:
+        time.sleep(up.step())
+    assert ob.outbox_depth()["reads"] == 0
+    assert wait_until(lambda: set(ids) <= consumer.ids("reads"))
+    assert wait_until(lambda: all(consumer.receipts[i] >= 2 for i in ids), 5)
+    with consumer.lock:
+        stored = consumer.db.execute(
+            "SELECT count(*) FROM items WHERE id LIKE 'late-%'").fetchone()[0]
+    assert stored == 10  # two copies arrived, one was kept
