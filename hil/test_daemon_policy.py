@@ -1,7 +1,7 @@
 """The real daemon on the simulated rig, stopped and started again: a config edited while it was
 stopped is audited at the next start, provisioning steps journaled meanwhile reach the chain, a
 damaged wrapped day key does not stop it from starting and reading, and `vigil status` says
-which key source holds the KEK."""
+which key source holds the KEK (the file, or a TPM: swtpm here)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from drivers.clock import SystemClock
 from firmware import audit_journal
 from hil.rig import SimulatedRig
 from hil.test_daemon_lifecycle import _config
+from storage.tpm import SEALED_PRIV, TCTI_ENV
+from tests.kit.swtpm import software_tpm
 
 
 def _run_once(tmp_path, text: str | None = None, reads: int = 1) -> dict:
@@ -53,3 +55,22 @@ def test_restarts_audit_offline_changes_and_survive_a_damaged_day_key(tmp_path):
     assert actions.count("config.changed_while_stopped") == 1
     assert "provision.certificate" in actions and "store.day_key_damaged" in actions
     assert actions.index("config.changed_while_stopped") > actions.index("config.first_seen")
+
+
+def test_a_unit_with_a_tpm_seals_its_kek_and_status_says_so(tmp_path):
+    """The daemon picks the TPM (here swtpm, named by VIGIL_TPM_TCTI) for a new unit: no key
+    file is written, and `vigil status` names the source."""
+    with software_tpm(tmp_path / "tpm") as tcti:
+        rig = SimulatedRig(tmp_path, _config(tmp_path), env={TCTI_ENV: tcti})
+        try:
+            rig.start()
+            rig.wait_ready()
+            rig.wait_for(lambda: len(rig.reads) >= 1, 60, "a read")
+            status = rig.control("status")
+            rc, _ = rig.stop()
+        finally:
+            rig.close()
+    assert rc == 0, "\n".join(rig.stderr_lines[-20:])
+    assert status["store"]["key_source"] == f"tpm:{tcti}"
+    state = tmp_path / "state"
+    assert (state / SEALED_PRIV).is_file() and not list(state.glob("kek.bin"))
