@@ -46,7 +46,7 @@ def test_restarts_audit_offline_changes_and_survive_a_damaged_day_key(tmp_path):
     status = _run_once(tmp_path, None, reads=1)  # starts, and keeps reading
     assert status["store"]["damaged_day_keys"] == [day]
     assert status["store"]["set_aside_reads"] >= 1
-    assert status["state"] == "degraded"
+    assert status["state"] == "degraded" and "store_day_key_damaged" in status["reasons"]
     rig = SimulatedRig(tmp_path)
     with rig.open_store() as store:
         actions = [e.action for e in store.audit_entries()]

@@ -41,6 +41,12 @@ def degraded_reasons(
         reasons.append("store_over_budget")
     if store.recovered_from_corruption is not None:
         reasons.append("store_recovered_from_corruption")
+    if store.damaged_day_keys:
+        reasons.append("store_day_key_damaged")
+    if store.mac_mismatches:
+        reasons.append("store_rows_tampered")
+    if store.shred_pending is not None:
+        reasons.append("retention_shred_pending")
     if not store.clock_trusted:
         reasons.append("clock_untrusted")
     return tuple(reasons)
