@@ -71,21 +71,24 @@ def checkpoint_message(seq: int, hash_: bytes) -> bytes:
     return _CHECKPOINT_DOMAIN + seq.to_bytes(8, "big") + hash_
 
 
-def checkpoint_message_v2(seq: int, hash_: bytes, signed_at: datetime) -> bytes:
-    """Head seq (= entry count: the chain starts at 1 and has no gaps), head hash and the
-    signing time, so a published checkpoint's place in time cannot be moved either."""
-    return (_CHECKPOINT_DOMAIN_V2 + seq.to_bytes(8, "big") + hash_
+def checkpoint_message_v2(seq: int, hash_: bytes, signed_at: datetime, number: int = 0) -> bytes:
+    """Head seq (= entry count: the chain starts at 1 and has no gaps), head hash, the signing
+    time and the publication number, so a published checkpoint can be neither moved in time nor
+    dropped from the agency's sequence unnoticed."""
+    return (_CHECKPOINT_DOMAIN_V2 + seq.to_bytes(8, "big") + hash_ + number.to_bytes(8, "big")
             + signed_at.isoformat().encode())
 
 
-def sign_checkpoint(key: Ed25519PrivateKey, entry: AuditEntry, now: datetime) -> AuditCheckpoint:
-    sig = key.sign(checkpoint_message_v2(entry.seq, entry.entry_hash, now))
-    return AuditCheckpoint(entry.seq, entry.entry_hash, now, sig)
+def sign_checkpoint(key: Ed25519PrivateKey, entry: AuditEntry, now: datetime,
+                    number: int = 0) -> AuditCheckpoint:
+    sig = key.sign(checkpoint_message_v2(entry.seq, entry.entry_hash, now, number))
+    return AuditCheckpoint(entry.seq, entry.entry_hash, now, sig, number)
 
 
 def _signature_ok(pub: Ed25519PublicKey, cp: AuditCheckpoint, *, legacy: bool) -> bool:
     try:
-        pub.verify(cp.signature, checkpoint_message_v2(cp.seq, cp.entry_hash, cp.signed_at))
+        pub.verify(cp.signature,
+                   checkpoint_message_v2(cp.seq, cp.entry_hash, cp.signed_at, cp.number))
         return True
     except InvalidSignature:
         if not legacy:
@@ -102,6 +105,7 @@ def checkpoint_json(cp: AuditCheckpoint, device_id: str = "") -> dict[str, Any]:
     return {
         "format": PUBLISHED_FORMAT,
         "device_id": device_id,
+        "number": cp.number,
         "seq": cp.seq,
         "entries": cp.seq,
         "entry_hash": cp.entry_hash.hex(),
@@ -117,7 +121,7 @@ def checkpoint_from_json(doc: Mapping[str, Any]) -> AuditCheckpoint:
             raise ValueError(f"format is {doc.get('format')!r}, expected {PUBLISHED_FORMAT}")
         return AuditCheckpoint(int(doc["seq"]), bytes.fromhex(doc["entry_hash"]),
                                datetime.fromisoformat(doc["signed_at"]),
-                               bytes.fromhex(doc["signature"]))
+                               bytes.fromhex(doc["signature"]), int(doc["number"]))
     except (KeyError, TypeError, AttributeError) as e:
         raise ValueError(f"not a published checkpoint: {e!r}") from e
 
@@ -126,9 +130,11 @@ def published_problems(
     published: Sequence[AuditCheckpoint], public_key: Ed25519PublicKey | bytes
 ) -> list[str]:
     """What is wrong with a stream of published checkpoints, in the order they were received
-    (the agency side checks this on every arrival): none at all, a bad signature, a head or a
-    time that goes backwards (out of order, or a rolled-back log), or two different hashes
-    signed for one seq (the chain was rewritten and re-signed)."""
+    (the agency side checks this on every arrival): none at all, a bad signature, a gap in the
+    publication numbers (a checkpoint missing: the unit numbers them 1, 2, ... and moves on only
+    once one was acknowledged, so a lost answer repeats a number, never skips one), a number, a
+    head or a time that goes backwards (out of order, or a rolled-back log), or two different
+    hashes signed for one seq (the chain was rewritten and re-signed)."""
     pub = _public_key(public_key)
     assert pub is not None
     if not published:
@@ -136,16 +142,22 @@ def published_problems(
     problems: list[str] = []
     seen: dict[int, bytes] = {}
     prev: AuditCheckpoint | None = None
-    for n, cp in enumerate(published, 1):
+    for cp in published:
         if not _signature_ok(pub, cp, legacy=False):
-            problems.append(f"published checkpoint #{n} (seq {cp.seq}): bad signature")
+            problems.append(f"published checkpoint #{cp.number} (seq {cp.seq}): bad signature")
             continue
         if seen.get(cp.seq, cp.entry_hash) != cp.entry_hash:
-            problems.append(f"published checkpoint #{n}: a second, different head signed for "
-                            f"seq {cp.seq} (chain rewritten and re-signed)")
+            problems.append(f"published checkpoint #{cp.number}: a second, different head "
+                            f"signed for seq {cp.seq} (chain rewritten and re-signed)")
         seen[cp.seq] = cp.entry_hash
-        if prev is not None and (cp.seq < prev.seq or cp.signed_at < prev.signed_at):
-            problems.append(f"published checkpoint #{n} (seq {cp.seq}, signed "
+        if prev is None and cp.number != 1:
+            problems.append(f"published checkpoints #1..#{cp.number - 1} are missing")
+        if prev is not None and cp.number > prev.number + 1:
+            problems.append(f"published checkpoints #{prev.number + 1}..#{cp.number - 1} are "
+                            "missing")
+        if prev is not None and (cp.number < prev.number or cp.seq < prev.seq
+                                 or cp.signed_at < prev.signed_at):
+            problems.append(f"published checkpoint #{cp.number} (seq {cp.seq}, signed "
                             f"{cp.signed_at.isoformat()}) is behind the one before it (seq "
                             f"{prev.seq}): out of order or the log was rolled back")
         prev = cp

@@ -18,6 +18,8 @@ from storage.crypto import KeyHierarchy
 from storage.db import Database
 from storage.records import AuditCheckpoint, AuditEntry, VerifyReport
 
+#: ``meta`` key: the number of the last checkpoint the agency acknowledged.
+_PUBLISHED = "audit_published"
 #: Actor and role of the entries the firmware itself writes.
 SYSTEM_ACTOR = "vigil"
 SYSTEM_ROLE = "system"
@@ -102,12 +104,23 @@ class AuditLog:
 
     def sign_head(self) -> AuditCheckpoint | None:
         """A checkpoint of the current head, signed now and not stored: what the uplink
-        publishes with each batch and heartbeat (None while the log is empty)."""
+        publishes with each batch and heartbeat (None while the log is empty). Its number is
+        one past the last one the agency acknowledged (:meth:`published`)."""
         with self._db.locked() as conn:
             head = _head(conn)
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (_PUBLISHED,)).fetchone()
         if head is None:
             return None
-        return chain.sign_checkpoint(self._keys.signing_key, head, self._clock.utcnow())
+        number = (int(row[0]) if row else 0) + 1
+        return chain.sign_checkpoint(self._keys.signing_key, head, self._clock.utcnow(), number)
+
+    def published(self, number: int) -> None:
+        """The agency acknowledged the request that carried checkpoint ``number``."""
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET"
+                " value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+                (_PUBLISHED, str(number)))
 
     def last_detail(self, actions: Sequence[str], key: str) -> Any:
         with self._db.locked() as conn:

@@ -110,12 +110,15 @@ class AuditEntry:
 
 @dataclass(frozen=True, slots=True)
 class AuditCheckpoint:
-    """A signature by the device key over (seq, entry_hash) of one audit entry."""
+    """A signature by the device key over (seq, entry_hash, signed_at, number) of one audit
+    entry. ``number`` counts the checkpoints published off the unit (1, 2, ...; it only moves
+    on once the agency acknowledged the previous one), 0 for one kept on the unit only."""
 
     seq: int
     entry_hash: bytes
     signed_at: datetime
     signature: bytes
+    number: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -398,6 +398,11 @@ class Store(Closing):
         cp = self._audit.sign_head()
         return None if cp is None else checkpoint_json(cp, device_id)
 
+    def checkpoint_published(self, number: int) -> None:
+        """The agency acknowledged the request carrying published checkpoint ``number``: the
+        next one is numbered after it (a lost answer repeats a number, never skips one)."""
+        self._audit.published(number)
+
     def last_audit_detail(self, actions: tuple[str, ...], key: str) -> Any:
         """``detail[key]`` of the newest audit entry with one of ``actions`` (None if none)."""
         return self._audit.last_detail(actions, key)

@@ -24,7 +24,7 @@ from firmware.cli import cmd_storage
 from firmware.link.state import LinkStateMachine
 from firmware.uplink.worker import AUDIT_HEARTBEAT_S, Uplink
 from hil.certs import TestPki
-from hil.ingest_server import IngestServer
+from hil.ingest_server import Fault, IngestServer
 from storage import MemoryKeySource
 from storage.audit import (
     GENESIS_HASH,
@@ -52,15 +52,19 @@ def _run(db: Path, *argv: str) -> int:
 
 
 def _unit(tmp_path: Path) -> tuple[Path, Path, int]:
-    """A store whose head was published twice (lines of the CHECKPOINTS file), with entries
-    after the last publication. Returns (db, checkpoints file, last published seq)."""
+    """A store whose head was published three times (lines of the CHECKPOINTS file, each
+    acknowledged), with entries after the last publication. Returns (db, checkpoints file,
+    last published seq)."""
     db, out = tmp_path / "s.db", tmp_path / "checkpoints.jsonl"
     lines = []
     with open_store(db, MemoryKeySource(KEK), FakeClock(T0)) as s:
         for i in range(30):
             s.audit("tech", "technician", "console.command", "maintenance", "ok", {"n": i})
-            if i in (9, 24):
-                lines.append(json.dumps(s.published_checkpoint("cam1")))
+            if i in (4, 9, 24):
+                doc = s.published_checkpoint("cam1")
+                assert doc is not None
+                lines.append(json.dumps(doc))
+                s.checkpoint_published(doc["number"])
     out.write_text("\n".join(lines) + "\n")
     return db, out, json.loads(lines[-1])["seq"]
 
@@ -133,12 +137,18 @@ def test_tampering_behind_the_last_published_head_fails_against_it(
     assert not report["ok"] and report["problems"]
 
 
-@pytest.mark.parametrize("mangle", ["empty", "reversed", "forged_line"])
+@pytest.mark.parametrize("mangle", ["empty", "middle_missing", "first_missing", "reversed",
+                                    "forged_line"])
 def test_missing_or_out_of_order_checkpoints_fail(tmp_path: Path, mangle: str) -> None:
     db, cps, _ = _unit(tmp_path)
     lines = cps.read_text().splitlines()
+    assert [json.loads(x)["number"] for x in lines] == [1, 2, 3]
     if mangle == "empty":
         lines = []
+    elif mangle == "middle_missing":
+        del lines[1]
+    elif mangle == "first_missing":
+        del lines[0]
     elif mangle == "reversed":
         lines = lines[::-1]
     else:
@@ -182,6 +192,7 @@ def test_checkpoints_leave_with_every_batch_and_heartbeat_and_the_service_keeps_
             up.step()  # idle for a period: the head leaves alone
             assert server.state.requests["/v1/audit-checkpoints"] == 1
             assert len(kept) == 2 and kept[1]["seq"] > kept[0]["seq"]
+            assert [k["number"] for k in kept] == [1, 2]  # each acknowledged before the next
         published = [checkpoint_from_json(d) for d in kept]
         report = verify_against(store.audit_entries(), store.audit_public_key(), published)
         assert report.ok, report.problems
@@ -205,3 +216,26 @@ def test_the_service_raises_an_alarm_on_a_head_that_goes_backwards(
     server.keep_checkpoint("cam1", first)  # an older head arriving later: a rollback
     assert any("behind" in a for a in server.state.audit_alarms)
     assert timedelta(0) <= checkpoint_from_json(second).signed_at - T0  # type: ignore[arg-type]
+
+
+def test_a_lost_answer_repeats_a_number_and_never_leaves_a_gap(
+    pki: TestPki, server: IngestServer, tmp_path: Path,
+) -> None:
+    clock = FakeClock(T0)
+    db = tmp_path / "unit.db"
+    with open_store(db, MemoryKeySource(KEK), clock) as store:
+        rng = random.Random(6)
+        for _ in range(3):
+            store.put_read(make_read(rng))
+        up = Uplink(settings_for(pki, server.url), store, LinkStateMachine(clock), clock,
+                    rng=random.Random(1))
+        server.set_fault(Fault(mode="drop_after", remaining=1))  # stored, answer lost
+        with up:
+            for _ in range(20):
+                if not store.outbox_depth()["reads"]:
+                    break
+                clock.advance(up.step())
+        kept = server.state.checkpoints[pki.device_id]
+        assert [k["number"] for k in kept] == [1, 1]
+        published = [checkpoint_from_json(d) for d in kept]
+        assert verify_against(store.audit_entries(), store.audit_public_key(), published).ok

@@ -92,6 +92,8 @@ class AuditPublisher(Protocol):
 
     def published_checkpoint(self, device_id: str = "") -> Mapping[str, Any] | None: ...
 
+    def checkpoint_published(self, number: int) -> None: ...
+
 
 @dataclass
 class UplinkCounters:
@@ -331,11 +333,11 @@ class Uplink(Closing):
         self._next_attempt = self._clock.monotonic() + delay
         return delay
 
-    def _envelope_extra(self) -> dict[str, Any]:
+    def _envelope_extra(self, checkpoint: bool = True) -> dict[str, Any]:
         extra: dict[str, Any] = {"sent_at": self._clock.utcnow().isoformat()}
         if self._clock_synced is not None:
             extra["clock_synced"] = bool(self._clock_synced())
-        if self._audit_head is not None:
+        if self._audit_head is not None and checkpoint:
             head = self._audit_head.published_checkpoint(self.settings.device_id)
             if head is not None:
                 extra["audit_checkpoint"] = dict(head)
@@ -362,14 +364,24 @@ class Uplink(Closing):
         self._budget.spend(resp.bytes_out + resp.bytes_in)
         if resp.status != 200:
             log.warning("audit heartbeat refused", extra={"status": resp.status})
+            return
+        self._checkpoint_delivered(doc)
+
+    def _checkpoint_delivered(self, envelope: Mapping[str, Any]) -> None:
+        """A request carrying a checkpoint was answered 200: number the next one after it."""
+        cp = envelope.get("audit_checkpoint")
+        if self._audit_head is not None and isinstance(cp, Mapping):
+            self._audit_head.checkpoint_published(int(cp.get("number", 0)))
 
     def _send(
         self, kind: str, items: Sequence[OutboxItemLike], transport: Transport | None = None
     ) -> bool:
         """Post one batch; mark what was acknowledged. True when the request itself worked."""
+        # Only the read lane's connection carries audit heads: requests on one connection
+        # arrive in the order they were signed; two lanes could deliver them crossed.
+        extra = self._envelope_extra(checkpoint=transport is None)
         batch_id, body = encode_batch(
-            self.settings.device_id, kind, items, self.settings.gzip_level,
-            self._envelope_extra(),
+            self.settings.device_id, kind, items, self.settings.gzip_level, extra,
         )
         path = "/v1/alerts" if kind == "alerts" else "/v1/reads"
         self._last_attempt = self._clock.monotonic()
@@ -414,6 +426,7 @@ class Uplink(Closing):
             return False
         self._link.on_success(resp.elapsed_s)
         self._last_published = self._clock.monotonic()  # the batch carried the audit head
+        self._checkpoint_delivered(extra)
         self._backoff.reset()
         self._next_attempt = self._clock.monotonic()
         self._apply_ack(kind, items, ack, batch_id)
