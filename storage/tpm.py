@@ -23,9 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -77,6 +75,8 @@ class TpmKeySource:
         return kek
 
     def _create(self) -> None:
+        import tempfile  # only on a unit with a TPM: the daemon's RSS is at its budget
+
         kek = secrets.token_bytes(KEK_BYTES)
         self._dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="vigil-tpm-") as tmp:
@@ -93,6 +93,8 @@ class TpmKeySource:
         log.info("created device KEK sealed by the TPM", extra={"key_source": self.describe()})
 
     def _unseal(self) -> bytes:
+        import tempfile
+
         with tempfile.TemporaryDirectory(prefix="vigil-tpm-") as tmp:
             t = Path(tmp)
             self._tool(t, "tpm2_createprimary", *_PRIMARY, "-c", "primary.ctx", "-Q")
@@ -123,6 +125,8 @@ def _run(argv: Sequence[str], cwd: Path, env: dict[str, str], stdin: bytes | Non
 
 
 def tools_installed() -> bool:
+    import shutil
+
     return all(shutil.which(t) for t in _TOOLS)
 
 
