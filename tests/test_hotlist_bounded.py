@@ -163,3 +163,24 @@ def test_an_edited_filter_is_caught_at_start(tmp_path: Path) -> None:
     path.write_bytes(bytes(raw))
     with BlockIndex(path, bytes(32), "x") as ix, pytest.raises(OSError, match="filter"):
         ix.check_all()
+
+
+def test_the_daemon_builds_in_a_child_process_full_and_delta(tmp_path: Path) -> None:
+    s = HotlistSettings(path=str(tmp_path), agency_public_key=PUB_B64, names=("stolen",))
+    up = HotlistUpdater(s, None, bytes(32), FakeClock(T0), build_in_child=True)
+    up.accept(sign_hotlist(AGENCY, "stolen", 1, HOSTILE, issued_at=T0))
+    up.accept(sign_hotlist(AGENCY, "stolen", 2, [HotlistEntry("NEW1ABC", "amber", 3),
+                                                 HotlistEntry("BAD\x1b", "x", 1)],
+                           kind="delta", base_version=1, remove=["AB123CD"], issued_at=T0))
+    m = up._rebuild()
+    assert m.versions == {"stolen": 2} and len(m) == 2
+    assert [x.entry.plate for x in m.match("NEW1A8C")] == ["NEW1ABC"]
+    assert m.match("AB123CD") == []
+    assert up.status().refused_entries == {"stolen": 1}
+    up.close()
+    # the refused count is kept in the index and shown again after a restart
+    again = HotlistUpdater(s, None, bytes(32), FakeClock(T0))
+    again.load()
+    assert again.status().refused_entries == {"stolen": 1}
+    with pytest.raises(HotlistSignatureError):
+        up.accept(sign_hotlist(Ed25519PrivateKey.generate(), "stolen", 3, [], issued_at=T0))

@@ -214,7 +214,7 @@ def _build_links(settings: config.Settings, clock: Clock, store: Store,
         updater = HotlistUpdater(
             settings.hotlists, transport, store.derive_key("hotlist"), clock,
             audit=lambda a, r, res, d: store.audit("hotlists", "system", a, r, res, dict(d)),
-            floors=store.version_floors(),
+            floors=store.version_floors(), build_in_child=True,
         )
         updater.load()  # the stored, re-verified lists: matching works offline from the start
         links.hotlists = updater

@@ -41,7 +41,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from drivers import files
-from firmware.link.hotlist_doc import PLATE_MAX, HotlistUpdateError, Row
+from firmware.link.hotlist_doc import PLATE_MAX, HotlistUpdateError, ParseStats, Row
 from inference.hotlist_matcher import ConfusionTable, HotlistEntry, HotlistMatcher, MatcherSettings
 
 BLOCK_BYTES = 4096
@@ -82,7 +82,8 @@ def _trailer_aad(name: str) -> bytes:
 
 def build_index(
     path: Path, key: bytes, name: str, version: int, issued_at: datetime, expires_at: datetime,
-    rows: Iterable[Row], table: ConfusionTable, *, deltas: int = 0, refused: int = 0,
+    rows: Iterable[Row], table: ConfusionTable, *, deltas: int = 0,
+    stats: ParseStats | None = None,
 ) -> IndexMeta:
     """Write the index of ``rows`` (a plate listed twice keeps its last row) to ``path``
     atomically (temp file, fsync, rename, directory fsync)."""
@@ -100,6 +101,7 @@ def build_index(
                   f"{r.entry_id or ''}\t{r.region or ''}").encode()
         offs.append(len(tails))
     n = len(offs) - 1
+    refused = stats.refused if stats is not None else 0  # rows refused while ``rows`` ran
     pcol = np.frombuffer(bytes(plates), dtype=f"S{width}")
     del plates
     ccol = np.frombuffer(bytes(canons), dtype=f"S{width}")

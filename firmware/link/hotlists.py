@@ -22,11 +22,10 @@ Format and signing: docs/hotlists.md.
 from __future__ import annotations
 
 import base64
-import itertools
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -37,16 +36,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from drivers.clock import Clock
 from drivers.config_keys import setting
+from firmware.link.hotlist_build import build_document, build_in_child
 from firmware.link.hotlist_doc import (
     ENVELOPE_FORMAT,
     PAYLOAD_FORMAT,
     HotlistFormatError,
     HotlistSignatureError,
     HotlistUpdateError,
-    ParseStats,
-    Row,
     SignedDocument,
-    iter_rows,
     key_id,
     sign_hotlist,
     verify_signed,
@@ -56,7 +53,6 @@ from firmware.link.hotlist_index import (
     CompactMatcher,
     HotlistStorageError,
     IndexMeta,
-    build_index,
 )
 from firmware.uplink.transport import Transport, TransportError
 from inference.hotlist_matcher import ConfusionTable, HotlistError, HotlistMatcher, MatcherSettings
@@ -235,7 +231,8 @@ class HotlistUpdater:
     ``on_update`` receives each new matcher (the pipeline swaps its reference); :attr:`matcher`
     is the current one. ``audit(action, reason, result, detail)`` records every accepted and
     refused document and each change of a list's freshness (wire it to ``store.audit``).
-    ``floors`` keeps the anti-rollback floor (``store.version_floors()``).
+    ``floors`` keeps the anti-rollback floor (``store.version_floors()``); ``build_in_child``
+    builds each index in a child process, so the daemon's RSS does not keep the build's memory.
     """
 
     def __init__(
@@ -247,6 +244,7 @@ class HotlistUpdater:
         on_update: Callable[[HotlistMatcher], None] | None = None,
         audit: Callable[[str, str, str, Mapping[str, Any]], Any] | None = None,
         floors: VersionFloors | None = None,
+        build_in_child: bool = False,
     ) -> None:
         if len(key) != 32:
             raise HotlistStorageError("hotlist key must be 32 bytes")
@@ -258,6 +256,8 @@ class HotlistUpdater:
         self._on_update = on_update
         self._audit = audit
         self._floors: VersionFloors = floors if floors is not None else MemoryFloors()
+        # The daemon builds indexes in a child process (firmware.link.hotlist_build).
+        self._build_in_child = build_in_child
         self._lock = threading.Lock()
         self._lists: dict[str, BlockIndex] = {}
         self._retired: list[BlockIndex] = []  # closed at the next swap, when no read uses them
@@ -339,23 +339,6 @@ class HotlistUpdater:
         with self._lock:
             return {n: ix.version for n, ix in self._lists.items()}
 
-    def _rows(self, doc: SignedDocument, held: BlockIndex | None, stats: ParseStats
-              ) -> Iterator[Row]:
-        new = iter_rows(doc, stats, self.settings.max_bytes)
-        if doc.kind == "full" or held is None:
-            return new
-        # A delta: the held rows without the removed plates, then the delta's rows (a plate
-        # listed again replaces its held row). Read through a second handle: the matcher may
-        # be using the held one from the pipeline's thread.
-        gone = set(doc.remove)
-        again = BlockIndex(held.path, self._key, doc.name)
-
-        def held_rows() -> Iterator[Row]:
-            with again:
-                yield from (r for r in again.rows() if r.plate not in gone)
-
-        return itertools.chain(held_rows(), new)
-
     def accept(self, blob: bytes) -> IndexMeta:
         """Verify and apply one document (from the network or a USB stick); persist it."""
         doc = verify_signed(blob, self._public_key, self.settings.max_bytes)
@@ -365,14 +348,17 @@ class HotlistUpdater:
             held = self._lists.get(doc.name)
         meta = held.meta if held is not None else None
         check_document(doc, meta, self._floors.get(doc.name), self._clock.utcnow())
-        stats = ParseStats()
         final = self._path(doc.name)
         tmp = final.with_name(f".{final.name}.new")
         deltas = 0 if doc.kind == "full" or meta is None else meta.deltas + 1
+        held_path = held.path if held is not None and doc.kind == "delta" else None
         try:
-            built = build_index(tmp, self._key, doc.name, doc.version, doc.issued_at,
-                                doc.expires_at, self._rows(doc, held, stats), self._confusion,
-                                deltas=deltas, refused=stats.refused)
+            if self._build_in_child:  # the child verifies and parses its own copy
+                built, stats = build_in_child(blob, self._public_key, tmp, self._key, held_path,
+                                              deltas, self._confusion, self.settings.max_bytes)
+            else:
+                built, stats = build_document(doc, tmp, self._key, held_path, deltas,
+                                              self._confusion, self.settings.max_bytes)
             if meta is not None and doc.version == meta.version and built.digest != meta.digest:
                 raise HotlistRollbackError(
                     f"{doc.name}: version {doc.version} again, with other entries")
