@@ -87,6 +87,19 @@ def scrub(path: Path, doomed: Callable[[str], bool]) -> dict[str, int]:
     return out
 
 
+def files_holding(path: Path, needles: list[bytes]) -> list[str]:
+    """The files of the store at ``path`` (main, ``-wal``, ``-shm``) that hold any of
+    ``needles``."""
+    out = []
+    for f in family(path):
+        if f.stat().st_size == 0 or not needles:
+            continue
+        with open(f, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            if any(mm.find(n) != -1 for n in needles):
+                out.append(f.name)
+    return out
+
+
 def purge_copies(path: Path, expired: Callable[[str], bool]) -> CopiesResult:
     """Scrub the expired days' keys from every moved-aside copy of ``path``; delete a copy
     (after scrubbing all its keys) once the day it was moved aside has expired."""

@@ -61,6 +61,7 @@ class Purge:
         self._settings = settings
         self._clock = clock
         self._maint_lock = maint_lock
+        self._shredded: list[bytes] = []  # wrapped keys the last shred deleted, until proven gone
 
     def run(self) -> PurgeResult:
         """Crypto-shred every day older than retention, then delete its rows and reclaim space.
@@ -107,6 +108,7 @@ class Purge:
                     complete=self._flags.shred_pending is None,
                 )
             if doomed:
+                self._shredded = self._wrapped(doomed)  # to prove them gone afterwards
                 self._day_keys.shred(doomed)
             for day in doomed:
                 counts["unsent_outbox"] += int(
@@ -121,7 +123,7 @@ class Purge:
             self._db.reclaim(checkpoint=False)
             # Done only when the WAL was checkpointed into the file and reset: until then the
             # deleted keys' old pages are still in the file (and WAL) for a reader's snapshot.
-            complete = self._db.checkpoint_truncate()
+            complete = self._keys_gone()
             self._flags.shred_pending = None if complete else SHRED_PENDING
             self._record(today, doomed, counts, held, held_unsent, copies_done,
                          "ok" if complete else "pending_checkpoint")
@@ -178,9 +180,27 @@ class Purge:
         held = sorted(expired & pending_days)
         return sorted((expired - pending_days) | orphan_days | damaged_expired), held
 
+    def _wrapped(self, days: list[str]) -> list[bytes]:
+        with self._db.locked():
+            return [bytes(r[0]) for r in self._db.rows_in(
+                "SELECT wrapped FROM day_keys WHERE day IN ({marks})", days)]
+
+    def _keys_gone(self) -> bool:
+        """The WAL checkpointed into the file and reset, and then not one of the shredded
+        wrapped keys left in the database file or its WAL (a byte search, the proof the
+        purge reports on)."""
+        if not self._db.checkpoint_truncate():
+            return False
+        left = copies.files_holding(Path(self._db.path), self._shredded)
+        if left:
+            log.error("shredded day keys still found in the store's files", extra={"files": left})
+            return False
+        self._shredded = []
+        return True
+
     def _finish_shred(self) -> None:
         """Retry the checkpoint a previous purge could not complete; audit when it does."""
-        if not self._db.checkpoint_truncate():
+        if not self._keys_gone():
             return
         self._flags.shred_pending = None
         self._audit.append(SYSTEM_ACTOR, SYSTEM_ROLE, "retention.shred_complete",
