@@ -94,7 +94,7 @@ class Rig:
         self.logs = [f"log line {i}" for i in range(30)]
         self.console = Console(self.settings, serial_factory(self.settings), self.store,
                                self._status, self.clock, logs_fn=lambda n: self.logs[-n:],
-                               state_path=tmp_path / "console-lockout.json")
+                               state_dir=tmp_path)
         self.stop = threading.Event()
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)

@@ -346,7 +346,7 @@ def build_workers(c: Components, host: DaemonHost) -> Workers:
         c.extra_workers["console"] = Console(
             c.settings.console, serial_factory(c.settings.console), c.store,
             lambda: host.status().as_dict(), c.clock, logs_fn=RECENT.last,
-            state_path=c.settings.unit.resolved_state_dir() / "console-lockout.json")
+            state_dir=c.settings.unit.resolved_state_dir())
     if c.settings.ota.enabled:
         # Imported only when enabled: python-tuf and its signer backends cost about 8 MB of
         # resident memory, which a unit without OTA must not pay (docs/benchmarks.md).

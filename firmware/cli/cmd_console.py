@@ -1,26 +1,39 @@
-"""`vigil console-accounts-sign`, `vigil console-service-sign`: the agency's and the vendor's
-side of console access, run on their own machines (never on the unit: the unit holds only the
-public keys).
+"""Console access from the command line.
 
-Exit status: 0 done, 1 refused (bad input, bad key), 2 usage.
+* `vigil console-accounts-sign`, `vigil console-service-sign`, `vigil console-keygen`: the
+  agency's and the vendor's side, run on their own machines (the unit holds only public keys);
+* `vigil console-user add|remove|list`: the unit's own account list, for a local administrator
+  (root or the service user) on the unit. Every change is written to the audit chain *before*
+  the list is replaced (the actor is `cli:<login name>`), and the list is MACed under a key
+  derived from the unit's KEK, so it cannot be edited on the card without the key.
+
+Exit status: 0 done, 1 refused (bad input, bad key), 2 usage, 78 bad config.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from firmware.console import accounts
+from firmware.console import auth as console_auth
 from storage.roles import ROLES, Role
 
+#: ``config path -> (settings, open store)``, supplied by ``firmware.cli.main``.
+SettingsAndStore = Callable[[Path | None], tuple[Any, Any]]
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+
+def register(subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]
+             settings_and_store: SettingsAndStore) -> None:
     a = subparsers.add_parser(
         "console-accounts-sign", help="sign a per-person console account list (agency/vendor)",
         description="Reads lines 'NAME ROLE HASH' (hashes from `vigil console-passwd`) and "
@@ -46,6 +59,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "[console] accounts_key or service_key.")
     k.add_argument("--out", type=Path, required=True, help="private key file to create")
     k.set_defaults(func=cmd_keygen)
+
+    u = subparsers.add_parser(
+        "console-user", help="add, remove or list people in the unit's own console accounts",
+        description="The unit's own account list (beside the signed one): each change is "
+        "audited before it is made. Passwords come from stdin (asked twice on a terminal).")
+    u.add_argument("--config", type=Path, help="config file (default: as `vigil run`)")
+    usub = u.add_subparsers(dest="action", required=True)
+    add = usub.add_parser("add", help="add a person, or set their role and password")
+    add.add_argument("name")
+    add.add_argument("--role", choices=ROLES, required=True)
+    rm = usub.add_parser("remove", help="remove a person")
+    rm.add_argument("name")
+    usub.add_parser("list", help="names and roles")
+    u.set_defaults(func=lambda a: cmd_console_user(a, settings_and_store))
 
 
 def _private_key(path: Path) -> Ed25519PrivateKey:
@@ -103,4 +130,62 @@ def cmd_keygen(args: argparse.Namespace, out: TextIO | None = None,
                             serialization.NoEncryption())
     files.write_atomic(args.out, pem, 0o600)
     print(accounts.public_key_text(key), file=out)
+    return 0
+
+
+def cmd_console_user(args: argparse.Namespace, settings_and_store: SettingsAndStore,
+                     stdin: TextIO | None = None, out: TextIO | None = None,
+                     err: TextIO | None = None) -> int:
+    from drivers import files
+    from firmware.cli.cmd_provision import _prompt_password, _read_password_stdin
+
+    stdin, out, err = stdin or sys.stdin, out or sys.stdout, err or sys.stderr
+    settings, store = settings_and_store(args.config)
+    state_dir = Path(settings.unit.resolved_state_dir())
+    path = state_dir / accounts.LOCAL_FILE
+    with store:
+        key = store.derive_key(accounts.LOCAL_KEY_PURPOSE)
+        try:
+            current = (accounts.parse_local_accounts(path.read_bytes(), key) if path.exists()
+                       else None)
+            rows = accounts.rows_of(current) if current is not None else []
+            if args.action == "list":
+                for name, listed_role, _hash in rows:
+                    print(f"{name} {listed_role}", file=out)
+                return 0
+            others = [r for r in rows if r[0] != args.name]
+            role: str | None
+            if args.action == "remove":
+                if len(others) == len(rows):
+                    raise accounts.AccountError(f"no account {args.name!r} in {path}")
+                rows, role = others, None
+            else:
+                password = (_prompt_password(err) if stdin.isatty()
+                            else _read_password_stdin(stdin))
+                role = args.role
+                rows = [*others, (args.name, role, console_auth.hash_password(password))]
+            version = (current.version if current is not None else 0) + 1
+            blob = accounts.seal_local_accounts(key, version, rows, datetime.now(UTC))
+            accounts.parse_local_accounts(blob, key)  # what the console will check
+        except (OSError, accounts.AccountError, console_auth.PasswordHashError) as e:
+            print(f"vigil: {e}", file=err)
+            return 1
+        except KeyboardInterrupt:
+            return 130
+        action = "console.account_added" if args.action == "add" else "console.account_removed"
+        detail = {"name": args.name, "role": role, "version": version}
+        actor = f"cli:{getpass.getuser()}"
+        # Audited first: a change that cannot be audited is not made.
+        store.audit(actor, "admin", action, "local admin command", "ok", detail)
+        try:
+            # As root, the file goes to the daemon's user (the owner of its state directory).
+            owner = state_dir.stat() if os.geteuid() == 0 else None
+            files.write_atomic(path, blob, 0o600, uid=owner.st_uid if owner else -1,
+                               gid=owner.st_gid if owner else -1)
+        except OSError as e:
+            store.audit(actor, "admin", action, "local admin command", "failed",
+                        {**detail, "error": str(e)})
+            print(f"vigil: cannot write {path}: {e}", file=err)
+            return 1
+    print(f"{path}: version {version}, {len(rows)} account(s)", file=err)
     return 0

@@ -138,7 +138,7 @@ def _mount_optional(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
     from firmware.cli import cmd_console
 
-    cmd_console.register(sub)
+    cmd_console.register(sub, _settings_and_store)
 
     from firmware.cli import cmd_network
 
@@ -147,6 +147,13 @@ def _mount_optional(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     from ota import cli as ota_cli
 
     ota_cli.register(sub)
+
+
+def _settings_and_store(config_path: Path | None):  # type: ignore[no-untyped-def]
+    from firmware.app.daemon import open_store
+
+    settings = _load_settings(config_path)
+    return settings, open_store(settings)
 
 
 def _open_store_for_cli(config_path: Path | None):  # type: ignore[no-untyped-def]

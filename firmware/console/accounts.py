@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import re
 import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -47,7 +49,12 @@ MAX_FILE_BYTES = 64 * 1024
 MAX_ACCOUNTS = 200
 NAME = LOGIN_NAME
 RESERVED_NAMES = RESERVED_LOGIN_NAMES
+#: The unit's own list (``vigil console-user``), in the state directory.
+LOCAL_FILE = "console-accounts.local"
+#: What the MAC key of the unit's own list is derived for (``Store.derive_key``).
+LOCAL_KEY_PURPOSE = "console-local-accounts"
 _SIG_PREFIX = b"signature "
+_MAC_PREFIX = b"mac "
 
 
 class AccountError(FirmwareError, ValueError):
@@ -59,6 +66,7 @@ class Account:
     name: str
     role: Role
     password: auth.PasswordHash
+    password_text: str = field(default="", repr=False)  # the hash string as listed
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,12 @@ def public_key_text(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
 # ---------------------------------------------------------------------------------- account list
 
 
+def _body(version: int, accounts: Iterable[tuple[str, str, str]], issued_at: datetime) -> bytes:
+    lines = [FORMAT, f"version {version}", f"issued {issued_at.isoformat()}"]
+    lines += [f"account {name} {role} {hash_text}" for name, role, hash_text in accounts]
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
 def sign_accounts(
     private_key: Ed25519PrivateKey,
     version: int,
@@ -99,35 +113,61 @@ def sign_accounts(
     issued_at: datetime,
 ) -> bytes:
     """The signed file for ``(name, role, password hash)`` rows (agency or vendor side)."""
-    lines = [FORMAT, f"version {version}", f"issued {issued_at.isoformat()}"]
-    lines += [f"account {name} {role} {hash_text}" for name, role, hash_text in accounts]
-    body = ("\n".join(lines) + "\n").encode("utf-8")
-    sig = base64.b64encode(private_key.sign(body))
-    return body + _SIG_PREFIX + sig + b"\n"
+    body = _body(version, accounts, issued_at)
+    return body + _SIG_PREFIX + base64.b64encode(private_key.sign(body)) + b"\n"
 
 
-def _split_signature(blob: bytes) -> tuple[bytes, bytes]:
+def seal_local_accounts(
+    mac_key: bytes,
+    version: int,
+    accounts: Iterable[tuple[str, str, str]],
+    issued_at: datetime,
+) -> bytes:
+    """The unit's own list (``vigil console-user``): the same body, closed by an HMAC-SHA256
+    under a key derived from the unit's KEK instead of a signature."""
+    body = _body(version, accounts, issued_at)
+    return body + _MAC_PREFIX + base64.b64encode(_mac(mac_key, body)) + b"\n"
+
+
+def _mac(key: bytes, body: bytes) -> bytes:
+    return hmac.new(key, b"vigil-console-local-accounts\0" + body, hashlib.sha256).digest()
+
+
+def _split_trailer(blob: bytes, prefix: bytes) -> tuple[bytes, bytes]:
     if len(blob) > MAX_FILE_BYTES:
         raise AccountError(f"account list larger than {MAX_FILE_BYTES} bytes")
     stripped = blob.rstrip(b"\n")
     cut = stripped.rfind(b"\n") + 1
     last = stripped[cut:]
-    if not last.startswith(_SIG_PREFIX):
-        raise AccountError("account list is not signed (no final signature line)")
+    if not last.startswith(prefix):
+        raise AccountError(f"account list is not signed (no final {prefix.decode().strip()} "
+                           "line)")
     try:
-        sig = base64.b64decode(last[len(_SIG_PREFIX):].strip(), validate=True)
+        trailer = base64.b64decode(last[len(prefix):].strip(), validate=True)
     except (ValueError, binascii.Error) as e:
         raise AccountError("account list signature is not base64") from e
-    return stripped[:cut], sig
+    return stripped[:cut], trailer
 
 
 def parse_accounts(blob: bytes, public_key: Ed25519PublicKey) -> AccountList:
     """Verify, then parse, a signed account list (see the module docstring)."""
-    body, sig = _split_signature(blob)
+    body, sig = _split_trailer(blob, _SIG_PREFIX)
     try:
         public_key.verify(sig, body)
     except InvalidSignature as e:
         raise AccountError("account list signature does not verify with accounts_key") from e
+    return _parse_body(body)
+
+
+def parse_local_accounts(blob: bytes, mac_key: bytes) -> AccountList:
+    """Verify, then parse, the unit's own list (:func:`seal_local_accounts`)."""
+    body, mac = _split_trailer(blob, _MAC_PREFIX)
+    if not hmac.compare_digest(mac, _mac(mac_key, body)):
+        raise AccountError("local account list MAC does not verify (edited, or another unit's)")
+    return _parse_body(body)
+
+
+def _parse_body(body: bytes) -> AccountList:
     try:
         lines = body.decode("utf-8").split("\n")[:-1]
     except UnicodeDecodeError as e:
@@ -154,6 +194,11 @@ def parse_accounts(blob: bytes, public_key: Ed25519PublicKey) -> AccountList:
     return AccountList(int(version), issued, accounts)
 
 
+def rows_of(listed: AccountList) -> list[tuple[str, str, str]]:
+    """``(name, role, hash)`` rows of a list, to write it again with a change."""
+    return [(a.name, a.role.value, a.password_text) for a in listed.accounts.values()]
+
+
 def _field(line: str, name: str) -> str:
     key, _, value = line.partition(" ")
     if key != name or not value:
@@ -177,7 +222,7 @@ def _account(line: str, n: int) -> Account:
     if not hashed.params.meets_policy():
         raise AccountError(f"line {n}: password hash below OWASP's scrypt parameters "
                            "(make it again with `vigil console-passwd`)")
-    return Account(name, Role(role), hashed)
+    return Account(name, Role(role), hashed, hash_text)
 
 
 # ---------------------------------------------------------------------------------- field service

@@ -56,8 +56,10 @@ log = logging.getLogger(__name__)
 
 #: The audit role of a login attempt by nobody yet known.
 UNAUTHENTICATED = "unauthenticated"
-#: The store's version floor that keeps an older signed account list from coming back.
+#: The store's version floors (one per list) that keep an older account list from coming back.
 ACCOUNTS_FLOOR = "console-accounts"
+#: The lockout's state, in the daemon's state directory.
+LOCKOUT_FILE = "console-lockout.json"
 #: The name typed at ``login:`` that starts the vendor-signed field-service login.
 SERVICE_LOGIN = "service"
 PROMPT = "vigil> "
@@ -300,6 +302,8 @@ class ConsoleStore(Protocol):
 
     def version_floors(self) -> VersionFloors: ...
 
+    def derive_key(self, purpose: str) -> bytes: ...
+
 
 StatusFn = Callable[[], Mapping[str, Any]]
 LogsFn = Callable[[int], Sequence[str]]
@@ -345,9 +349,11 @@ class State(StrEnum):
 class ConsoleSession:
     """Login and shell state machine for one serial port. Returns text; does no port I/O.
 
-    ``throttle`` is owned by the :class:`Console` so that it outlives sessions. ``accounts``
-    are the people who may log in with a password (the signed list plus the local installer
-    account); ``service_key`` verifies vendor-signed field-service responses.
+    ``throttle`` is owned by the :class:`Console` so that it outlives sessions. ``accounts_fn``
+    gives the people who may log in with a password from the account lists (asked at each
+    login, so a changed list applies without a restart); the installer's account from
+    ``[console] user`` / ``password_hash`` is added to them. ``service_key`` verifies
+    vendor-signed field-service responses.
     """
 
     def __init__(
@@ -358,7 +364,7 @@ class ConsoleSession:
         clock: Clock,
         throttle: console_auth.LoginThrottle,
         logs_fn: LogsFn | None = None,
-        accounts: Mapping[str, console_accounts.Account] | None = None,
+        accounts_fn: Callable[[], Mapping[str, console_accounts.Account]] | None = None,
         service_key: Ed25519PublicKey | None = None,
     ) -> None:
         self.settings = settings
@@ -376,19 +382,27 @@ class ConsoleSession:
         self.person: str | None = None
         self.role: Role | None = None
         self.service_key = service_key
-        self.accounts: dict[str, console_accounts.Account] = dict(accounts or {})
+        self._accounts_fn = accounts_fn
+        self._installer: console_accounts.Account | None = None
         if settings.password_hash:
             # Imported only where a console runs: the daemon without one does not pay for it.
             from firmware.console import accounts as console_accounts
 
             try:
                 local = console_auth.parse_hash(settings.password_hash)
-                self.accounts.setdefault(
-                    settings.user, console_accounts.Account(settings.user, Role.INSTALLER, local))
+                self._installer = console_accounts.Account(settings.user, Role.INSTALLER, local)
             except console_auth.PasswordHashError:
                 # Config validation rejects this; a hand-built settings object may still carry it.
                 log.error("console password hash unusable: the local account cannot log in")
         self.commands = self._command_table()
+
+    def accounts(self) -> dict[str, console_accounts.Account]:
+        """Everyone who may log in with a password now (a listed name wins over the
+        installer's config account of the same name)."""
+        found = dict(self._accounts_fn()) if self._accounts_fn is not None else {}
+        if self._installer is not None:
+            found.setdefault(self._installer.name, self._installer)
+        return found
 
     # ---- state ---------------------------------------------------------------------------
     @property
@@ -490,12 +504,14 @@ class ConsoleSession:
     def _on_password(self, line: Line) -> str:
         user, self._attempted_user = self._attempted_user, ""
         self.state = State.LOGIN
-        account = self.accounts.get(user)
-        stored = account.password if account is not None else None
+        accounts = self.accounts()
+        account = accounts.get(user)
         self.throttle.begin_attempt()  # saved before the check: a power cut does not undo it
         ok = False
         if line.overflow or account is None:
-            console_auth.burn_one_attempt(stored or self._any_hash())
+            # The same cost as a real check, at a real account's parameters.
+            some = account or next(iter(accounts.values()), None)
+            console_auth.burn_one_attempt(some.password if some is not None else None)
         else:
             password = line.data.decode("utf-8", "surrogateescape")
             ok = console_auth.verify_password(password, account.password)
@@ -506,9 +522,6 @@ class ConsoleSession:
         # login field by mistake must not be written down.
         return self._login_failed(f"console:{user}" if account is not None else None,
                                   {"user_known": account is not None}, "password")
-
-    def _any_hash(self) -> console_auth.PasswordHash | None:
-        return next(iter(self.accounts.values())).password if self.accounts else None
 
     def _on_service(self, text: str | None) -> str:
         from firmware.console import accounts as console_accounts
@@ -845,6 +858,14 @@ class ThrottleFile:
         files.write_atomic(self.path, data, 0o600)
 
 
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
 class Console:
     """The supervised console worker. Register with the supervisor as non-essential::
 
@@ -864,7 +885,7 @@ class Console:
         status_fn: StatusFn,
         clock: Clock,
         logs_fn: LogsFn | None = None,
-        state_path: Path | None = None,
+        state_dir: Path | None = None,
     ) -> None:
         self.settings = settings
         self.serial_factory = serial_factory
@@ -872,19 +893,22 @@ class Console:
         self.status_fn = status_fn
         self.clock = clock
         self.logs_fn = logs_fn
+        from firmware.console import accounts as console_accounts
+
         state, persist = console_auth.ThrottleState(), None
-        if state_path is not None:
-            state_file = ThrottleFile(state_path)
+        self.local_accounts_path: Path | None = None
+        if state_dir is not None:
+            self.local_accounts_path = state_dir / console_accounts.LOCAL_FILE
+            state_file = ThrottleFile(state_dir / LOCKOUT_FILE)
             state = state_file.load(clock.utcnow(), settings.lockout_s)
             persist = state_file.save
         self.throttle = console_auth.LoginThrottle(
             settings.max_failures, settings.lockout_s, state=state, persist=persist,
             now_utc=clock.utcnow(), now=clock.monotonic())
         self.session: ConsoleSession | None = None
-        from firmware.console import accounts as console_accounts
-
         self.accounts: dict[str, console_accounts.Account] = {}
         self.accounts_error: str | None = None
+        self._loaded_from: tuple[tuple[int, int] | None, ...] | None = None
         self.service_key: Ed25519PublicKey | None = None
         if settings.service_key:
             try:
@@ -897,40 +921,75 @@ class Console:
         s = self.session
         return ConsoleStatus(bool(s and s.logged_in),
                              round(self.throttle.locked_for(self.clock.monotonic()), 1),
-                             len(s.accounts) if s else 0, self.accounts_error)
+                             len(self.accounts), self.accounts_error)
+
+    def _sources(self) -> tuple[tuple[str, Path], ...]:
+        out: list[tuple[str, Path]] = []
+        if self.settings.accounts_file:
+            out.append(("signed", Path(self.settings.accounts_file)))
+        if self.local_accounts_path is not None:
+            out.append(("local", self.local_accounts_path))
+        return tuple(out)
+
+    def current_accounts(self) -> dict[str, console_accounts.Account]:
+        """The accounts, read again when a list file changed (size or time) since last read."""
+        stamps = tuple(_stamp(path) for _, path in self._sources())
+        if stamps != self._loaded_from:
+            self.load_accounts()
+            self._loaded_from = stamps
+        return self.accounts
 
     def load_accounts(self) -> None:
-        """Read and verify the signed account list (at each start of the worker). A list that is
-        refused leaves only the local account and the service login, audited and shown in
-        status: the unit keeps its console for the technician who comes to fix it. The highest
-        version accepted is kept in the store (MACed under the KEK), so an older signed list
-        put back on the card is refused."""
+        """Read and verify the account lists: the signed one (``accounts_file``) and the unit's
+        own (``vigil console-user``, MACed under a KEK-derived key). A list that is refused
+        leaves the other, the installer's config account and the service login, audited and
+        shown in status: the unit keeps its console for the technician who comes to fix it.
+        The highest version of each list accepted is kept in the store (MACed under the KEK),
+        so an older list put back on the card is refused. A listed name wins over the same
+        name in the unit's own list."""
         from firmware.console import accounts as console_accounts
 
-        path = self.settings.accounts_file
-        self.accounts, self.accounts_error = {}, None
-        if not path:
-            return
-        try:
+        found: dict[str, console_accounts.Account] = {}
+        errors: list[str] = []
+        for source, path in self._sources():
+            if source == "local" and not path.exists():
+                continue
+            try:
+                listed = self._read_list(source, path)
+            except (OSError, console_accounts.AccountError, StoreError) as e:
+                why = (f"cannot read {path}: {e.strerror or e}" if isinstance(e, OSError)
+                       else str(e))
+                errors.append(f"{source}: {why}")
+                log.error("console account list refused", extra={"list": source, "error": why})
+                self._audit_accounts("refused", {"list": source, "error": why})
+                continue
+            found = {**listed.accounts, **found} if source == "local" else dict(listed.accounts)
+            self._audit_accounts("ok", {"list": source, "version": listed.version,
+                                        "accounts": len(listed.accounts),
+                                        "issued": listed.issued_at.isoformat()})
+        self.accounts = found
+        self.accounts_error = "; ".join(errors) or None
+
+    def _read_list(self, source: str, path: Path) -> console_accounts.AccountList:
+        from firmware.console import accounts as console_accounts
+
+        with open(path, "rb") as f:
+            blob = f.read(console_accounts.MAX_FILE_BYTES + 1)
+        if source == "signed":
             key = console_accounts.load_public_key(self.settings.accounts_key)
-            with open(path, "rb") as f:
-                blob = f.read(console_accounts.MAX_FILE_BYTES + 1)
             listed = console_accounts.parse_accounts(blob, key)
-            floor = self.store.version_floors().get(ACCOUNTS_FLOOR)
-            if listed.version < floor:
-                raise console_accounts.AccountError(
-                    f"account list version {listed.version} is older than version {floor}, "
-                    "already accepted (an old list put back?)")
-            self.store.version_floors().raise_to(ACCOUNTS_FLOOR, listed.version)
-        except (OSError, console_accounts.AccountError, StoreError) as e:
-            self.accounts_error = (f"cannot read {path}: {e.strerror or e}"
-                                   if isinstance(e, OSError) else str(e))
-            log.error("console account list refused", extra={"error": self.accounts_error})
-            self._audit_accounts("refused", {"error": self.accounts_error})
-            return
-        self.accounts = dict(listed.accounts)
-        self._audit_accounts("ok", {"version": listed.version, "accounts": len(self.accounts),
-                                    "issued": listed.issued_at.isoformat()})
+        else:
+            listed = console_accounts.parse_local_accounts(
+                blob, self.store.derive_key(console_accounts.LOCAL_KEY_PURPOSE))
+        floors = self.store.version_floors()
+        name = f"{ACCOUNTS_FLOOR}:{source}"
+        floor = floors.get(name)
+        if listed.version < floor:
+            raise console_accounts.AccountError(
+                f"account list version {listed.version} is older than version {floor}, "
+                "already accepted (an old list put back?)")
+        floors.raise_to(name, listed.version)
+        return listed
 
     def _audit_accounts(self, result: str, detail: dict[str, Any]) -> None:
         try:
@@ -940,9 +999,11 @@ class Console:
 
     def run(self, stop: threading.Event) -> None:
         port = self.serial_factory()
-        self.load_accounts()
+        self._loaded_from = None  # read the lists afresh at every start of the worker
+        self.current_accounts()
         session = ConsoleSession(self.settings, self.store, self.status_fn, self.clock,
-                                 self.throttle, self.logs_fn, self.accounts, self.service_key)
+                                 self.throttle, self.logs_fn, self.current_accounts,
+                                 self.service_key)
         self.session = session
         editor = LineEditor(self.settings.max_line_bytes)
         log.info("console listening", extra={"port": self.settings.port})
