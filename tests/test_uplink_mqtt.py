@@ -406,3 +406,45 @@ def test_a_puback_that_does_not_come_keeps_the_reads_and_the_consumer_keeps_one_
         stored = consumer.db.execute(
             "SELECT count(*) FROM items WHERE id LIKE 'late-%'").fetchone()[0]
     assert stored == 10  # two copies arrived, one was kept
+
+
+def test_the_byte_budget_stops_reads_over_mqtt_as_over_https(
+        pki: TestPki, broker: Mosquitto, consumer: DedupConsumer,
+        session: Callable[..., MqttTransport]) -> None:
+    t = session(mqtt_settings(pki, broker, daily_bytes_cap=3000))
+    assert t.wait_connected(10)
+    ob = MemoryOutbox()
+    fill(ob, "budget", 200)
+    clock = SystemClock()
+    up = Uplink(t.settings, ob, LinkStateMachine(clock), clock, transport=t)
+    for _ in range(30):
+        up.step()
+    sent = up.counters.reads_sent
+    assert 0 < sent < 200 and ob.outbox_depth()["reads"] == 200 - sent
+    assert up.status().bytes_today >= 3000  # spent: the rest waits for tomorrow
+    up.step()
+    assert up.counters.reads_sent == sent
+
+
+def test_an_ota_nudge_reaches_the_ota_workers_check(pki: TestPki, broker: Mosquitto) -> None:
+    from types import SimpleNamespace
+
+    from firmware.app.wiring import Links, _mqtt_session
+    from firmware.link.timesync import TimeSync
+
+    settings = _validate({"protocol": "mqtt", "mqtt_broker": broker.url, "mqtt_agency": AGENCY,
+                          "mqtt_site": SITE, "ca_file": str(pki.ca),
+                          "cert_file": str(pki.client.cert), "key_file": str(pki.client.key),
+                          "mqtt_nudge_jitter_s": 0.0}, {"camera_id": pki.device_id})
+    checked = threading.Event()
+    components = SimpleNamespace(closables=[], extra_workers={
+        "ota": SimpleNamespace(check_now=checked.set)})
+    links = Links(TimeSync(SystemClock()))
+    session = _mqtt_session(settings, SystemClock(), components, links)  # type: ignore[arg-type]
+    try:
+        assert components.extra_workers["mqtt"] is session
+        nudges = components.closables[0]
+        nudges("ota")
+        assert checked.wait(2)
+    finally:
+        session.close()
