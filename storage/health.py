@@ -37,6 +37,7 @@ class SalvageReport:
     unreadable_ranges: Mapping[str, int]
     header_rebuilt: bool
     duration_s: float
+    tampered_rows: int = 0  # outbox rows whose MAC failed: not carried, their items re-queued
 
     def as_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}

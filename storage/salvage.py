@@ -29,6 +29,7 @@ from typing import Any
 from storage import codec
 from storage.crypto import Cipher, CipherSuite, associated_data
 from storage.health import SalvageReport
+from storage.rowmac import RowMac
 from storage.schema import SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,13 @@ class _Source:
 
     def _lost(self, table: str) -> None:
         self.unreadable[table] = self.unreadable.get(table, 0) + 1
+
+    def has_column(self, table: str, column: str) -> bool:
+        try:
+            return any(r[1] == column
+                       for r in self.conn.execute(f"PRAGMA table_info({table})").fetchall())
+        except sqlite3.DatabaseError:
+            return False
 
     def all_or_nothing(self, table: str, cols: str) -> list[tuple[Any, ...]]:
         try:
@@ -233,8 +241,13 @@ def _headerless_cells(page: bytes, max_local: int) -> Iterator[tuple[int, list[A
         at = page.find(_READ_HEADER, at + 2) - 1
 
 
-def salvage(src: Path, dst: sqlite3.Connection, suite: CipherSuite) -> SalvageReport:
+def salvage(src: Path, dst: sqlite3.Connection, suite: CipherSuite,
+            row_mac: RowMac | None = None) -> SalvageReport:
     """Copy every intact row of the damaged store ``src`` into the fresh, migrated ``dst``.
+
+    With ``row_mac``, an outbox row of a schema-3 file whose MAC fails is not carried (its item
+    is queued again, unsent: delivered at least once rather than trusted as sent), counted as
+    ``tampered_rows``. An alert row is carried only if its sealed payload names its read.
 
     Runs inside one transaction on ``dst``. Never raises for damage: what cannot be read is
     counted in the report. Raises only if ``dst`` cannot be written.
@@ -245,7 +258,7 @@ def salvage(src: Path, dst: sqlite3.Connection, suite: CipherSuite) -> SalvageRe
         return _report({}, rebuilt=rebuilt, unreadable={"file": 1}, t0=t0)
     source = _Source(conn, src)
     try:
-        counts = _copy(source, dst, suite)
+        counts = _copy(source, dst, suite, row_mac)
     finally:
         conn.close()
     return _report(counts, rebuilt=rebuilt, unreadable=source.unreadable, t0=t0)
@@ -269,15 +282,18 @@ def _report(
         unreadable_ranges=dict(unreadable),
         header_rebuilt=rebuilt,
         duration_s=time.perf_counter() - t0,
+        tampered_rows=g("tampered_rows", 0),
     )
 
 
-def _copy(src: _Source, dst: sqlite3.Connection, suite: CipherSuite) -> dict[str, int]:
+def _copy(src: _Source, dst: sqlite3.Connection, suite: CipherSuite,
+          row_mac: RowMac | None) -> dict[str, int]:
     c = dict.fromkeys(
         ("reads", "unsent_reads", "images", "alerts", "day_keys", "lost_reads",
-         "lost_unsent_reads", "lost_images", "lost_alerts", "lost_day_keys"),
+         "lost_unsent_reads", "lost_images", "lost_alerts", "lost_day_keys", "tampered_rows"),
         0,
     )
+    mac = row_mac if row_mac is not None and src.has_column("outbox", "mac") else None
     ciphers: dict[str, Cipher] = {}
     dst.execute("BEGIN IMMEDIATE")
     try:
@@ -336,7 +352,7 @@ def _copy(src: _Source, dst: sqlite3.Connection, suite: CipherSuite) -> dict[str
             "alerts", "seq, alert_id, read_id, day, priority, payload"
         ):
             alert_refs.add(rid)
-            if rid in reads and _opens(ciphers.get(day), payload, ("alerts", "payload", aid), None):
+            if rid in reads and _opens(ciphers.get(day), payload, ("alerts", "payload", aid), rid):
                 dst.execute(
                     "INSERT OR IGNORE INTO alerts(seq, alert_id, read_id, day, priority, payload)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
@@ -350,8 +366,12 @@ def _copy(src: _Source, dst: sqlite3.Connection, suite: CipherSuite) -> dict[str
         for row in src.rows(
             "outbox",
             "item_id, kind, read_id, day, rank, priority, created_seq, attempts, sent_at,"
-            " failed_reason",
+            " failed_reason" + (", mac" if mac is not None else ""),
         ):
+            if mac is not None and not mac.outbox_ok((*row[1:8], *row[9:11]), row[11]):
+                c["tampered_rows"] += 1  # its state is not trusted: the item is queued again
+                continue
+            row = row[:11]
             item_id, kind, rid, sent_at = row[1], row[2], row[3], row[9]
             known = rid in reads and (kind == "read" or item_id in alerts)
             if not known:

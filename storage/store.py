@@ -188,7 +188,8 @@ class Store(Closing):
             configure(conn, settings)
             before, _ = migrate(conn, str(path))
             _check_meta(conn, keys, suite.mode, fresh=before == 0)
-            report = None if recovered is None else salvage(Path(recovered.moved_to), conn, suite)
+            report = None if recovered is None else salvage(
+                Path(recovered.moved_to), conn, suite, RowMac(keys.row_mac_key))
             _stamp_rows_once(conn, keys, salvaged=report is not None)
         except BaseException:
             conn.close()
@@ -275,7 +276,8 @@ class Store(Closing):
             configure(conn, self._settings)
             migrate(conn, str(path))
             _check_meta(conn, self._keys, self._suite.mode, fresh=True)
-            report = salvage(Path(recovered.moved_to), conn, self._suite)
+            report = salvage(Path(recovered.moved_to), conn, self._suite,
+                             RowMac(self._keys.row_mac_key))
             _stamp_rows_once(conn, self._keys, salvaged=True)
             self._db.conn = conn
             self._day_keys.reload()

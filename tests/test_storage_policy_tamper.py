@@ -268,3 +268,19 @@ def test_a_purge_behind_a_read_snapshot_is_not_reported_done_until_the_key_bytes
         assert "retention.shred_complete" in _audit_actions(s)
         assert _files_holding(tmp_path, wrapped2) == []
     assert _files_holding(tmp_path, wrapped2) == []
+
+
+def test_salvage_does_not_trust_an_outbox_row_whose_mac_fails(tmp_path: Path) -> None:
+    """A read marked sent by hand, then the file damaged: the salvaged store queues it again
+    (delivered at least once) instead of carrying the forged state, and says so."""
+    ks, path = MemoryKeySource(), tmp_path / "s.db"
+    aid, a, b = _with_alert(path, ks)
+    with _raw(path) as c:
+        c.execute("UPDATE outbox SET sent_at='2026-01-01T00:00:00+00:00' WHERE item_id=?", (b,))
+    with open(path, "r+b") as f:  # not a database any more: moved aside, header rebuilt
+        f.write(bytes(100))
+    with open_store(path, ks) as s:
+        report = s.health().salvage
+        assert report is not None and report.tampered_rows == 1
+        assert {i.item_id for i in s.next_outbox_batch(100, 10**9)} == {aid, a, b}
+        assert s.health().mac_mismatches == 0  # carried rows were stamped anew
