@@ -82,3 +82,24 @@ def test_a_running_console_picks_up_the_units_own_list_and_refuses_it_once_edite
         assert b"Logged in as ivy" in rig.login()
     finally:
         rig.close()
+
+
+def test_a_new_list_after_a_damaged_one_was_deleted_is_still_above_the_floor(
+        tmp_path: Path) -> None:
+    ks = MemoryKeySource(random.Random(6).randbytes(32))
+    for name in ("lena", "otto"):
+        assert _run(tmp_path, ks, "add", name, "--role", "technician",
+                    stdin=f"{name}'s long pass\n")[0] == 0
+    with open_store(tmp_path / "vigil.db", ks) as store:
+        store.version_floors().raise_to(accounts.FLOOR_PREFIX + "local", 2)  # the console saw v2
+    path = tmp_path / accounts.LOCAL_FILE
+    path.write_bytes(path.read_bytes()[:-5])  # damaged
+    rc, text = _run(tmp_path, ks, "list")
+    assert rc == 1 and "not" in text
+    path.unlink()
+    assert _run(tmp_path, ks, "add", "lena", "--role", "technician",
+                stdin="lena's long pass\n")[0] == 0
+    with open_store(tmp_path / "vigil.db", ks) as store:
+        listed = accounts.parse_local_accounts(
+            path.read_bytes(), store.derive_key(accounts.LOCAL_KEY_PURPOSE))
+    assert listed.version == 3

@@ -164,7 +164,10 @@ def cmd_console_user(args: argparse.Namespace, settings_and_store: SettingsAndSt
                             else _read_password_stdin(stdin))
                 role = args.role
                 rows = [*others, (args.name, role, console_auth.hash_password(password))]
-            version = (current.version if current is not None else 0) + 1
+            # Above the floor too: after a damaged file was deleted, a new list must still be
+            # newer than every one the console has accepted.
+            floor = store.version_floors().get(accounts.FLOOR_PREFIX + "local")
+            version = max(current.version if current is not None else 0, floor) + 1
             blob = accounts.seal_local_accounts(key, version, rows, datetime.now(UTC))
             accounts.parse_local_accounts(blob, key)  # what the console will check
         except (OSError, accounts.AccountError, console_auth.PasswordHashError) as e:

@@ -51,6 +51,9 @@ NAME = LOGIN_NAME
 RESERVED_NAMES = RESERVED_LOGIN_NAMES
 #: The unit's own list (``vigil console-user``), in the state directory.
 LOCAL_FILE = "console-accounts.local"
+#: The store's version floor of each list (``"signed"``, ``"local"``): an older list put back
+#: on the card is refused.
+FLOOR_PREFIX = "console-accounts:"
 #: What the MAC key of the unit's own list is derived for (``Store.derive_key``).
 LOCAL_KEY_PURPOSE = "console-local-accounts"
 _SIG_PREFIX = b"signature "

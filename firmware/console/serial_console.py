@@ -56,8 +56,6 @@ log = logging.getLogger(__name__)
 
 #: The audit role of a login attempt by nobody yet known.
 UNAUTHENTICATED = "unauthenticated"
-#: The store's version floors (one per list) that keep an older account list from coming back.
-ACCOUNTS_FLOOR = "console-accounts"
 #: The lockout's state, in the daemon's state directory.
 LOCKOUT_FILE = "console-lockout.json"
 #: The name typed at ``login:`` that starts the vendor-signed field-service login.
@@ -982,7 +980,7 @@ class Console:
             listed = console_accounts.parse_local_accounts(
                 blob, self.store.derive_key(console_accounts.LOCAL_KEY_PURPOSE))
         floors = self.store.version_floors()
-        name = f"{ACCOUNTS_FLOOR}:{source}"
+        name = console_accounts.FLOOR_PREFIX + source
         floor = floors.get(name)
         if listed.version < floor:
             raise console_accounts.AccountError(
