@@ -344,7 +344,7 @@ def ensure_kek(settings: config.Settings, rotate: bool, owner: Owner | None) -> 
         log.warning("device KEK destroyed; the store was deleted with it",
                     extra={"store_files": [str(p) for p in destroyed]})
     # The unit's TPM seals the new KEK where it has one; else the 0600 file (storage/tpm.py).
-    source = key_source_for(kek)
+    source = key_source_for(kek, settings.keys.tpm_tcti or None, settings.keys.source)
     try:
         source.load_kek()  # creates it (file: O_EXCL, 0600 from the start, fsynced)
     except (OSError, KeySourceError) as e:

@@ -130,19 +130,25 @@ def tools_installed() -> bool:
     return all(shutil.which(t) for t in _TOOLS)
 
 
-def key_source_for(kek_file: Path, tcti: str | None = None) -> KeySource:
-    """The KEK source this unit uses, chosen in this one place, with a logged reason.
+def key_source_for(kek_file: Path, tcti: str | None = None, mode: str = "auto") -> KeySource:
+    """The KEK source this unit uses (``[keys] source``), chosen in this one place, with a
+    logged reason.
 
-    A TPM (``tcti``, else ``$VIGIL_TPM_TCTI``, else ``/dev/tpmrm0`` when present) with
-    tpm2-tools installed seals the KEK, unless the unit already has a file KEK (a unit
+    ``auto``: a TPM (``tcti``, else ``$VIGIL_TPM_TCTI``, else ``/dev/tpmrm0`` when present)
+    with tpm2-tools installed seals the KEK, unless the unit already has a file KEK (a unit
     provisioned before keeps it: moving a key that data is encrypted under is a provisioning
-    step, not a start-up side effect). Otherwise the 0600 file next to the data is the
-    fallback, as before.
+    step, not a start-up side effect); otherwise the 0600 file next to the data, the fallback.
+    ``file``: always the file. ``tpm``: always the TPM (no fallback: a unit meant to have its
+    key sealed must not quietly write it to the card).
     """
     kek_file = Path(kek_file)
+    if mode == "file":
+        return FileKeySource(kek_file)
     tcti = tcti or os.environ.get(TCTI_ENV) or (
-        f"device:{TPM_DEVICE}" if TPM_DEVICE.exists() else None)
+        f"device:{TPM_DEVICE}" if TPM_DEVICE.exists() or mode == "tpm" else None)
     source = TpmKeySource(kek_file.parent, tcti) if tcti else None
+    if mode == "tpm" and source is not None:
+        return source
     if source is not None and source.sealed:
         return source
     if source is not None and not kek_file.exists() and tools_installed():

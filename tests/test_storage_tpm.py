@@ -105,3 +105,16 @@ def test_no_tpm_behind_the_tcti_is_a_key_source_error(tmp_path: Path) -> None:
         pass  # stopped: nothing listens there any more
     with pytest.raises(TpmError):
         TpmKeySource(tmp_path / "unit", tcti, timeout_s=10).load_kek()
+
+
+def test_keys_source_forces_the_file_or_the_tpm(tmp_path: Path) -> None:
+    """``[keys] source``: file never touches a TPM; tpm never falls back to a file."""
+    with software_tpm(tmp_path / "tpm") as tcti:
+        assert isinstance(key_source_for(tmp_path / "a" / "kek.bin", tcti, "file"), FileKeySource)
+        forced = key_source_for(tmp_path / "b" / "kek.bin", tcti, "tpm")
+        assert isinstance(forced, TpmKeySource) and len(forced.load_kek()) == 32
+    no_tpm = key_source_for(tmp_path / "c" / "kek.bin", None, "tpm")  # no device here
+    assert isinstance(no_tpm, TpmKeySource)
+    with pytest.raises(TpmError):
+        no_tpm.load_kek()
+    assert not (tmp_path / "c" / "kek.bin").exists()

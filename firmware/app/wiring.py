@@ -68,8 +68,10 @@ def open_store(settings: config.Settings, clock: Clock | None = None) -> Store:
     path = Path(settings.store.path)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     # The TPM where the unit has one, else the 0600 key file (storage/tpm.py says which, why).
-    return Store.open(path, key_source_for(Path(settings.keys.kek_file)), settings.store,
-                      clock or SystemClock())
+    keys = settings.keys
+    return Store.open(path, key_source_for(Path(keys.kek_file), keys.tpm_tcti or None,
+                                           keys.source),
+                      settings.store, clock or SystemClock())
 
 
 @dataclass

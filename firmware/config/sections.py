@@ -90,6 +90,12 @@ class KeySettings:
 
     kek_file: str = setting("", doc="Key-encryption key file (0600); empty = "
                             "<state_dir>/kek.bin. Never put it beside a copy of the database.")
+    source: str = setting("auto", choices=("auto", "tpm", "file"),
+                          doc="Where the KEK lives: tpm (sealed by the unit's TPM 2.0), file "
+                          "(kek_file), auto (the TPM for a new unit that has one, else the "
+                          "file; a unit with a file KEK keeps it). storage/tpm.py.")
+    tpm_tcti: str = setting("", doc="TPM transport for tpm2-tools; empty = $VIGIL_TPM_TCTI, "
+                            "else device:/dev/tpmrm0.")
 
 
 @dataclass(frozen=True)
