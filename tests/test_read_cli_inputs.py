@@ -53,17 +53,21 @@ def test_pixel_bomb_is_refused_from_its_header_without_decoding(tmp_path: Path) 
     _bomb_png(bomb)
     assert bomb.stat().st_size < 1_000_000
     out = tmp_path / "out.jsonl"
-    # A separate process, so its peak memory is its own (wait4 reports the child's max RSS).
-    proc = subprocess.Popen([sys.executable, "-m", "firmware.cli", "read", "--jsonl", str(out),
-                             str(bomb)], cwd=ROOT, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    assert proc.stderr is not None
-    err = proc.stderr.read().decode()
-    proc.stderr.close()
-    assert os.waitstatus_to_exitcode(status) == 1, err
+    # A separate process whose peak memory (VmHWM, reset at exec) it reports itself: wait4's
+    # ru_maxrss would include the forked copy of this test process before the exec.
+    code = ("import sys\n"
+            "from firmware.cli.main import main\n"
+            "rc = main(['read', '--jsonl', sys.argv[1], sys.argv[2]])\n"
+            "hwm = [ln for ln in open('/proc/self/status') if ln.startswith('VmHWM')][0]\n"
+            "print(int(hwm.split()[1]), file=sys.stderr)\n"
+            "raise SystemExit(rc)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(out), str(bomb)], cwd=ROOT,
+                          stderr=subprocess.PIPE, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
     (rec,) = _records(out)
     assert "400,000,000 pixels" in str(rec["error"]) and "--max-pixels" in str(rec["error"])
-    assert usage.ru_maxrss < 600 * 1024, f"peak {usage.ru_maxrss} kB: the image was decoded"
+    peak_kb = int(proc.stderr.strip().splitlines()[-1])
+    assert peak_kb < 600 * 1024, f"peak {peak_kb} kB: the image was decoded"
 
 
 def test_max_pixels_option_lowers_the_limit(tmp_path: Path) -> None:
