@@ -38,6 +38,7 @@ def test_subprocess_server_handshake_faults_and_summary(tmp_path: Path) -> None:
             server_foreign=CertPair(pki_dir / "x", pki_dir / "x"),
             server_wrong_host=CertPair(pki_dir / "x", pki_dir / "x"),
             client_foreign=CertPair(pki_dir / "x", pki_dir / "x"),
+            consumer=CertPair(pki_dir / "x", pki_dir / "x"),
             device_id="vigil-test-0001",
         )
         clock = FakeClock()

@@ -26,10 +26,10 @@ most 32 deep (checked before the TOML parser runs).
 
 The files and directories a config names are checked too, by `vigil config check` and at
 start-up alike (exit 78 either way, so systemd does not retry): with an `[uplink] endpoint` or
-`protocol = "mqtt"`, the CA, certificate and key must load; a replay camera's `source` must exist; `[keys] kek_file` must
-be a file if it exists; `[hotlists] agency_public_key` must parse; `[inference] model_dir` must be
-a directory; with `[ota] enabled`, `trusted_root` must be a file; and no state directory may sit
-under a file.
+`protocol = "mqtt"`, the CA, certificate and key must load; a replay camera's `source` must
+exist; `[keys] kek_file` must be a file if it exists; `[hotlists] agency_public_key` must parse;
+`[inference] model_dir` must be a directory; with `[ota] enabled`, `trusted_root` must be a
+file; and no state directory may sit under a file.
 
 `vigil config check PATH` validates a file; `vigil config show` prints the effective settings with
 secrets redacted. `SIGHUP` (`systemctl reload vigil`) re-reads the file; an invalid file (any of
