@@ -205,6 +205,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="models folder (default: the installed inference/models)",
     )
     parser.add_argument(
+        "--no-text-fallback",
+        dest="text_fallback",
+        action="store_false",
+        help="do not read the text detector's lines when the plate detector finds nothing "
+        "legible (as the daemon does; default: read them, as vigil read does)",
+    )
+    parser.add_argument(
         "--montage",
         type=Path,
         default=None,
@@ -233,7 +240,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         dataset = load_dataset(args.dataset)
         engine = PlateEngine.load(
-            args.model_dir, threads=args.threads, top_n=args.top_n, country=args.country
+            args.model_dir,
+            threads=args.threads,
+            top_n=args.top_n,
+            country=args.country,
+            text_fallback=args.text_fallback,
         )
     except (InferenceError, ValueError) as e:
         print(f"vigil eval: {e}", file=sys.stderr)

@@ -162,7 +162,7 @@ def decode(
     if "".join(labels.alphabet[c] for c in greedy) == best_text:
         confs = greedy_confs
     else:  # the beam's best differs from the greedy path: no per-step alignment to show
-        confs = (candidates[0].confidence,) * len(best_text) if candidates else ()
+        confs = char_marginals(best_text, candidates)
     chars = [c if p >= partial_threshold else "?" for c, p in zip(best_text, confs, strict=True)]
     region: str | None = None
     region_conf = 0.0
@@ -177,6 +177,23 @@ def decode(
         region=region,
         region_confidence=region_conf,
         plate_class="partial" if "?" in chars else "full",
+    )
+
+
+def char_marginals(text: str, candidates: Sequence[Candidate]) -> tuple[float, ...]:
+    """Each character's share of the candidates' probability: the mass of the candidates of
+    ``text``'s length that have that character there, over the mass of all of them.
+
+    Used when the best text is not the greedy path, so no step lines up with a character. The
+    whole-text probability it replaces is a product over characters: one doubtful character made
+    every other one look illegible (a clear US plate whose H/M was in doubt read ``???????``).
+    """
+    total = sum(c.confidence for c in candidates)
+    if not text or total <= 0:
+        return (0.0,) * len(text)
+    same = [c for c in candidates if len(c.text) == len(text)]
+    return tuple(
+        sum(c.confidence for c in same if c.text[i] == ch) / total for i, ch in enumerate(text)
     )
 
 

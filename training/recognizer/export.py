@@ -42,9 +42,16 @@ NORMALISATION = (
 )
 
 
-def convert(onnx_path: Path, out_dir: Path, quantise: bool = True) -> Path:
+def convert(
+    onnx_path: Path,
+    out_dir: Path,
+    quantise: bool = True,
+    name: str = NAME,
+    input_shape: str | None = None,
+) -> Path:
     """ONNX -> float SavedModel (onnx2tf) -> dynamic-range int8 TFLite (or, with ``quantise``
-    off, the float32 twin used to measure what quantisation costs); returns the .tflite."""
+    off, the float32 twin used to measure what quantisation costs); returns the .tflite.
+    ``input_shape`` fixes a dynamic input, in onnx2tf's form (``x:1,3,480,640``)."""
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}
     with tempfile.TemporaryDirectory() as tmp:
@@ -62,6 +69,7 @@ def convert(onnx_path: Path, out_dir: Path, quantise: bool = True) -> Path:
                 "-o",
                 str((out_dir / "saved_model").resolve()),
                 "-osd",
+                *(["-ois", input_shape] if input_shape else []),
             ],
             cwd=tmp,
             env=env,
@@ -73,7 +81,7 @@ def convert(onnx_path: Path, out_dir: Path, quantise: bool = True) -> Path:
     conv = tf.lite.TFLiteConverter.from_saved_model(str(out_dir / "saved_model"))
     if quantise:
         conv.optimizations = [tf.lite.Optimize.DEFAULT]  # int8 weights, float activations
-    path = out_dir / f"{NAME}.tflite"
+    path = out_dir / f"{name}.tflite"
     path.write_bytes(conv.convert())
     return path
 
