@@ -448,3 +448,40 @@ def test_an_ota_nudge_reaches_the_ota_workers_check(pki: TestPki, broker: Mosqui
         assert checked.wait(2)
     finally:
         session.close()
+
+
+def test_a_crashed_session_worker_is_rerun_on_the_same_connection_without_a_goodbye(
+        pki: TestPki, broker: Mosquitto, consumer: DedupConsumer) -> None:
+    t = MqttTransport(mqtt_settings(pki, broker), SystemClock())
+    stop = threading.Event()
+    crash = {"once": True}
+    keep_fresh = t._keep_fresh
+
+    def flaky(stop_: threading.Event) -> None:
+        if crash.pop("once", False):
+            raise RuntimeError("worker bug")
+        keep_fresh(stop_)
+
+    t._keep_fresh = flaky  # type: ignore[method-assign]
+    crashed: list[BaseException] = []
+
+    def supervised() -> None:
+        try:
+            t.run(stop)
+        except RuntimeError as e:
+            crashed.append(e)
+
+    first = threading.Thread(target=supervised, daemon=True)
+    first.start()
+    first.join(10)
+    assert crashed  # it crashed (the supervisor would restart it) ...
+    assert t.status().connected  # ... but the connection is still up, no goodbye said
+    assert wait_until(lambda: consumer.health.get(pki.device_id, {}).get("reason")
+                      == "connected")
+    again = threading.Thread(target=t.run, args=(stop,), daemon=True)
+    again.start()
+    time.sleep(0.3)
+    stop.set()
+    again.join(10)
+    assert wait_until(lambda: consumer.health[pki.device_id]["reason"] == "shutdown")
+    t.close()

@@ -372,7 +372,10 @@ class MqttTransport:
                 # before reconnecting, unless a request wakes the session first.
                 self._nap(self._backoff.next_delay(), stop)
         finally:
-            self._goodbye()
+            # Only when stopping: after a crash the supervisor runs this again, and the
+            # connection (paho's thread) is still up for it.
+            if stop.is_set() or self._closed.is_set():
+                self._goodbye()
 
     def _nap(self, delay: float, stop: threading.Event) -> None:
         deadline = self._clock.monotonic() + delay
