@@ -6,6 +6,9 @@ de-duplicating agency consumer of hil/mqtt_consumer.py.
   SIGKILL of the daemon in the middle of the drain: every read reaches the agency exactly once
   (received, duplicates seen, missing = 0), and the broker tells the dashboard the unit vanished
   (its last will). Short here; the long one (more reads, more restarts) is marked slow.
+* A simulated day without the broker (the uplink on a fake clock, the broker really down): the
+  backoff holds the connection attempts down, nothing piles up in the MQTT client, and once the
+  broker is back every read of the day arrives, once.
 * An alert raised while a backlog drains overtakes it: it reaches the subscriber in under 1 s.
 """
 
@@ -18,11 +21,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from drivers.clock import SystemClock
+from drivers.clock import FakeClock, SystemClock
 from firmware.link.state import LinkStateMachine
 from firmware.uplink.mqtt import MqttTransport
 from firmware.uplink.settings import UplinkSettings
@@ -230,3 +234,54 @@ def test_an_alert_overtakes_a_draining_backlog(
                       "backlog_left": backlog}))
     assert backlog > 0, "the backlog drained before the alerts: they did not overtake anything"
     assert max(latencies) < 1.0
+
+
+def test_a_simulated_day_without_the_broker_then_every_read_once(
+        pki: TestPki, broker: Mosquitto, consumer: DedupConsumer, tmp_path: Path) -> None:
+    clock = FakeClock(datetime(2026, 11, 23, 6, 0, tzinfo=UTC))
+    store = open_store(tmp_path / "s.db", clock=clock)
+    settings = UplinkSettings(
+        ca_file=str(pki.ca), cert_file=str(pki.client.cert), key_file=str(pki.client.key),
+        device_id=pki.device_id, protocol="mqtt", mqtt_broker=broker.url, mqtt_agency=AGENCY,
+        mqtt_site=SITE, batch_max_reads=200, timeout_s=5.0, connect_timeout_s=2.0,
+        backoff_initial_s=2.0, backoff_max_s=900.0, drain_rate_per_s=50.0)
+    session = MqttTransport(settings, clock, rng=random.Random(7)).start()
+    up = Uplink(settings, store, LinkStateMachine(clock), clock, transport=session,
+                rng=random.Random(7))
+    rng = random.Random(2)
+    ids: set[str] = set()
+    try:
+        assert session.wait_connected(10)
+        broker.stop()
+        wait_until(lambda: not session.status().connected, 10, "the broker to go")
+        end = clock.monotonic() + 24 * 3600
+        next_put = clock.monotonic()
+        while clock.monotonic() < end:
+            if clock.monotonic() >= next_put:
+                for _ in range(5):
+                    r = make_read(rng, captured_at=clock.utcnow())
+                    store.submit_read(r).result()
+                    ids.add(r.read_id)
+                next_put += 600
+            delay = up.step()
+            clock.advance(min(max(delay, 1.0), next_put - clock.monotonic() + 0.01))
+        attempts = up.counters.requests_failed
+        assert 0 < attempts < 24 * 3600 / 150  # the backoff held the probes down
+        assert store.outbox_depth()["reads"] == len(ids) == 5 * 144
+        # Nothing hoarded in the MQTT client: at most what was in flight when the broker went
+        # (the birth message), none of the day's probes.
+        assert len(session._client._out_messages) <= 2
+        broker.start()
+        deadline = time.monotonic() + 120
+        while store.outbox_depth()["reads"] and time.monotonic() < deadline:
+            clock.advance(up.step())
+            time.sleep(0.005)  # real time for the session's own thread and the consumer's
+        assert store.outbox_depth()["reads"] == 0
+        wait_until(lambda: ids <= consumer.ids("reads"), 30, "the day's reads at the agency")
+    finally:
+        up.close()
+        store.close()
+        if broker.proc is None:
+            broker.start()
+    assert all(consumer.receipts[i] == 1 for i in ids)
+    print(json.dumps({"outage_attempts": attempts, "reads": len(ids)}))
