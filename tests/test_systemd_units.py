@@ -73,10 +73,13 @@ def test_configparser_can_read_unit():
 
 def test_hardening_directives() -> None:
     svc = _parse()["Service"]
-    for key, value in {"PrivateDevices": "yes", "ProcSubset": "pid", "RemoveIPC": "yes",
+    for key, value in {"PrivateDevices": "yes", "RemoveIPC": "yes",
                        "MemoryDenyWriteExecute": "yes", "IPAddressDeny": "any",
-                       "IPAddressAllow": "localhost"}.items():
+                       "IPAddressAllow": "localhost", "ProtectProc": "invisible"}.items():
         assert svc.get(key) == [value], key
+    assert "~@privileged @resources" in svc["SystemCallFilter"]
+    # ProcSubset=pid stalls the TFLite runtime (test_proc_subset_pid_stalls_inference)
+    assert "ProcSubset" not in svc
     devices = " ".join(svc["BindPaths"] + svc.get("DeviceAllow", []))
     assert "/dev/video0" in devices and "/dev/gpiochip0" in devices and "/dev/ttyAMA0" in devices
     # a console on a USB gadget port (ttyGS*) must stay blocked
@@ -97,21 +100,45 @@ def test_exposure_at_most_1_5(tmp_path):
     assert exposure <= 1.5, proc.stdout
 
 
-def test_daemon_reads_plates_without_writable_executable_memory(tmp_path):
-    """MemoryDenyWriteExecute=yes with the TFLite runtime (XNNPACK): the daemon runs on the
-    simulation rig under the kernel's equivalent and still reads the sample footage."""
+def _run_daemon_sandboxed(tmp_path, **env_extra):
+    """`vigil run` on the simulation rig for 25 s inside tests.kit.sandbox (the unit's
+    namespaces, /dev, /proc, network, MDWE and system-call deny-list without systemd); its
+    stdout, or a skip where the host cannot build the sandbox."""
     import os
     import sys
 
-    env = {**os.environ, "STATE_DIRECTORY": str(tmp_path), "VIGIL_LOG_TIME": "0"}
+    env = {**os.environ, "STATE_DIRECTORY": str(tmp_path), "VIGIL_LOG_TIME": "0", **env_extra}
+    cmd = [sys.executable, "-m", "tests.kit.sandbox", sys.executable, "-m", "firmware.cli", "run"]
     try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "tests.kit.mdwe", sys.executable, "-m", "firmware.cli", "run"],
-            cwd=UNIT.parents[1], env=env, capture_output=True, text=True, timeout=30)
-        out, rc = proc.stdout, proc.returncode
+        proc = subprocess.run(cmd, cwd=UNIT.parents[1], env=env, capture_output=True, text=True,
+                              timeout=25)
+        out, rc, err = proc.stdout, proc.returncode, proc.stderr
     except subprocess.TimeoutExpired as e:  # ran until stopped: what it printed counts
         out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+        err = e.stderr.decode() if isinstance(e.stderr, bytes) else (e.stderr or "")
         rc = None
-    if rc == 3:
-        pytest.skip("kernel without PR_SET_MDWE (Linux < 6.3): not measurable here")
-    assert '"event": "read"' in out or '"event":"read"' in out, out[-2000:]
+    if rc == 3 or (rc not in (None, 0) and "unshare" in err and "Operation not permitted" in err):
+        pytest.skip(f"cannot build the sandbox on this host: {err.strip()[-300:]}")
+    return out
+
+
+def _reads(out):
+    return out.count('"event": "read"') + out.count('"event":"read"')
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="util-linux unshare not installed")
+def test_daemon_reads_plates_inside_the_units_sandbox(tmp_path):
+    """PrivateDevices (with the device list), ProtectProc=invisible, IPAddressDeny (loopback
+    only), MemoryDenyWriteExecute with the TFLite runtime (XNNPACK) and the system-call
+    deny-list: the daemon still reads the sample footage on the simulation rig."""
+    out = _run_daemon_sandboxed(tmp_path)
+    assert _reads(out) >= 1, out[-2000:]
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="util-linux unshare not installed")
+def test_proc_subset_pid_stalls_inference(tmp_path):
+    """Why the unit does not set ProcSubset=pid: XNNPACK's CPU detection reads /proc/cpuinfo
+    and, without it, inference stalls in the detector's second pass (no read in 25 s). When a
+    runtime update makes this test fail, ProcSubset=pid can be set."""
+    out = _run_daemon_sandboxed(tmp_path, VIGIL_SANDBOX_PROC_SUBSET="1")
+    assert _reads(out) == 0, "reads with ProcSubset=pid: the unit may set it now"
