@@ -128,6 +128,11 @@ def legible_chars(ocr: OcrResult) -> int:
 TEXT_PLATE_CHARS = (4, 10)
 
 
+# Width over height of a photo that may be all plate: a US plate with a margin is about 2:1, a
+# European one 4.7:1. Wider or squarer photos are scenes.
+WHOLE_PHOTO_ASPECT = (1.5, 5.5)
+
+
 def reads_like_plate(ocr: OcrResult) -> bool:
     """Whether a read of a text line (not of a detected plate) is taken as a plate. Pure."""
     lo, hi = TEXT_PLATE_CHARS
@@ -242,7 +247,31 @@ class PlateEngine(Closing):
             observations.append(PlateObservation(det, ocr, crop))
         if not observations and self.text_lines is not None and self.settings.text_fallback:
             observations = self._from_text_lines(rgb)
+        if self.settings.text_fallback:
+            whole = self._whole_photo(rgb, observations)
+            if whole is not None:
+                observations = [whole]
         return FrameResult(frame_time_s, tuple(observations), vehicles)
+
+    def _whole_photo(
+        self, rgb: np.ndarray, found: list[PlateObservation]
+    ) -> PlateObservation | None:
+        """The photo itself as the plate, when it has a plate's shape, reads like a whole plate
+        and more surely than anything found in it.
+
+        A photo of a plate (a close-up, or a crop another system made) is what the reader was
+        trained on, while the detector sees its registration far beyond the sizes it knows and
+        boxes the stickers and slogans instead.
+        """
+        h, w = rgb.shape[:2]
+        lo, hi = WHOLE_PHOTO_ASPECT
+        if not lo <= w / h <= hi:
+            return None
+        ocr = self._read(rgb)
+        if not reads_like_plate(ocr) or any(o.ocr.confidence >= ocr.confidence for o in found):
+            return None
+        whole = Detection(Box(0.0, 0.0, float(w), float(h)), 0.0, "plate")
+        return PlateObservation(whole, ocr, rgb)
 
     def _from_text_lines(self, rgb: np.ndarray) -> list[PlateObservation]:
         """Plates among the text detector's lines: each candidate read, kept when it reads like

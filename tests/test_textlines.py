@@ -142,3 +142,32 @@ def test_a_plain_scene_gives_no_plate_from_text_lines(
     rng = np.random.default_rng(3)
     scene = cv2.GaussianBlur(rng.integers(0, 255, (360, 480, 3), dtype=np.uint8), (9, 9), 0)
     assert engine.observe(scene).plates == ()
+
+
+def test_a_photo_of_a_plate_is_read_as_the_plate(engine: PlateEngine) -> None:
+    import json
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parent / "data" / "ocr"
+    labels = json.loads((data / "truth.json").read_text())
+    read = 0
+    for name in ("ct704.jpg", "la1160.jpg", "md962.jpg", "mi1346.jpg"):
+        photo = cv2.cvtColor(cv2.imread(str(data / name)), cv2.COLOR_BGR2RGB)
+        plates = engine.observe(photo).plates
+        if [p.ocr.text for p in plates] == [labels[name]["text"]]:
+            # The plate is the photo (or the detector's box of nearly all of it).
+            assert plates[0].detection.box.w >= 0.9 * photo.shape[1]
+            read += 1
+    assert read >= 3
+    # Close-ups where the detector boxes a sticker ("?XK34?M") or finds nothing.
+    for name in ("nc1289.jpg", "sc440.jpg"):
+        photo = cv2.cvtColor(cv2.imread(str(data / name)), cv2.COLOR_BGR2RGB)
+        plates = engine.observe(photo).plates
+        assert [p.ocr.text for p in plates] == [labels[name]["text"]]
+        assert plates[0].detection.box == Box(0.0, 0.0, photo.shape[1], photo.shape[0])
+
+
+def test_a_scene_is_not_read_as_one_plate(engine: PlateEngine) -> None:
+    wide = cv2.resize(_plate_photo(), (960, 360))  # plate-shaped frame, small plate in it
+    plates = engine.observe(wide).plates
+    assert all(p.detection.box.w < 600 for p in plates)
