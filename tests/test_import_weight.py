@@ -8,7 +8,7 @@ import sys
 
 # Loaded only when their feature is enabled or their command runs.
 OPTIONAL = ("tuf", "securesystemslib", "httpx", "ota.worker", "sqlite_utils", "paho",
-            "firmware.console.accounts")
+            "firmware.console.accounts", "PIL")
 
 
 def test_daemon_imports_leave_optional_subsystems_unloaded() -> None:
