@@ -13,6 +13,10 @@ implementing the wire format in docs/uplink.md:
   ``vigil audit verify --against``) and, given the unit's pinned key (``--audit-public-key``),
   raises an alarm on a bad signature, a head that goes backwards, or a second hash for a seq.
   ``GET /_control/audit-checkpoints?device_id=`` returns them as JSON lines.
+* ``POST /v1/status`` gzip JSON ``{"device_id", "sent_at", "ota": {...}}``: the unit's status
+  report (OTA: slot, phase, version, floor, last outcome, step, progress and the numbered steps
+  not yet acknowledged). The service keeps the latest report and every step once per device
+  (keyed on ``seq``, ``at``, ``step``); ``GET /_control/status?device_id=`` returns both.
 * ``GET /v1/hotlists/<name>?since=<version>`` -> the signed hotlist bytes (a delta from
   ``since`` when one is published, else the latest full list), 204 when ``since`` is current.
 
@@ -93,6 +97,8 @@ class IngestState:
     batches: int = 0
     checkpoints: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     audit_alarms: list[str] = field(default_factory=list)
+    status: dict[str, dict[str, Any]] = field(default_factory=dict)  # device -> latest report
+    ota_steps: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # device -> steps
 
 
 class IngestServer:
@@ -246,6 +252,24 @@ class IngestServer:
                 if p not in self.state.audit_alarms:
                     self.state.audit_alarms.append(f"{device_id}: {p}")
 
+    def keep_status(self, device_id: str, body: dict[str, Any]) -> None:
+        """Keep a status report: the latest per device, and each OTA step once."""
+        ota = body.get("ota")
+        if not isinstance(ota, dict) or not isinstance(ota.get("events", []), list):
+            raise ValueError("status report has no 'ota' object with an 'events' list")
+        with self.lock:
+            self.state.status[device_id] = {k: v for k, v in body.items() if k != "device_id"}
+            steps = self.state.ota_steps.setdefault(device_id, [])
+            seen = {(e.get("seq"), e.get("at"), e.get("step")) for e in steps}
+            for e in ota.get("events", []):
+                if isinstance(e, dict) and (e.get("seq"), e.get("at"), e.get("step")) not in seen:
+                    steps.append(e)
+
+    def status_of(self, device_id: str) -> dict[str, Any]:
+        with self.lock:
+            return {"latest": self.state.status.get(device_id),
+                    "ota_steps": list(self.state.ota_steps.get(device_id, []))}
+
     def checkpoints_jsonl(self, device_id: str) -> str:
         with self.lock:
             return "".join(json.dumps(d, sort_keys=True) + "\n"
@@ -345,7 +369,7 @@ class _Handler(BaseHTTPRequestHandler):
             app.set_fault(Fault(**body) if body else None)
             self._send_json(200, {"ok": True})
             return
-        if path not in ("/v1/reads", "/v1/alerts", "/v1/audit-checkpoints"):
+        if path not in ("/v1/reads", "/v1/alerts", "/v1/audit-checkpoints", "/v1/status"):
             self._send_json(404, {"error": "not found"})
             return
         fault = app.take_fault(path)
@@ -365,6 +389,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault.mode == "status":
             self._send_json(fault.status, {"error": "injected"})
+            return
+        if path == "/v1/status":
+            try:
+                app.keep_status(str(body.get("device_id")), body)
+            except ValueError as e:
+                self._send_json(400, {"error": str(e)})
+                return
+            self._send_json(200, {"ok": True})
             return
         app.keep_checkpoint(str(body.get("device_id")), body.get("audit_checkpoint"))
         if path == "/v1/audit-checkpoints":
@@ -411,6 +443,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+            return
+        if parts.path == "/_control/status":
+            self._send_json(200, app.status_of(parse_qs(parts.query).get("device_id", [""])[0]))
             return
         if parts.path == "/v1/health":
             self._send_json(200, {"ok": True})

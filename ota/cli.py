@@ -138,11 +138,18 @@ def cmd_init(a: argparse.Namespace) -> int:
 
 def cmd_boot(a: argparse.Namespace) -> int:
     """Before every start: fix links, count a trial start, roll back if it is time."""
+    from ota.events import EventLog
     from ota.slotfs import SlotFS
+    from ota.slots import Report
 
-    state, actions = SlotFS(a.root).boot(datetime.now(UTC))
+    now = datetime.now(UTC)
+    state, actions = SlotFS(a.root).boot(now)
     for act in actions:
         print(f"vigil ota boot: {act}", file=sys.stderr)
+        if isinstance(act, Report):  # the daemon that starts next reports it upstream
+            EventLog(a.root).append(now, act.step, act.detail,
+                                    "failed" if act.step in ("rolled_back", "stage_failed")
+                                    else "ok")
     _out({"active": state.active, "phase": state.phase.value, "version":
           state.running_version, "trial_boots": state.trial_boots, "last": state.last})
     return 0

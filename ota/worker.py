@@ -28,6 +28,7 @@ from drivers.clock import Clock
 from ota import install
 from ota.client import UpdateClient
 from ota.errors import BundleRefused, DownloadFailed, OtaError, RepositoryRefused
+from ota.events import KEEP, EventLog, OtaEvent
 from ota.fetch import ByteBudget, DirTransport, HttpTransport, Transport
 from ota.policy import Action, Offer, UnitFacts, decide
 from ota.settings import OtaSettings
@@ -46,6 +47,9 @@ from ota.whole_image import RaucHook
 log = logging.getLogger(__name__)
 
 __all__ = ["EX_RESTART", "HealthSample", "OtaSettings", "OtaStatus", "OtaWorker", "gate"]
+
+#: Download progress goes upstream in steps of this many percent (not every chunk).
+UPSTREAM_PROGRESS_STEP = 10
 
 #: The exit status that asks systemd for a restart on the (now switched) slot.
 EX_RESTART = 75
@@ -84,7 +88,7 @@ class OtaProgress:
     progress_pct: float | None = None
     last_check_utc: str | None = None
     last_error: str | None = None
-    history: list[dict[str, str]] = field(default_factory=list)
+    events: list[OtaEvent] = field(default_factory=list)  # the journal (ota.events), cached
 
 
 @dataclass(frozen=True)
@@ -123,7 +127,8 @@ class OtaWorker:
                  audit: Audit, alert_pending: Callable[[], bool] = lambda: False,
                  check_models: install.ModelCheck | None = None,
                  transport: Transport | None = None, running_version: str = "0",
-                 whole_image: RaucHook | None = None) -> None:
+                 whole_image: RaucHook | None = None,
+                 on_change: Callable[[], None] | None = None) -> None:
         self.settings = settings
         self.fs = SlotFS(root)
         self.unit_id = unit_id
@@ -134,8 +139,13 @@ class OtaWorker:
         self.alert_pending = alert_pending
         self.check_models = check_models
         self.running_version = running_version
-        self._status = OtaProgress()
+        self.journal = EventLog(root)
+        self._status = OtaProgress(events=self.journal.load())
         self._lock = threading.Lock()
+        # The upstream report (see upstream()): what was last acknowledged by the agency.
+        self.on_change = on_change or (lambda: None)
+        self._delivered_seq = 0
+        self._delivered_view: dict[str, Any] | None = None
         self._wake = threading.Event()
         repo = settings.repository
         local = not repo.startswith(("http://", "https://"))
@@ -157,20 +167,49 @@ class OtaWorker:
             if result != "ok":
                 s.last_error = detail
             if audit:
-                s.history.append({"at": self.clock.utcnow().isoformat(timespec="seconds"),
-                                  "step": step, "detail": detail})
-                del s.history[:-20]
+                try:
+                    s.events = [*s.events, self.journal.append(self.clock.utcnow(), step,
+                                                               detail, result)][-KEEP:]
+                except OSError as e:  # a full disk must not stop the update's own steps
+                    log.warning("OTA step journal not written: %s", e)
         if audit:
             log.info("ota %s", step, extra={"ota_step": step, "detail": detail})
             self.audit(f"ota.{step}", detail[:200], result, {"detail": detail})
+        self.on_change()
+
+    def upstream(self) -> dict[str, Any] | None:
+        """The OTA part of the unit's status report to the agency (the uplink's ``POST
+        /v1/status``), or None when nothing changed since the last one it acknowledged: the
+        slot state, the current step, download progress in steps of
+        :data:`UPSTREAM_PROGRESS_STEP` %, and every journal step not yet acknowledged."""
+        st = self.status().as_dict()
+        pct = st.pop("progress_pct")
+        view = {k: v for k, v in st.items() if k not in ("history", "bytes_today", "detail",
+                                                          "last_check")}
+        if pct is not None:
+            view["progress_pct"] = int(pct // UPSTREAM_PROGRESS_STEP * UPSTREAM_PROGRESS_STEP)
+        with self._lock:
+            events = [e.as_dict() for e in self._status.events if e.seq > self._delivered_seq]
+            if not events and view == self._delivered_view:
+                return None
+        return {**view, "events": events}
+
+    def delivered(self, report: dict[str, Any]) -> None:
+        """The agency acknowledged ``report`` (an :meth:`upstream` result)."""
+        with self._lock:
+            seqs = [int(e["seq"]) for e in report.get("events", [])]
+            if seqs:
+                self._delivered_seq = max(seqs)
+            self._delivered_view = {k: v for k, v in report.items() if k != "events"}
 
     def status(self) -> OtaStatus:
         state = self._state_or_none()
         with self._lock:
             s = self._status
+            history = tuple({"at": e.at, "step": e.step, "detail": e.detail}
+                            for e in s.events[-5:])
             return OtaStatus(s.step, s.detail, s.progress_pct, s.last_check_utc, s.last_error,
-                             tuple(dict(h) for h in s.history[-5:]), self.budget.used_bytes,
-                             state)
+                             history, self.budget.used_bytes, state)
 
     def check_now(self) -> None:
         self._wake.set()
@@ -321,9 +360,13 @@ class OtaWorker:
                      progress=0.0)
 
         def progress(have: int, total: int) -> None:
+            pct = round(100.0 * have / max(total, 1), 1)
             with self._lock:
-                self._status.progress_pct = round(100.0 * have / max(total, 1), 1)
+                before = self._status.progress_pct or 0.0
+                self._status.progress_pct = pct
                 self._status.detail = f"{offer.version}: {have}/{total} bytes"
+            if pct // UPSTREAM_PROGRESS_STEP != before // UPSTREAM_PROGRESS_STEP:
+                self.on_change()
 
         path = self.client.fetch(offer, self.fs.root / "downloads", progress, stop)
         self._report("verified", f"{offer.target}: length and SHA-256 match the signed "

@@ -75,9 +75,14 @@ def ota_worker(daemon: Any) -> OtaWorker:
         except Exception:  # noqa: BLE001 - a sick store must not block updates forever
             return False
 
-    return OtaWorker(
+    uplink = daemon.c.extra_workers.get("uplink")
+    worker = OtaWorker(
         s, root, settings.unit.camera_id, daemon.clock, health=health,
         request_restart=daemon.request_restart,
         audit=lambda a, r, res, d: store.audit("ota", "system", a, r, res, d),
         alert_pending=alert_pending, check_models=check_models, running_version=VERSION,
-        whole_image=RaucHook() if s.whole_image == "rauc" else None)
+        whole_image=RaucHook() if s.whole_image == "rauc" else None,
+        on_change=uplink.notify if isinstance(uplink, Uplink) else None)
+    if isinstance(uplink, Uplink):  # every OTA step goes upstream (POST /v1/status)
+        uplink.add_status("ota", worker)
+    return worker

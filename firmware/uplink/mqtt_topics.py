@@ -4,7 +4,9 @@ Every unit publishes under ``vigil/<agency>/<site>/<device_id>/``:
 
 * ``reads``, ``alerts``: the same gzip JSON envelopes as ``POST /v1/reads`` and
   ``/v1/alerts`` over HTTPS, QoS 1, never retained; ``audit``: the signed audit-head heartbeat
-  (``POST /v1/audit-checkpoints``'s body);
+  (``POST /v1/audit-checkpoints``'s body); ``status``: the unit's status report (``POST
+  /v1/status``'s body: OTA steps), QoS 1, not retained (each carries only the steps not yet
+  acknowledged);
 * ``health``: retained; the birth message on connect, the broker's last will when the unit
   vanishes, a refresh every ``mqtt_health_interval_s`` and a clean ``offline`` on shutdown.
 
@@ -25,7 +27,7 @@ from urllib.parse import urlsplit
 ROOT = "vigil"
 #: The upload paths of the HTTPS wire format and their MQTT topic (the last level).
 UPLOAD_TOPICS = {"/v1/reads": "reads", "/v1/alerts": "alerts",
-                 "/v1/audit-checkpoints": "audit"}
+                 "/v1/audit-checkpoints": "audit", "/v1/status": "status"}
 #: Topics whose messages are batches of items with ids (acknowledged id by id).
 BATCH_TOPICS = ("reads", "alerts")
 #: What a nudge can ask for.

@@ -53,6 +53,9 @@ STOP_POLL_S = 0.05
 #: (every batch carries one too), so the agency's copy is never more than this stale while
 #: the link is up. A few hundred bytes per heartbeat: about 90 kB a day.
 AUDIT_HEARTBEAT_S = 300.0
+#: Status reports (``POST /v1/status``: OTA steps) leave at most this often; each carries the
+#: latest state and every step not yet acknowledged, so a step between two reports is not lost.
+STATUS_MIN_INTERVAL_S = 5.0
 
 
 class _Abandoned(Exception):
@@ -93,6 +96,14 @@ class AuditPublisher(Protocol):
     def published_checkpoint(self, device_id: str = "") -> Mapping[str, Any] | None: ...
 
     def checkpoint_published(self, number: int) -> None: ...
+
+
+class StatusSource(Protocol):
+    """A part of the unit that reports its state upstream (``ota.worker.OtaWorker``)."""
+
+    def upstream(self) -> dict[str, Any] | None: ...  # None: nothing new since delivered
+
+    def delivered(self, report: dict[str, Any]) -> None: ...
 
 
 @dataclass
@@ -151,6 +162,8 @@ class Uplink(Closing):
         # Signed audit heads leave with every batch and heartbeat (docs/threat-model.md).
         self._audit_head = outbox if isinstance(outbox, AuditPublisher) else None
         self._last_published = -math.inf
+        self._status_sources: dict[str, StatusSource] = {}
+        self._status_last = -math.inf
         self._wake = threading.Event()
         self._stop_event: threading.Event | None = None  # set by run(): abandons requests
         self._alert_kick = threading.Event()
@@ -171,8 +184,13 @@ class Uplink(Closing):
         self._wake.set()
 
     def notify(self) -> None:
-        """New reads are in the outbox (optional: the worker also polls)."""
+        """New reads are in the outbox, or a status source has news (optional: the worker
+        also polls)."""
         self._wake.set()
+
+    def add_status(self, name: str, source: StatusSource) -> None:
+        """Report ``source`` upstream under ``name`` (one key of the ``/v1/status`` body)."""
+        self._status_sources[name] = source
 
     @property
     def link_state(self) -> LinkState:
@@ -289,6 +307,8 @@ class Uplink(Closing):
         if pace.wait_s > 0:
             return pace.wait_s
         only_alerts = pace.only_alerts
+        if not only_alerts:
+            self._report_status()
         reads_ok = not only_alerts and not self._budget.exhausted()
         allowed = self._bucket.available(now) if reads_ok else 0
         batch_limit_ = batch_limit(self._link.state, self.settings.batch_max_reads)
@@ -366,6 +386,36 @@ class Uplink(Closing):
             log.warning("audit heartbeat refused", extra={"status": resp.status})
             return
         self._checkpoint_delivered(doc)
+
+    def _report_status(self) -> None:
+        """Send what the status sources have that the agency has not acknowledged (``POST
+        /v1/status``, gzip JSON ``{"device_id", "sent_at", <name>: report}``), at most every
+        :data:`STATUS_MIN_INTERVAL_S`. A failure is retried then; reads are not held back."""
+        now = self._clock.monotonic()
+        if not self._status_sources or now - self._status_last < STATUS_MIN_INTERVAL_S:
+            return
+        reports = {name: r for name, src in self._status_sources.items()
+                   if (r := src.upstream()) is not None}
+        if not reports:
+            return
+        self._status_last = now
+        doc = {"device_id": self.settings.device_id,
+               "sent_at": self._clock.utcnow().isoformat(), **reports}
+        body = gzip.compress(json.dumps(doc, separators=(",", ":")).encode(),
+                             compresslevel=self.settings.gzip_level, mtime=0)
+        try:
+            resp = self._request(self._transport, "POST", "/v1/status", body,
+                                 headers={"Content-Type": "application/json",
+                                          "Content-Encoding": "gzip"})
+        except TransportError as e:
+            log.warning("status report failed: %s", e, extra={"failure": e.kind})
+            return
+        self._budget.spend(resp.bytes_out + resp.bytes_in)
+        if resp.status != 200:
+            log.warning("status report refused", extra={"status": resp.status})
+            return
+        for name, report in reports.items():
+            self._status_sources[name].delivered(report)
 
     def _checkpoint_delivered(self, envelope: Mapping[str, Any]) -> None:
         """A request carrying a checkpoint was answered 200: number the next one after it."""
