@@ -193,3 +193,18 @@ def test_the_mqtt_health_message_carries_each_lists_freshness(tmp_path: Path) ->
     assert detail == {"hotlists": {"freshness": {"stolen": "stale"},
                                    "expires_at": {"stolen": (T0 + timedelta(days=7)).isoformat()},
                                    "stored_refused": []}}
+
+
+def test_an_untrusted_clock_does_not_judge_expiry(tmp_path: Path) -> None:
+    """A unit whose clock ran years ahead (untrusted by time sync) still takes the agency's
+    current list; with a trusted clock the same document is refused as expired."""
+    ahead = FakeClock(T0 + timedelta(days=3 * 365))
+    s = HotlistSettings(path=str(tmp_path / "hl"), agency_public_key=PUB_B64,
+                        names=("stolen",))
+    trusted = HotlistUpdater(s, None, KEY, ahead, clock_trusted=lambda: True)
+    with pytest.raises(HotlistExpiredError):
+        trusted.accept(doc(1))
+    untrusted = HotlistUpdater(s, None, KEY, ahead, clock_trusted=lambda: False)
+    assert untrusted.accept(doc(2)).version == 2
+    with pytest.raises(HotlistRollbackError):  # the held version still holds
+        untrusted.accept(doc(1))

@@ -192,8 +192,10 @@ def _build_links(settings: config.Settings, clock: Clock, store: Store,
     timesync = TimeSync(clock)
     # Retention (and the day reads are keyed under) trusts only a synced clock that has not
     # just jumped (docs/storage.md, "Retention and the clock").
-    store.set_clock_trusted(
-        lambda: timesync.is_synced() and "clock_jumped" not in timesync.read_flags())
+    def clock_trusted() -> bool:
+        return timesync.is_synced() and "clock_jumped" not in timesync.read_flags()
+
+    store.set_clock_trusted(clock_trusted)
     links = Links(timesync)
     components.extra_workers["timesync"] = _TimeSyncWorker(timesync)
     link = LinkStateMachine(clock)
@@ -216,7 +218,7 @@ def _build_links(settings: config.Settings, clock: Clock, store: Store,
         updater = HotlistUpdater(
             settings.hotlists, transport, store.derive_key("hotlist"), clock,
             audit=lambda a, r, res, d: store.audit("hotlists", "system", a, r, res, dict(d)),
-            floors=store.version_floors(), build_in_child=True,
+            floors=store.version_floors(), build_in_child=True, clock_trusted=clock_trusted,
         )
         updater.load()  # the stored, re-verified lists: matching works offline from the start
         links.hotlists = updater

@@ -165,9 +165,11 @@ def freshness(meta: IndexMeta | None, now: datetime, stale_after_s: float) -> st
 
 
 def check_document(doc: SignedDocument, held: IndexMeta | None, floor: int,
-                   now: datetime) -> None:
-    """Refuse an expired, older-issued, rolled-back or out-of-step document. Pure."""
-    if now >= doc.expires_at:
+                   now: datetime | None) -> None:
+    """Refuse an expired, older-issued, rolled-back or out-of-step document. Pure. ``now`` is
+    None while the clock is not trusted: expiry is then not judged (a wrong clock must not
+    refuse every list), the other checks do not need the time."""
+    if now is not None and now >= doc.expires_at:
         raise HotlistExpiredError(
             f"{doc.name} v{doc.version} expired at {doc.expires_at.isoformat()}")
     if held is not None and doc.issued_at < held.issued_at:
@@ -232,7 +234,8 @@ class HotlistUpdater:
     is the current one. ``audit(action, reason, result, detail)`` records every accepted and
     refused document and each change of a list's freshness (wire it to ``store.audit``).
     ``floors`` keeps the anti-rollback floor (``store.version_floors()``); ``build_in_child``
-    builds each index in a child process, so the daemon's RSS does not keep the build's memory.
+    builds each index in a child process, so the daemon's RSS does not keep the build's memory;
+    ``clock_trusted`` says whether the wall clock may judge a document's expiry.
     """
 
     def __init__(
@@ -245,6 +248,7 @@ class HotlistUpdater:
         audit: Callable[[str, str, str, Mapping[str, Any]], Any] | None = None,
         floors: VersionFloors | None = None,
         build_in_child: bool = False,
+        clock_trusted: Callable[[], bool] | None = None,
     ) -> None:
         if len(key) != 32:
             raise HotlistStorageError("hotlist key must be 32 bytes")
@@ -258,6 +262,7 @@ class HotlistUpdater:
         self._floors: VersionFloors = floors if floors is not None else MemoryFloors()
         # The daemon builds indexes in a child process (firmware.link.hotlist_build).
         self._build_in_child = build_in_child
+        self._clock_trusted = clock_trusted  # None: trusted (tools, tests)
         self._lock = threading.Lock()
         self._lists: dict[str, BlockIndex] = {}
         self._retired: list[BlockIndex] = []  # closed at the next swap, when no read uses them
@@ -347,7 +352,12 @@ class HotlistUpdater:
         with self._lock:
             held = self._lists.get(doc.name)
         meta = held.meta if held is not None else None
-        check_document(doc, meta, self._floors.get(doc.name), self._clock.utcnow())
+        trusted = self._clock_trusted is None or self._clock_trusted()
+        if not trusted:
+            log.warning("clock not trusted: hotlist expiry not judged", extra={
+                "hotlist": doc.name, "expires_at": doc.expires_at.isoformat()})
+        check_document(doc, meta, self._floors.get(doc.name),
+                       self._clock.utcnow() if trusted else None)
         final = self._path(doc.name)
         tmp = final.with_name(f".{final.name}.new")
         deltas = 0 if doc.kind == "full" or meta is None else meta.deltas + 1
