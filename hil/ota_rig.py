@@ -102,7 +102,8 @@ def app_tree(dest: Path, *, version: str, sabotage: str | None = None) -> Path:
     """A copy of this checkout's application packages, reporting ``version``.
 
     ``sabotage``: ``"no_frames"`` (the pipeline never beats its heartbeat: READY but no frames,
-    so the health gate fails) or ``"crash"`` (the daemon dies at every start: a crash loop).
+    so the health gate fails), ``"crash"`` (the daemon dies at every start: a crash loop) or
+    ``"hang"`` (the daemon is wedged before READY: it neither exits nor runs its own gate).
     """
     for pkg in APP_PACKAGES:
         shutil.copytree(REPO / pkg, dest / pkg, ignore=shutil.ignore_patterns(*SKIP_NAMES, "*.pyc"))
@@ -114,6 +115,11 @@ def app_tree(dest: Path, *, version: str, sabotage: str | None = None) -> Path:
         text = text.replace("def run_daemon(settings: config.Settings) -> int:\n",
                             "def run_daemon(settings: config.Settings) -> int:\n"
                             "    raise SystemExit(3)  # HIL sabotage: crash at every start\n")
+    if sabotage == "hang":
+        text = text.replace("def run_daemon(settings: config.Settings) -> int:\n",
+                            "def run_daemon(settings: config.Settings) -> int:\n"
+                            "    import time  # HIL sabotage: wedged before READY\n"
+                            "    time.sleep(10**6)\n")
     daemon.write_text(text)
     if sabotage == "no_frames":
         pipe = dest / "firmware" / "pipeline" / "frame_loop.py"
@@ -178,6 +184,26 @@ class SlotService:
             if start.rc in (0, 78) or self._stopping.is_set():
                 return
             time.sleep(0.2)  # RestartSec
+
+    def deadline_timer(self, grace_s: float = 0.0) -> bool:
+        """One run of ``vigil-ota-deadline.service``: ``vigil ota overdue`` from the committed
+        slot; on exit 0, ``systemctl restart vigil`` (SIGTERM, SIGKILL after TimeoutStopSec=5,
+        and the loop starts the service again through the boot check). True: restarted."""
+        check = subprocess.run(
+            [sys.executable, "-m", "firmware.cli", "ota", "overdue", "--root",
+             str(self.ota_root), "--grace-s", str(grace_s)],
+            cwd=(self.ota_root / "committed" / "app").resolve(), env=self._env(),
+            capture_output=True, text=True, timeout=60)
+        if check.returncode != 0:
+            return False
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        return True
 
     def control(self, cmd: str) -> Any:
         from firmware.console.control import request

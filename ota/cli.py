@@ -16,6 +16,8 @@ Unit side::
     vigil ota init --version V [--root DIR] [--adopt DIR]   once, at installation
     vigil ota boot [--root DIR]        systemd ExecStartPre, from the committed slot
     vigil ota state [--root DIR]       the slot state as JSON
+    vigil ota overdue [--root DIR]     exit 0 when a trial is past its deadline (the deadline
+                                       timer's ExecCondition; systemd/vigil-ota-deadline.*)
 """
 
 from __future__ import annotations
@@ -155,6 +157,25 @@ def cmd_boot(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_overdue(a: argparse.Namespace) -> int:
+    """For the deadline timer's ``ExecCondition``: exit 0 when a trial is past its deadline plus
+    ``--grace-s`` (the timer then restarts the service, and the boot check, which runs before
+    the start, rolls back), 1 when there is nothing to do. Reads only; never moves a link
+    itself, so it cannot race the version on trial writing its own verdict."""
+    from ota.slotfs import SlotFS
+    from ota.slots import overdue
+
+    state = SlotFS(a.root).load()
+    why = None if state is None else overdue(state, datetime.now(UTC), a.grace_s)
+    if state is None or why is None:
+        _out({"overdue": False, "phase": None if state is None else state.phase.value})
+        return 1
+    print(f"vigil ota overdue: trial of {state.target_version}: {why}; restarting the service "
+          "(its boot check rolls back)", file=sys.stderr)
+    _out({"overdue": True, "version": state.target_version, "why": why})
+    return 0
+
+
 def cmd_state(a: argparse.Namespace) -> int:
     from ota.slotfs import SlotFS
 
@@ -223,9 +244,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     for name, fn, hlp in (("init", cmd_init, "create the slot state (unit, once)"),
                           ("boot", cmd_boot, "pre-start check: links, trial count, rollback"),
-                          ("state", cmd_state, "print the slot state")):
+                          ("state", cmd_state, "print the slot state"),
+                          ("overdue", cmd_overdue, "exit 0 when a trial is past its deadline "
+                           "(the deadline timer's condition)")):
         p = s.add_parser(name, help=hlp)
         p.add_argument("--root", type=Path, default=DEFAULT_ROOT)
+        if name == "overdue":
+            p.add_argument("--grace-s", type=float, default=30.0,
+                           help="past the deadline by this much: the version's own gate has "
+                           "had its chance to roll back (default 30)")
         if name == "init":
             p.add_argument("--version", required=True)
             p.add_argument("--adopt", type=Path, help="the running application tree (slot a)")

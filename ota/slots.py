@@ -182,6 +182,18 @@ def _rollback(s: SlotState, why: str) -> tuple[SlotState, tuple[Action, ...]]:
                  Restart(f"rolled back: {why}"))
 
 
+def overdue(s: SlotState, now_utc: datetime, grace_s: float = 0.0) -> str | None:
+    """Why a trial must end now (``grace_s`` past its deadline, in UTC from the switch), or
+    None: not on trial, or still in time. The boot check rolls back on it; the deadline timer
+    (``vigil ota overdue``) restarts a service whose version never reached its own verdict."""
+    if s.phase is not Phase.TRIAL or s.trial_started_utc is None:
+        return None
+    started = datetime.fromisoformat(s.trial_started_utc)
+    if (now_utc - started).total_seconds() > s.trial_deadline_s + grace_s:
+        return f"health gate not passed within {s.trial_deadline_s:g} s"
+    return None
+
+
 def step(s: SlotState, event: Event) -> tuple[SlotState, tuple[Action, ...]]:
     """The next state and what must be done to make the filesystem agree with it."""
     match event:
@@ -226,9 +238,9 @@ def step(s: SlotState, event: Event) -> tuple[SlotState, tuple[Action, ...]]:
             if boots > s.trial_max_boots:
                 return _rollback(s, f"{boots - 1} starts without passing the health gate "
                                     "(crash loop)")
-            started = datetime.fromisoformat(str(s.trial_started_utc))
-            if (now - started).total_seconds() > s.trial_deadline_s:
-                return _rollback(s, f"health gate not passed within {s.trial_deadline_s:g} s")
+            why = overdue(s, now)
+            if why is not None:
+                return _rollback(s, why)
             return dataclasses.replace(s, trial_boots=boots), ()
         case HealthPassed(detail=detail):
             if s.phase is not Phase.TRIAL:
