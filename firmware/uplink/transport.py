@@ -1,4 +1,4 @@
-"""HTTPS with mutual TLS to the agency: the :class:`Transport` seam, its httpx backend and the
+"""HTTPS with mutual TLS to the agency: the :class:`Transport` seam, its urllib3 backend and the
 uplink's errors. A request either returns a :class:`Response` or raises :class:`TransportError`
 with a ``kind`` the link state understands."""
 
@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlencode
 
 from drivers.clock import Clock
 from firmware.errors import FirmwareError
@@ -88,61 +89,73 @@ def _is_tls_failure(e: BaseException) -> bool:
 
 
 class HttpsTransport:
-    """httpx over one kept-alive mTLS connection (one handshake, many batches)."""
+    """urllib3 over one kept-alive mTLS connection (one handshake, many batches).
+
+    urllib3 rather than httpx: the same verified context and keep-alive for ~2 MB less of the
+    daemon's RSS, which sits at its budget (docs/dependencies.md)."""
 
     def __init__(self, settings: UplinkSettings, clock: Clock) -> None:
         if not settings.endpoint.startswith("https://"):
             raise UplinkConfigError("uplink.endpoint must be an https:// URL")
-        # Imported here: httpx costs ~12 MB of RSS, and a unit without an uplink never needs it.
-        import httpx
+        # Imported here: a unit without an HTTPS uplink never needs it.
+        import urllib3
+        from urllib3.connection import HTTPConnection
 
-        self._httpx = httpx
+        self._urllib3 = urllib3
         self._clock = clock
-        ctx = build_ssl_context(settings)
-        self._client = httpx.Client(
-            base_url=settings.endpoint,
-            # NODELAY: h11 writes headers and body separately; with Nagle every small batch
-            # would wait for the server's delayed ACK (~40 ms).
-            transport=httpx.HTTPTransport(
-                verify=ctx,
-                limits=httpx.Limits(max_connections=2, max_keepalive_connections=1),
-                socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-            ),
-            timeout=httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s),
+        url = urllib3.util.parse_url(settings.endpoint)
+        if not url.host:
+            raise UplinkConfigError(f"uplink.endpoint has no host: {settings.endpoint}")
+        self._prefix = (url.path or "").rstrip("/")
+        self._pool = urllib3.HTTPSConnectionPool(
+            url.host, url.port or 443,
+            # One connection kept alive; a second request at the same moment gets a connection
+            # of its own that is closed after it.
+            maxsize=1, block=False,
+            ssl_context=build_ssl_context(settings),
+            timeout=urllib3.Timeout(connect=settings.connect_timeout_s, read=settings.timeout_s),
+            # No retries or redirects here: the worker owns retry pacing, and a redirect off
+            # the pinned endpoint is not followed. Errors come back unwrapped.
+            retries=False,
             headers={"User-Agent": "vigil-uplink/1"},
-            follow_redirects=False,  # a redirect off the pinned endpoint is not followed
-            trust_env=False,  # no proxy or CA bundle from the environment
+            # NODELAY (urllib3's default, kept explicit): headers and body go out in separate
+            # writes; with Nagle every small batch would wait for the server's delayed ACK.
+            socket_options=[*HTTPConnection.default_socket_options,
+                            (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         )
 
     def request(
         self, method: str, path: str, body: bytes | None = None,
         headers: Mapping[str, str] | None = None, params: Mapping[str, str] | None = None,
     ) -> Response:
-        httpx = self._httpx
+        exc = self._urllib3.exceptions
+        url = self._prefix + path + (f"?{urlencode(params)}" if params else "")
         t0 = self._clock.monotonic()
         try:
-            r = self._client.request(
-                method, path, content=body, headers=dict(headers or {}), params=params
-            )
-        except httpx.TimeoutException as e:
+            r = self._pool.urlopen(method, url, body=body, headers={
+                **self._pool.headers, **(headers or {})}, redirect=False,
+                preload_content=True)
+        except exc.NewConnectionError as e:  # before TimeoutError: it is one in urllib3
+            raise TransportError("tls" if _is_tls_failure(e) else "connect", str(e)) from e
+        except exc.TimeoutError as e:
             raise TransportError("timeout", str(e) or type(e).__name__) from e
-        except httpx.ConnectError as e:
-            kind = "tls" if _is_tls_failure(e) else "connect"
-            raise TransportError(kind, str(e)) from e
-        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as e:
+        except exc.SSLError as e:
+            raise TransportError("tls", str(e)) from e
+        except (exc.ProtocolError, OSError) as e:
             kind = "tls" if _is_tls_failure(e) else "reset"
             raise TransportError(kind, str(e) or type(e).__name__) from e
-        except httpx.HTTPError as e:
+        except exc.HTTPError as e:
             raise TransportError("protocol", str(e)) from e
         elapsed = self._clock.monotonic() - t0
+        content = r.data
         return Response(
-            status=r.status_code,
-            body=r.content,
+            status=r.status,
+            body=content,
             elapsed_s=elapsed,
             bytes_out=len(body or b"") + HEADER_OVERHEAD,
-            bytes_in=len(r.content) + HEADER_OVERHEAD,
+            bytes_in=len(content) + HEADER_OVERHEAD,
             headers={k.lower(): v for k, v in r.headers.items()},
         )
 
     def close(self) -> None:
-        self._client.close()
+        self._pool.close()

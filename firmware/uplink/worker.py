@@ -137,7 +137,7 @@ class Uplink(Closing):
         self._link = link
         self._clock = clock
         self._transport = transport or HttpsTransport(settings, clock)
-        # The alert lane (used by run()) needs its own connection: one httpx connection
+        # The alert lane (used by run()) needs its own connection: one HTTP connection
         # carries one request at a time, and the point is not to wait for the batch on it.
         if alert_transport is None and transport is None and settings.alert_lane:
             alert_transport = HttpsTransport(settings, clock)
