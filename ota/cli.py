@@ -8,13 +8,15 @@ Vendor side (a release machine, never a unit)::
     vigil ota sign REPO BUNDLE --keys KEYDIR [--channel stable] [--rollout-percent P]
                    [--window-utc HH:MM-HH:MM] [--allow-downgrade] [--min-version V]
                    [--delta-from OLD_BUNDLE]
-    vigil ota publish REPO --keys KEYDIR [--timestamp-hours H]
+    vigil ota publish REPO --keys KEYDIR [--timestamp-hours H] [--copy-to STICK]
     vigil ota inspect BUNDLE|REPO
 
 Unit side::
 
     vigil ota init --version V [--root DIR] [--adopt DIR]   once, at installation
     vigil ota boot [--root DIR]        systemd ExecStartPre, from the committed slot
+    vigil ota install-usb DIR [--config FILE]   an installer's offline update (a stick written
+                                       by ``vigil ota publish --copy-to``)
     vigil ota state [--root DIR]       the slot state as JSON
     vigil ota overdue [--root DIR]     exit 0 when a trial is past its deadline (the deadline
                                        timer's ExecCondition; systemd/vigil-ota-deadline.*)
@@ -25,14 +27,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from ota.errors import OtaError
+from ota.settings import UnitOta
 
 DEFAULT_ROOT = Path(os.environ.get("VIGIL_OTA_ROOT", "/var/lib/vigil/ota"))
+
+
+UnitOtaLoader = Callable[[Path | None], UnitOta]
 
 
 def _out(obj: Any) -> None:
@@ -105,8 +113,15 @@ def cmd_publish(a: argparse.Namespace) -> int:
     repo = VendorRepository(a.repo)
     versions = repo.publish(KeySet.load(a.keys),
                             timestamp_expiry=timedelta(hours=a.timestamp_hours))
-    _out({"repository": str(a.repo), **versions,
-          "serve": "any static web server or CDN, with the directory as it is"})
+    out: dict[str, Any] = {"repository": str(a.repo), **versions,
+                           "serve": "any static web server or CDN, with the directory as it is"}
+    if a.copy_to is not None:
+        # The same signed files, as they are: the unit verifies the copy exactly as online.
+        for part in ("metadata", "targets"):
+            shutil.copytree(a.repo / part, a.copy_to / part, dirs_exist_ok=True)
+        out["copied_to"] = str(a.copy_to)
+        out["install"] = f"on the unit: vigil ota install-usb {a.copy_to}"
+    _out(out)
     return 0
 
 
@@ -176,6 +191,58 @@ def cmd_overdue(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_install_usb(a: argparse.Namespace, unit_ota: UnitOtaLoader) -> int:
+    """An installer's offline update from a copy of the published repository (``vigil ota
+    publish ... --copy-to``): the daemon's own code path over a directory, so the same TUF
+    checks against the unit's trusted metadata, the same floor and downgrade rules and the
+    same staging; only scheduling (rollout share, window, pending alert) does not apply. The
+    switch puts the new version on trial; the running daemon sees it and restarts into it."""
+    import dataclasses
+    import threading
+
+    from drivers.clock import SystemClock
+    from ota.fetch import DirTransport
+    from ota.slotfs import SlotFS
+    from ota.worker import HealthSample, OtaWorker
+
+    unit = unit_ota(a.config)
+    stick = a.path.resolve()
+    if not (stick / "metadata" / "timestamp.json").is_file():
+        raise OtaError(f"{stick} holds no published repository (metadata/timestamp.json): "
+                       f"write one with `vigil ota publish REPO --keys KEYS --copy-to DIR`")
+    if not unit.settings.trusted_root:
+        raise OtaError("[ota] trusted_root is not set: this unit has no vendor trust root")
+    root = a.root or unit.root
+    if SlotFS(root).load() is None:
+        raise OtaError(f"no slot state at {root}: run `vigil ota init` at installation")
+    owner = root.stat().st_uid
+    if os.geteuid() != owner:
+        raise OtaError(f"run this as the owner of {root} (uid {owner}; e.g. `sudo -u vigil "
+                       "vigil ota install-usb ...`): files written as another user would "
+                       "lock the daemon out of its own slots")
+    settings = dataclasses.replace(unit.settings, repository=str(stick), auto_switch=True)
+    restart: list[str] = []
+    worker = OtaWorker(
+        settings, root, unit.unit_id, SystemClock(),
+        health=lambda: HealthSample(ready=True, fps=0.0, reads=0, uplink_ok=None),
+        request_restart=restart.append, audit=lambda *_: None, transport=DirTransport(),
+        installer=True)
+    try:
+        status = worker.install_now(threading.Event()).as_dict()
+    finally:
+        worker.close()
+    status.pop("history", None)
+    if status["step"] == "trial":
+        _out({**status, "next": "the service restarts into it by itself within seconds "
+              "(else: systemctl restart vigil); watch `vigil status` for committed"})
+        return 0
+    _out(status)
+    if status["step"] == "up_to_date":
+        return 0
+    print(f"vigil ota install-usb: {status['step']}: {status['detail']}", file=sys.stderr)
+    return 1
+
+
 def cmd_state(a: argparse.Namespace) -> int:
     from ota.slotfs import SlotFS
 
@@ -195,7 +262,10 @@ def _guard(fn: Any) -> Any:
     return run
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+             unit_ota: UnitOtaLoader | None = None) -> None:
+    """Mount ``vigil ota``. ``unit_ota`` reads the unit's ``[ota]`` section for the commands
+    that act on the unit's updates (``install-usb``); without it they are not offered."""
     ota = sub.add_parser("ota", help="signed A/B updates: vendor tools and the unit's boot step")
     s = ota.add_subparsers(dest="ota_command", required=True)
 
@@ -236,11 +306,22 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("repo", type=Path)
     p.add_argument("--keys", type=Path, required=True, help="key directory (online keys)")
     p.add_argument("--timestamp-hours", type=float, default=24.0)
+    p.add_argument("--copy-to", type=Path, metavar="DIR",
+                   help="also copy the published repository here (an installer's USB stick; "
+                   "give --timestamp-hours long enough for the installer's round)")
     p.set_defaults(func=_guard(cmd_publish))
 
     p = s.add_parser("inspect", help="describe a bundle or a repository")
     p.add_argument("path", type=Path)
     p.set_defaults(func=_guard(cmd_inspect))
+
+    if unit_ota is not None:
+        p = s.add_parser("install-usb", help="install an update from a USB copy of the "
+                         "repository, verified as online (unit, installer)")
+        p.add_argument("path", type=Path, help="the directory written by publish --copy-to")
+        p.add_argument("--config", type=Path, help="the unit's configuration")
+        p.add_argument("--root", type=Path, help="OTA root (default: from the configuration)")
+        p.set_defaults(func=_guard(lambda a: cmd_install_usb(a, unit_ota)))
 
     for name, fn, hlp in (("init", cmd_init, "create the slot state (unit, once)"),
                           ("boot", cmd_boot, "pre-start check: links, trial count, rollback"),

@@ -7,6 +7,7 @@ Units are in the names. The daemon's config module validates TOML into :class:`O
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from drivers.config_keys import setting
 
@@ -44,3 +45,14 @@ class OtaSettings:
                                        doc="Connection timeout to the repository.")
     read_timeout_s: float = setting(30.0, min=1.0, max=600.0,
                                     doc="A stall longer than this aborts a download (it resumes).")
+
+
+@dataclass(frozen=True)
+class UnitOta:
+    """What a unit-side command (``vigil ota install-usb``) needs from the unit's configuration:
+    ``ota`` does not read the daemon's config itself (imports flow one way);
+    ``firmware.app.ota_glue.unit_ota`` makes it."""
+
+    settings: OtaSettings
+    root: Path
+    unit_id: str

@@ -18,18 +18,20 @@ right. A link is switched with one ``rename(2)`` of a fresh symlink over the old
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
 from drivers import files
 from drivers.files import fsync_dir
 from ota.bundle import BundleManifest
-from ota.errors import SlotTransitionError
+from ota.errors import OtaError, SlotTransitionError
 from ota.slots import (
     SLOTS,
     Action,
@@ -97,6 +99,22 @@ class SlotFS:
     def save(self, state: SlotState) -> None:
         self.on_step("save")
         atomic_write(self.state_path, json.dumps(state.to_dict(), indent=1).encode())
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Held while checking, staging and switching: the daemon's worker and an installer's
+        ``vigil ota install-usb`` never stage at the same time. Never waits: raises
+        :class:`~ota.errors.OtaError` when the other one holds it (the kernel drops the lock
+        of a killed holder)."""
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as e:
+                raise OtaError("another OTA install is in progress on this unit") from e
+            yield
+        finally:
+            os.close(fd)
 
     # ---- slots and links -------------------------------------------------------------------
     def is_complete(self, slot: str) -> bool:

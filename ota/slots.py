@@ -238,9 +238,9 @@ def step(s: SlotState, event: Event) -> tuple[SlotState, tuple[Action, ...]]:
             if boots > s.trial_max_boots:
                 return _rollback(s, f"{boots - 1} starts without passing the health gate "
                                     "(crash loop)")
-            why = overdue(s, now)
-            if why is not None:
-                return _rollback(s, why)
+            late = overdue(s, now)
+            if late is not None:
+                return _rollback(s, late)
             return dataclasses.replace(s, trial_boots=boots), ()
         case HealthPassed(detail=detail):
             if s.phase is not Phase.TRIAL:

@@ -128,7 +128,7 @@ class OtaWorker:
                  check_models: install.ModelCheck | None = None,
                  transport: Transport | None = None, running_version: str = "0",
                  whole_image: RaucHook | None = None,
-                 on_change: Callable[[], None] | None = None) -> None:
+                 on_change: Callable[[], None] | None = None, installer: bool = False) -> None:
         self.settings = settings
         self.fs = SlotFS(root)
         self.unit_id = unit_id
@@ -139,6 +139,9 @@ class OtaWorker:
         self.alert_pending = alert_pending
         self.check_models = check_models
         self.running_version = running_version
+        # An installer at the unit (``vigil ota install-usb``): the same trust checks, floor and
+        # downgrade rules, but no scheduling (rollout share, window, pending alert).
+        self.installer = installer
         self.journal = EventLog(root)
         self._status = OtaProgress(events=self.journal.load())
         self._lock = threading.Lock()
@@ -244,10 +247,28 @@ class OtaWorker:
             self._check_once(stop)
             self._wake.clear()
             deadline = self.clock.monotonic() + self.settings.check_interval_s
+            look = self.clock.monotonic()
             while not stop.is_set() and not self._wake.is_set():
                 if self.clock.monotonic() >= deadline:
                     break
+                if self.clock.monotonic() - look >= 2.0:
+                    look = self.clock.monotonic()
+                    self._switched_elsewhere()
                 stop.wait(0.5)
+
+    def _switched_elsewhere(self) -> None:
+        """An installer switched the slots under this running version (``vigil ota
+        install-usb``): restart into the version on trial now, its deadline is running."""
+        state = self._state_or_none()
+        if (state is not None and state.phase is Phase.TRIAL
+                and state.target_version != self.running_version):
+            self.request_restart(f"switched to {state.target_version} by an installer")
+
+    def install_now(self, stop: threading.Event) -> OtaStatus:
+        """One check and install, now (the installer's offline update); the status says what
+        happened (``trial``: switched, the service must restart into it)."""
+        self._check_once(stop)
+        return self.status()
 
     def _wait_healthy(self, stop: threading.Event, elapsed_s: Callable[[], float],
                       deadline_s: float, uplink_was_ok: bool) -> str | None:
@@ -309,9 +330,17 @@ class OtaWorker:
                 self.request_restart(a.reason)
 
     def _check_once(self, stop: threading.Event) -> None:
+        try:
+            with self.fs.lock():
+                self._check_locked(stop)
+        except OtaError as e:  # the lock is held by the other installer
+            self._report("busy", str(e), result="failed", audit=False)
+
+    def _check_locked(self, stop: threading.Event) -> None:
         s = self.settings
         state = self._state()
         if state.phase is not Phase.IDLE:
+            self._report("busy", f"the unit is in phase {state.phase.value}", audit=False)
             return
         self._report("checking", s.repository, audit=False)
         with self._lock:
@@ -347,9 +376,10 @@ class OtaWorker:
             d = decide(offer, facts)
             if d.action is Action.REFUSE:
                 self._report("refused", f"{offer.target}: {d.reason}", result="refused")
-            elif d.action is Action.DEFER:
+            elif d.action is Action.DEFER and not self.installer:
                 self._report("deferred", f"{offer.target}: {d.reason}", audit=False)
-            elif d.action is Action.INSTALL and (chosen is None or offer.kind == "app"):
+            elif d.action in (Action.INSTALL, Action.DEFER) and (chosen is None
+                                                                 or offer.kind == "app"):
                 chosen = offer
         if chosen is None and self._status.step == "checking":
             self._report("up_to_date", state.running_version or "", audit=False)

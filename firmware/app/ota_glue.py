@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from drivers.config_keys import Section
 from firmware.link.state import LinkState
 from firmware.version import VERSION
-from ota.settings import OtaSettings
+from ota.settings import OtaSettings, UnitOta
 
 if TYPE_CHECKING:
     from ota.worker import OtaWorker
@@ -48,6 +48,25 @@ def check_models(model_dir: Path) -> None:
             raise ValueError(f"{model.name} does not match its manifest {path.name}")
 
 
+def ota_root(settings: Any) -> Path:
+    """The OTA root of a :class:`firmware.config.Settings`."""
+    s: OtaSettings = settings.ota
+    return Path(s.root_dir) if s.root_dir else Path(settings.unit.resolved_state_dir()) / "ota"
+
+
+def unit_ota(config_path: Path | None) -> UnitOta:
+    """The unit's ``[ota]`` for ``vigil ota install-usb`` (``--config``, else as ``vigil run``)."""
+    from firmware import config
+    from firmware.errors import ConfigError
+    from ota.errors import OtaError
+
+    try:
+        settings = config.resolve(config_path)
+    except ConfigError as e:
+        raise OtaError(str(e)) from e
+    return UnitOta(settings.ota, ota_root(settings), settings.unit.camera_id)
+
+
 def ota_worker(daemon: Any) -> OtaWorker:
     """The OTA worker for a :class:`firmware.app.daemon.Daemon` (built when ``[ota] enabled``)."""
     # Here, not at the top: the config schema imports this module, and python-tuf with its
@@ -58,7 +77,7 @@ def ota_worker(daemon: Any) -> OtaWorker:
 
     settings = daemon.settings
     s: OtaSettings = settings.ota
-    root = Path(s.root_dir) if s.root_dir else settings.unit.resolved_state_dir() / "ota"
+    root = ota_root(settings)
     store = daemon.c.store
 
     def health() -> HealthSample:

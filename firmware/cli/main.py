@@ -158,7 +158,7 @@ def _mount_optional(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
     from ota import cli as ota_cli
 
-    def unit_ota(path: Path | None) -> ota_cli.UnitOta:
+    def unit_ota(path: Path | None) -> Any:  # ota.settings.UnitOta
         from firmware.app.ota_glue import unit_ota
 
         return unit_ota(path)
