@@ -24,6 +24,11 @@ It can be told to misbehave (:class:`Fault`): answer 5xx, stall, drop the connec
 after storing, reset mid-body, half-accept a batch, or reject. Faults are set in-process
 (:meth:`IngestServer.set_fault`) or, when run as a subprocess, by ``POST /_control/fault``.
 
+With ``db`` (``--db FILE``) what it acknowledged (reads, alerts, receipts, audit checkpoints) is
+kept in SQLite and committed before each answer (hil/ingest_ledger.py): a service killed and
+started again on the same file still de-duplicates against everything it ever answered 200 for.
+``GET /_control/read-ids`` lists the read ids it holds, in first-arrival order.
+
 Run: ``python -m hil.ingest_server --port 0 --cert server.crt --key server.key --client-ca ca.crt``
 prints ``VIGIL-INGEST-PORT <port>`` as its first line (or ``--make-pki DIR`` to generate one).
 """
@@ -45,6 +50,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from hil.ingest_ledger import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +121,7 @@ class IngestServer:
         check_device_id: bool = True,
         audit_public_key: bytes | None = None,
         checkpoints_out: Path | None = None,
+        db: Path | None = None,
     ) -> None:
         self.audit_public_key = audit_public_key
         self.checkpoints_out = checkpoints_out
@@ -125,6 +133,9 @@ class IngestServer:
         self._ctx = ctx
         self.check_device_id = check_device_id
         self.state = IngestState()
+        self._ledger = Ledger(db) if db is not None else None
+        if self._ledger is not None:
+            self._ledger.load(self.state)
         self.lock = threading.Lock()
         self._fault = Fault()
         self._hotlists: dict[str, list[PublishedHotlist]] = {}
@@ -155,6 +166,9 @@ class IngestServer:
         self._httpd.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self._ledger is not None:
+            with self.lock:
+                self._ledger.close()
 
     def __enter__(self) -> IngestServer:
         return self.start()
@@ -206,6 +220,8 @@ class IngestServer:
             raise ValueError(f"body has no list {kind!r}")
         accepted: list[str] = []
         rejected: list[dict[str, str]] = []
+        new: list[tuple[str, dict[str, Any]]] = []
+        fresh: set[str] = set()
         with self.lock:
             self.state.batches += 1
             store = self.state.reads if kind == "reads" else self.state.alerts
@@ -220,11 +236,16 @@ class IngestServer:
                 if fault.mode == "half_accept" and n % 2 == 1:
                     rejected.append({"id": rid, "reason": "retry"})
                     continue
-                self.state.receipts[rid] += 1
-                if rid not in store:
-                    store[rid] = item
-                    self.state.order.append((kind, rid))
+                if rid not in store and rid not in fresh:
+                    fresh.add(rid)
+                    new.append((rid, item))
                 accepted.append(rid)
+            if self._ledger is not None:  # on disk before memory and before the answer
+                self._ledger.record_batch(kind, new, accepted)
+            for rid, item in new:
+                store[rid] = item
+                self.state.order.append((kind, rid))
+            self.state.receipts.update(accepted)
         return {"accepted": accepted, "rejected": rejected}
 
     def keep_checkpoint(self, device_id: str, doc: Any) -> None:
@@ -238,6 +259,8 @@ class IngestServer:
             if kept and kept[-1] == doc:
                 return
             kept.append(doc)
+            if self._ledger is not None:
+                self._ledger.record_checkpoint(device_id, doc)
             if self.checkpoints_out is not None:
                 with open(self.checkpoints_out, "a", encoding="utf-8") as f:
                     f.write(json.dumps(doc, sort_keys=True) + "\n")
@@ -444,6 +467,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(data)
             return
+        if parts.path == "/_control/read-ids":
+            with app.lock:
+                ids = [rid for kind, rid in app.state.order if kind == "reads"]
+            self._send_json(200, ids)
+            return
         if parts.path == "/_control/status":
             self._send_json(200, app.status_of(parse_qs(parts.query).get("device_id", [""])[0]))
             return
@@ -495,6 +523,8 @@ def main(argv: list[str] | None = None) -> int:
                    "pubkey` at commissioning): alarm on a bad or backward checkpoint")
     p.add_argument("--checkpoints-out", type=Path,
                    help="append every published audit checkpoint here (JSON lines)")
+    p.add_argument("--db", type=Path, help="keep what is acknowledged in this SQLite file "
+                   "(a restart on the same file remembers it)")
     a = p.parse_args(argv)
     if a.make_pki:
         from hil.certs import make_test_pki
@@ -506,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     srv = IngestServer(a.cert, a.key, a.client_ca, a.host, a.port, not a.no_device_check,
                        bytes.fromhex(a.audit_public_key) if a.audit_public_key else None,
-                       a.checkpoints_out)
+                       a.checkpoints_out, a.db)
     srv.start()
     print(f"VIGIL-INGEST-PORT {srv.port}", flush=True)
     try:
