@@ -37,6 +37,10 @@ class StoreSettings:
                                   "(agency-policy.json beside the config) allowing it.")
     max_db_mb: float = setting(4096.0, min=1.0, max=1048576.0,
                                doc="Size budget of the database plus WAL.")
+    min_free_mb: float = setting(64.0, min=0.0, max=1048576.0,
+                                 doc="Free space on the state filesystem below which the unit "
+                                 "is degraded (disk_low), from start on: writes are about to "
+                                 "fail. 0 = never.")
     purge_interval_s: float = setting(3600.0, min=60.0, max=86400.0)
     checkpoint_every: int = setting(1000, min=1, max=100000,
                                     doc="Audit entries between signed checkpoints.")

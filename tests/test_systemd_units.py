@@ -142,3 +142,22 @@ def test_proc_subset_pid_stalls_inference(tmp_path):
     runtime update makes this test fail, ProcSubset=pid can be set."""
     out = _run_daemon_sandboxed(tmp_path, VIGIL_SANDBOX_PROC_SUBSET="1")
     assert _reads(out) == 0, "reads with ProcSubset=pid: the unit may set it now"
+
+
+def test_stop_timeout_ends_before_the_units_sigkill(tmp_path):
+    """The daemon's shutdown budget (``[supervisor] stop_timeout_s`` plus closing the store) ends
+    before systemd's SIGKILL at TimeoutStopSec; a config asking for longer is refused."""
+    from drivers.config_keys import keys_of
+    from firmware import config
+    from firmware.app.supervisor import STOP_MARGIN_S, UNIT_TIMEOUT_STOP_S, SupervisorSettings
+    from firmware.errors import ConfigError
+
+    (value,) = _parse()["Service"]["TimeoutStopSec"]
+    assert value.endswith("s") and float(value[:-1]) == UNIT_TIMEOUT_STOP_S
+    key = keys_of(SupervisorSettings)["stop_timeout_s"]
+    assert key.max is not None and key.max + STOP_MARGIN_S <= UNIT_TIMEOUT_STOP_S
+    assert SupervisorSettings().stop_timeout_s <= key.max
+    bad = tmp_path / "vigil.toml"
+    bad.write_text("[supervisor]\nstop_timeout_s = 10.0\n")
+    with pytest.raises(ConfigError, match="stop_timeout_s"):
+        config.load(bad)

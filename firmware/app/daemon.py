@@ -10,6 +10,7 @@ store -> STOPPING=1 -> exit 0, all within systemd's 5 s TimeoutStopSec.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import threading
@@ -143,8 +144,11 @@ class Daemon:
                  if hasattr(worker, "status")}
         warnings = tuple(w for record in extra.values()
                          for w in getattr(record, "health_warnings", tuple)())
-        reasons = degraded_reasons(health, workers_degraded=self.supervisor.degraded,
-                                   faults=self.c.faults, warnings=warnings)
+        disk = disk_usage(self.settings.unit.resolved_state_dir())
+        reasons = degraded_reasons(
+            health, workers_degraded=self.supervisor.degraded, faults=self.c.faults,
+            warnings=warnings,
+            disk_low=disk.get("free_mb", math.inf) < self.settings.store.min_free_mb)
         return DaemonStatus(
             version=VERSION,
             state="degraded" if reasons else ("running" if self._ready else "starting"),
@@ -156,7 +160,7 @@ class Daemon:
             frame_rate_fps=round(self.heartbeat.fps(), 2),
             last_frame_age_s=None if age is None else round(age, 3),
             watchdog_ok=self._frames_fresh(),
-            disk=disk_usage(self.settings.unit.resolved_state_dir()),
+            disk=disk,
             temperature_c=cpu_temperature_c(),
             counters=counters["counters"], gauges=counters["gauges"],
             pipeline_built=self.pipeline is not None,

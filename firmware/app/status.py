@@ -20,17 +20,20 @@ class StatusRecord(Protocol):
 
 def degraded_reasons(
     store: StoreHealth | None, *, workers_degraded: bool, faults: Mapping[str, str],
-    warnings: tuple[str, ...] = (),
+    warnings: tuple[str, ...] = (), disk_low: bool = False,
 ) -> tuple[str, ...]:
     """Why the unit is ``degraded`` (empty: it is not), in a fixed order. ``store`` None means the
     store did not answer; ``warnings`` are the workers' own (a status record's
     ``health_warnings()``, e.g. ``hotlist_stale``). Pure: the daemon audits each change of this
-    tuple once."""
+    tuple once. ``disk_low``: the state filesystem has less free space than
+    ``[store] min_free_mb``."""
     reasons: list[str] = list(warnings)
     if workers_degraded:
         reasons.append("worker_degraded")
     if faults:
         reasons.append("start_faults")
+    if disk_low:
+        reasons.append("disk_low")
     if store is None:
         return (*reasons, "store_not_answering")
     if store.disk_full:

@@ -34,6 +34,13 @@ class WorkerState(StrEnum):
     STOPPED = "stopped"
 
 
+#: systemd/vigil.service's TimeoutStopSec: SIGKILL this long after SIGTERM
+#: (tests/test_systemd_units.py keeps the two equal).
+UNIT_TIMEOUT_STOP_S = 5.0
+#: What shutdown needs after the workers stopped (closing the store, the last audit entry).
+STOP_MARGIN_S = 0.5
+
+
 @dataclass(frozen=True)
 class SupervisorSettings:
     """Config section ``[supervisor]``."""
@@ -44,9 +51,10 @@ class SupervisorSettings:
                                  doc="Failures within failure_window_s that mark a worker "
                                  "degraded.")
     failure_window_s: float = setting(300.0, min=1.0, max=86400.0)
-    stop_timeout_s: float = setting(4.0, min=0.5, max=30.0,
-                                    doc="How long shutdown waits for workers (systemd allows 5 s "
-                                    "before SIGKILL in our unit).")
+    stop_timeout_s: float = setting(4.0, min=0.5, max=UNIT_TIMEOUT_STOP_S - STOP_MARGIN_S,
+                                    doc="How long shutdown waits for workers; at most 4.5 s, "
+                                    "so the store is closed before systemd's SIGKILL "
+                                    "(TimeoutStopSec=5s in our unit).")
 
 
 @dataclass
