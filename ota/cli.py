@@ -166,7 +166,7 @@ def cmd_boot(a: argparse.Namespace) -> int:
         if isinstance(act, Report):  # the daemon that starts next reports it upstream
             EventLog(a.root).append(now, act.step, act.detail,
                                     "failed" if act.step in ("rolled_back", "stage_failed")
-                                    else "ok")
+                                    else "ok", audited=False)
     _out({"active": state.active, "phase": state.phase.value, "version":
           state.running_version, "trial_boots": state.trial_boots, "last": state.last})
     return 0

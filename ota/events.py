@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,9 @@ class OtaEvent:
     step: str  # downloading, verified, staged, trial, committed, rolled_back, refused, ...
     detail: str
     result: str  # ok | failed | refused
+    # False: written outside the daemon (``vigil ota boot``, ``install-usb``), which has no
+    # store; the daemon's worker copies it into the audit chain at its start.
+    audited: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -46,7 +49,7 @@ def _parse(doc: Any) -> list[OtaEvent]:
     if not isinstance(doc, list):
         raise ValueError("not a list")
     return [OtaEvent(int(d["seq"]), str(d["at"]), str(d["step"]), str(d["detail"]),
-                     str(d.get("result", "ok"))) for d in doc]
+                     str(d.get("result", "ok")), bool(d.get("audited", True))) for d in doc]
 
 
 class EventLog:
@@ -65,12 +68,21 @@ class EventLog:
                         extra={"path": str(self.path)})
             return []
 
-    def append(self, at: datetime, step: str, detail: str, result: str = "ok") -> OtaEvent:
+    def append(self, at: datetime, step: str, detail: str, result: str = "ok", *,
+               audited: bool = True) -> OtaEvent:
         kept = self.load()
         event = OtaEvent((kept[-1].seq + 1) if kept else 1, at.isoformat(timespec="seconds"),
-                         step, detail[:500], result)
-        kept = [*kept, event][-KEEP:]
+                         step, detail[:500], result, audited)
+        self._write([*kept, event][-KEEP:])
+        return event
+
+    def mark_audited(self) -> list[OtaEvent]:
+        """Every step now in the audit chain; returns the journal as written."""
+        kept = [replace(e, audited=True) for e in self.load()]
+        self._write(kept)
+        return kept
+
+    def _write(self, kept: list[OtaEvent]) -> None:
         if self.path.parent.is_dir():
             files.write_atomic(self.path, json.dumps([e.as_dict() for e in kept],
                                                      indent=0).encode(), 0o644)
-        return event

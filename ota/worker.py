@@ -171,8 +171,9 @@ class OtaWorker:
                 s.last_error = detail
             if audit:
                 try:
-                    s.events = [*s.events, self.journal.append(self.clock.utcnow(), step,
-                                                               detail, result)][-KEEP:]
+                    s.events = [*s.events, self.journal.append(
+                        self.clock.utcnow(), step, detail, result,
+                        audited=not self.installer)][-KEEP:]
                 except OSError as e:  # a full disk must not stop the update's own steps
                     log.warning("OTA step journal not written: %s", e)
         if audit:
@@ -234,7 +235,25 @@ class OtaWorker:
         return state
 
     # ---- the loop --------------------------------------------------------------------------
+    def _audit_outside_steps(self) -> None:
+        """Copy the steps taken outside the daemon (a rollback by ``vigil ota boot``, an
+        installer's ``install-usb``) into the audit chain. At least once: a crash between the
+        audit and the journal's rewrite audits them again at the next start."""
+        pending = [e for e in self._status.events if not e.audited]
+        for e in pending:
+            self.audit(f"ota.{e.step}", e.detail[:200], e.result,
+                       {"detail": e.detail, "at": e.at, "seq": e.seq, "outside_daemon": True})
+        if pending:
+            try:
+                events = self.journal.mark_audited()
+            except OSError as err:
+                log.warning("OTA step journal not rewritten: %s", err)
+                return
+            with self._lock:
+                self._status.events = events
+
     def run(self, stop: threading.Event) -> None:
+        self._audit_outside_steps()
         state = self._state()
         if state.phase is Phase.TRIAL:
             self._trial(stop, state)

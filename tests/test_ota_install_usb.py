@@ -88,8 +88,10 @@ def test_a_stick_installs_like_online_and_puts_the_version_on_trial(vendor_stick
     assert state is not None and state.phase is Phase.TRIAL and state.active == "b"
     assert state.committed == "a" and unit.fs.link_target("current") == "b"
     assert (unit.fs.slot_dir("b") / "app" / "firmware" / "v.py").read_text() == "V = '1.1.0'\n"
-    assert [e.step for e in EventLog(unit.root).load()] == [
+    journal = EventLog(unit.root).load()
+    assert [e.step for e in journal] == [
         "downloading", "verified", "staged", "trial"]  # the daemon reports these upstream
+    assert not any(e.audited for e in journal)  # and audits them when its worker starts
     assert unit.install(stick) == 1  # on trial now: nothing more until it is decided
     assert "phase trial" in capsys.readouterr().err
 

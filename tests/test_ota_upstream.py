@@ -107,6 +107,11 @@ def test_a_rollback_by_the_boot_check_is_reported_by_the_next_daemon(
         up.step()
     steps = server.status_of(pki.device_id)["ota_steps"]
     assert steps[-1]["step"] == "rolled_back" and steps[-1]["detail"] == state.last
+    # and the daemon copies it into the audit chain when its worker starts, once
+    u.audit.clear()
+    _run_until(u.worker(), lambda: ("ota.rolled_back", "failed") in u.audit)
+    _run_until(u.worker(), lambda: True)
+    assert u.audit.count(("ota.rolled_back", "failed")) == 1
 
 
 def test_status_reports_have_an_mqtt_topic() -> None:
