@@ -24,6 +24,11 @@ from storage.settings import StoreSettings
 
 #: Keys per statement of a chunked IN list (SQLite allows 999 bound parameters by default).
 IN_LIST_CHUNK = 500
+#: SQLite's page cache per connection, in KiB. It fills up to this with the pages the uplink,
+#: retention and the writer touch and keeps them: at 16 MB it was most of the daemon's RSS
+#: growth in a soak (`vigil bench soak`, docs/benchmarks.md). Writes are appends and the outbox
+#: reads recent rows, so a small cache costs little.
+CACHE_KIB = 2048
 
 T = TypeVar("T")
 
@@ -180,7 +185,7 @@ def configure(conn: sqlite3.Connection, settings: StoreSettings) -> None:
     conn.execute("PRAGMA synchronous = FULL")
     budget = int(settings.max_db_mb * 1024 * 1024)
     conn.execute(f"PRAGMA journal_size_limit = {max(1 << 20, min(64 << 20, budget // 8)):d}")
-    conn.execute("PRAGMA cache_size = -16000")
+    conn.execute(f"PRAGMA cache_size = {-CACHE_KIB:d}")
     conn.execute("PRAGMA secure_delete = OFF")
 
 
