@@ -38,6 +38,7 @@ topic write vigil/+/+/+/notify/#
 pattern write vigil/+/+/%u/reads
 pattern write vigil/+/+/%u/alerts
 pattern write vigil/+/+/%u/audit
+pattern write vigil/+/+/%u/status
 pattern write vigil/+/+/%u/health
 pattern read vigil/+/notify/#
 pattern read vigil/+/+/%u/notify/#

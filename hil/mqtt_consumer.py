@@ -9,6 +9,7 @@ What an agency runs behind its broker (docs/uplink.md, "MQTT"), small enough to 
   is how the consumer scales out;
 * ``vigil/<agency>/+/+/health`` (not shared, retained): which units are alive, their backlog;
   ``.../audit``: each unit's signed audit head (also carried in every reads envelope);
+  ``.../status``: each unit's status report (its latest OTA state, and every OTA step once);
 * each message is the uplink's gzip JSON envelope; every read (alert) is stored under its id
   with ``INSERT OR IGNORE`` into SQLite, *then* the message is acknowledged (manual PUBACK), so a
   consumer killed between the two gets the message again and stores nothing twice. QoS 1 is
@@ -52,10 +53,15 @@ class DedupConsumer:
         self.host, self.port = u.hostname or "localhost", u.port or 8883
         self.filters = [f"$share/{group}/vigil/{agency}/+/+/{kind}" for kind in ("reads", "alerts")]
         self.filters.append(f"$share/{group}/vigil/{agency}/+/+/audit")
+        # Without a subscriber the broker answers "no matching subscribers" and the unit
+        # sends its status report again every few seconds: subscribe even if unused.
+        self.filters.append(f"$share/{group}/vigil/{agency}/+/+/status")
         # Health is not shared: every consumer (dashboard) wants every unit's retained state.
         self.filters.append(f"vigil/{agency}/+/+/health")
         self.health: dict[str, dict[str, Any]] = {}  # device_id -> its last health message
         self.audit_heads: dict[str, dict[str, Any]] = {}  # device_id -> last signed audit head
+        self.ota: dict[str, dict[str, Any]] = {}  # device_id -> its latest OTA status
+        self.ota_steps: dict[str, list[dict[str, Any]]] = {}  # device_id -> each step once
         self.db = sqlite3.connect(db, check_same_thread=False)
         self.db.execute("CREATE TABLE IF NOT EXISTS items (kind TEXT, id TEXT PRIMARY KEY, "
                         "device_id TEXT, body TEXT)")
@@ -73,6 +79,14 @@ class DedupConsumer:
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.connected = threading.Event()
+
+    def _keep_status(self, device: str, ota: dict[str, Any]) -> None:
+        with self.lock:
+            self.ota[device] = ota
+            steps = self.ota_steps.setdefault(device, [])
+            seen = {(e.get("seq"), e.get("at"), e.get("step")) for e in steps}
+            steps.extend(e for e in ota.get("events", [])
+                         if (e.get("seq"), e.get("at"), e.get("step")) not in seen)
 
     def start(self) -> DedupConsumer:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -99,6 +113,10 @@ class DedupConsumer:
         if kind == "audit":  # verify it with `vigil audit verify --against` (docs/storage.md)
             with self.lock:
                 self.audit_heads[str(doc.get("device_id"))] = doc.get("audit_checkpoint", {})
+            client.ack(msg.mid, msg.qos)
+            return
+        if kind == "status":
+            self._keep_status(str(doc.get("device_id")), doc.get("ota") or {})
             client.ack(msg.mid, msg.qos)
             return
         with self.lock:

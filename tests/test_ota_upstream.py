@@ -12,16 +12,19 @@ from pathlib import Path
 
 import pytest
 
+from drivers.clock import SystemClock
 from firmware.benchmarks.memory_outbox import MemoryOutbox
 from firmware.link.state import LinkStateMachine
 from firmware.uplink.mqtt_topics import Topics
 from firmware.uplink.worker import STATUS_MIN_INTERVAL_S, Uplink
 from hil.certs import TestPki
 from hil.ingest_server import Fault, IngestServer
+from hil.mosquitto import Mosquitto
 from ota.cli import main as ota_main
 from ota.slots import Phase
 from tests.test_ota_worker import Unit, _run_until
 from tests.test_uplink_client import settings_for
+from tests.test_uplink_mqtt import AGENCY, mqtt_settings, wait_until
 
 
 @pytest.fixture
@@ -117,3 +120,36 @@ def test_a_rollback_by_the_boot_check_is_reported_by_the_next_daemon(
 def test_status_reports_have_an_mqtt_topic() -> None:
     assert Topics("agency", "site", "cam-1").upload("/v1/status") == \
         "vigil/agency/site/cam-1/status"
+
+
+def test_status_reports_over_mqtt_reach_the_consumer(pki: TestPki, broker: Mosquitto,
+                                                     tmp_path: Path) -> None:
+    """Over MQTT the report is a PUBLISH to the unit's `status` topic (the reference ACL lets
+    a unit write only its own), acknowledged by the broker's PUBACK; the example consumer
+    keeps each step once."""
+    from firmware.uplink.mqtt import MqttTransport
+    from hil.mqtt_consumer import DedupConsumer
+
+    u = Unit(tmp_path)
+    u.release("1.1.0")
+    w = u.worker()
+    _run_until(w, lambda: bool(u.restarts))
+    consumer = DedupConsumer(broker.url, pki.ca, pki.consumer.cert, pki.consumer.key,
+                             AGENCY, group="ota-status", client_id="ota-status-1").start()
+    assert consumer.connected.wait(10)
+    settings = mqtt_settings(pki, broker)
+    t = MqttTransport(settings, SystemClock(), rng=random.Random(3)).start()
+    try:
+        assert t.wait_connected(10)
+        up = Uplink(settings, MemoryOutbox(), LinkStateMachine(u.clock), u.clock, transport=t,
+                    rng=random.Random(1))
+        up.add_status("ota", w)
+        u.clock.advance(STATUS_MIN_INTERVAL_S + 0.1)
+        up.step()
+        assert wait_until(lambda: [e["step"] for e in consumer.ota_steps.get(pki.device_id, [])]
+                          == ["downloading", "verified", "staged", "trial"])
+        assert consumer.ota[pki.device_id]["phase"] == "trial"
+        assert w.upstream() is None  # the PUBACK acknowledged it
+    finally:
+        t.close()
+        consumer.close(end_session=True)
