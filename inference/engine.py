@@ -60,6 +60,11 @@ class EngineSettings:
     # keep those that read like a whole plate. Off in the daemon, which sees each vehicle in
     # many frames and has no time for a 30 ms pass on every empty one.
     text_fallback: bool = False
+    # Each plate is also read cut exactly at its box, and the surer read kept: the detector's
+    # boxes are sometimes loose and sometimes tight, and one margin cannot suit both. On the dev
+    # part 92.2 -> 93.0 % exact, a quarter of its sweep 69.5 -> 71.0 %, its openimages sweep
+    # 68.3 -> 71.4 %; one more read (about 9 ms) per plate.
+    second_crop: bool = True
 
     def __post_init__(self) -> None:
         if self.country not in COUNTRIES:
@@ -242,6 +247,8 @@ class PlateEngine(Closing):
             if crop.shape[0] < 2 or crop.shape[1] < 2:
                 continue
             ocr = self._read(crop)
+            if self.settings.second_crop:
+                crop, ocr = self._surer(rgb, det, crop, ocr)
             if legible_chars(ocr) < self.settings.min_legible_chars:
                 continue
             observations.append(PlateObservation(det, ocr, crop))
@@ -252,6 +259,17 @@ class PlateEngine(Closing):
             if whole is not None:
                 observations = [whole]
         return FrameResult(frame_time_s, tuple(observations), vehicles)
+
+    def _surer(
+        self, rgb: np.ndarray, det: Detection, crop: np.ndarray, ocr: OcrResult
+    ) -> tuple[np.ndarray, OcrResult]:
+        """The surer of two reads: the crop with its margin, and the box cut exact."""
+        b = det.box
+        tight = crop_box(rgb, expand_box(np.array([b.x, b.y, b.w, b.h]), (0.0, 0.0), rgb.shape[:2]))
+        if tight.shape[0] < 2 or tight.shape[1] < 2:
+            return crop, ocr
+        again = self._read(tight)
+        return (tight, again) if again.confidence > ocr.confidence else (crop, ocr)
 
     def _whole_photo(
         self, rgb: np.ndarray, found: list[PlateObservation]

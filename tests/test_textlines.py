@@ -171,3 +171,37 @@ def test_a_scene_is_not_read_as_one_plate(engine: PlateEngine) -> None:
     wide = cv2.resize(_plate_photo(), (960, 360))  # plate-shaped frame, small plate in it
     plates = engine.observe(wide).plates
     assert all(p.detection.box.w < 600 for p in plates)
+
+
+class _OneBox:
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        return [Detection(Box(100, 100, 80, 20), 0.9, "plate")]
+
+    def close(self) -> None:
+        pass
+
+
+class _SurerWhenTight:
+    """Reads the crop cut exactly at the box (80x20) more surely than the one with a margin."""
+
+    def read(self, crop: np.ndarray) -> OcrResult:
+        tight = crop.shape[:2] == (20, 80)
+        text, conf = ("KX52ABC", 0.9) if tight else ("KX52A8C", 0.6)
+        return OcrResult(text, conf, (0.9,) * 7, (Candidate(text, conf),))
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_surer_of_the_margin_and_the_exact_cut_is_kept() -> None:
+    from inference.engine import EngineSettings
+
+    frame = np.zeros((300, 400, 3), np.uint8)
+    both = PlateEngine(_OneBox(), _SurerWhenTight(), EngineSettings())  # type: ignore[arg-type]
+    [obs] = both.observe(frame).plates
+    assert obs.ocr.text == "KX52ABC" and obs.crop.shape[:2] == (20, 80)
+    one = PlateEngine(
+        _OneBox(), _SurerWhenTight(), EngineSettings(second_crop=False)  # type: ignore[arg-type]
+    )
+    [obs] = one.observe(frame).plates
+    assert obs.ocr.text == "KX52A8C" and obs.crop.shape[:2] != (20, 80)

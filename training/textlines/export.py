@@ -50,7 +50,7 @@ def _metrics(path: Path | None) -> dict[str, object]:
         return {}
     rep = json.loads(path.read_text(encoding="utf-8"))
     keep = ("images", "plates", "readable", "exact_read", "top_n", "cer", "det_recall_50",
-            "det_recall_70", "false_plates_per_image", "calibration_error", "ms_median")
+            "det_recall_70", "false_plates_per_image", "calibration_error")
     return {"real_scene_test": {"set": "training/realscenes test, whole engine",
                                 **{k: rep[k] for k in keep if k in rep}}}
 
