@@ -83,8 +83,10 @@ def main() -> None:
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         print("sandbox needs root and unshare", file=sys.stderr)
         raise SystemExit(3)
-    os.execvp("unshare", ["unshare", "--mount", "--pid", "--net", "--fork", "--propagation",
-                          "private", "sh", "-c", script(sys.argv[1:], skip)])
+    # --kill-child: when the test stops unshare (a timeout kills it), the daemon it forked, PID 1
+    # of the namespace, goes with it instead of living on adopted by the host's init.
+    os.execvp("unshare", ["unshare", "--mount", "--pid", "--net", "--fork", "--kill-child",
+                          "--propagation", "private", "sh", "-c", script(sys.argv[1:], skip)])
 
 
 if __name__ == "__main__":
