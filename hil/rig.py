@@ -24,6 +24,30 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 
 
+def replay_config(camera_id: str, *, loop: bool = False, realtime: bool = False,
+                  state_dir: Path | None = None) -> str:
+    """The sections every rig that counts reads shares: the sample footage replayed, mock pins,
+    reads printed on stdout. A test appends its own sections (``[uplink]``...)."""
+    state = f'state_dir = "{state_dir}"\n' if state_dir is not None else ""
+    return f"""
+[unit]
+camera_id = "{camera_id}"
+{state}site_latitude = 45.0
+site_longitude = -122.0
+
+[camera]
+backend = "replay"
+loop = {str(loop).lower()}
+realtime = {str(realtime).lower()}
+
+[illuminator]
+pin_factory = "mock"
+
+[logging]
+reads_stdout = true
+"""
+
+
 def running(status: dict[str, Any]) -> bool:
     """The unit is up and well. A rig without a synchronised clock (a container, a bench unit
     with no NTP) is honestly ``degraded`` by ``clock_untrusted`` alone; that counts as well."""

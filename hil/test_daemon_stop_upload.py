@@ -9,7 +9,7 @@ import pytest
 
 from hil.certs import make_test_pki
 from hil.ingest_server import Fault, IngestServer
-from hil.rig import SimulatedRig
+from hil.rig import SimulatedRig, replay_config
 
 pytestmark = pytest.mark.hil
 
@@ -18,23 +18,7 @@ def test_sigterm_during_a_stalled_upload_exits_0_in_time(tmp_path: Path) -> None
     pki = make_test_pki(tmp_path / "pki")
     with IngestServer(pki.server.cert, pki.server.key, pki.ca) as srv:
         srv.set_fault(Fault(mode="stall", stall_s=60.0))
-        rig = SimulatedRig(tmp_path, f"""
-[unit]
-camera_id = "{pki.device_id}"
-site_latitude = 45.0
-site_longitude = -122.0
-
-[camera]
-backend = "replay"
-loop = false
-realtime = false
-
-[illuminator]
-pin_factory = "mock"
-
-[logging]
-reads_stdout = true
-
+        rig = SimulatedRig(tmp_path, replay_config(pki.device_id) + f"""
 [uplink]
 endpoint = "{srv.url}"
 ca_file = "{pki.ca}"

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from firmware.link.hotlists import sign_hotlist
 from hil.certs import make_test_pki
 from hil.ingest_server import IngestServer
-from hil.rig import REPO, SimulatedRig
+from hil.rig import REPO, SimulatedRig, replay_config
 from inference.hotlist_matcher import HotlistEntry
 
 pytestmark = pytest.mark.hil
@@ -35,23 +35,7 @@ def test_reads_and_a_hotlist_alert_reach_the_agency_once(tmp_path: Path) -> None
     blob = sign_hotlist(agency, "stolen", 1, [HotlistEntry(wanted, "stolen vehicle", 9)])
     with IngestServer(pki.server.cert, pki.server.key, pki.ca) as srv:
         srv.publish_hotlist("stolen", 1, blob)
-        rig = SimulatedRig(tmp_path, f"""
-[unit]
-camera_id = "{pki.device_id}"
-site_latitude = 45.0
-site_longitude = -122.0
-
-[camera]
-backend = "replay"
-loop = false
-realtime = false
-
-[illuminator]
-pin_factory = "mock"
-
-[logging]
-reads_stdout = true
-
+        rig = SimulatedRig(tmp_path, replay_config(pki.device_id) + f"""
 [uplink]
 endpoint = "{srv.url}"
 ca_file = "{pki.ca}"

@@ -21,7 +21,7 @@ from firmware.uplink.transport import HttpsTransport
 from hil.certs import TestPki
 from hil.ingest_ledger import Ledger
 from hil.ingest_server import IngestState
-from hil.rig import REPO, SimulatedRig
+from hil.rig import REPO, SimulatedRig, replay_config
 
 pytestmark = pytest.mark.hil
 
@@ -64,23 +64,7 @@ class _Service:
 
 
 def _config(pki: TestPki, port: int) -> str:
-    return f"""
-[unit]
-camera_id = "{pki.device_id}"
-site_latitude = 45.0
-site_longitude = -122.0
-
-[camera]
-backend = "replay"
-loop = true
-realtime = false
-
-[illuminator]
-pin_factory = "mock"
-
-[logging]
-reads_stdout = true
-
+    return replay_config(pki.device_id, loop=True) + f"""
 [uplink]
 endpoint = "https://127.0.0.1:{port}"
 ca_file = "{pki.ca}"

@@ -34,7 +34,7 @@ from firmware.uplink.worker import Uplink
 from hil.certs import TestPki
 from hil.mosquitto import Mosquitto
 from hil.mqtt_consumer import DedupConsumer
-from hil.rig import SimulatedRig
+from hil.rig import SimulatedRig, replay_config
 from tests.kit import make_alert, make_read, open_store
 
 pytestmark = pytest.mark.hil
@@ -61,24 +61,7 @@ def consumer(broker: Mosquitto, pki: TestPki) -> Iterator[DedupConsumer]:
 
 
 def _config(pki: TestPki, broker: Mosquitto, state: Path, drain_rate: float) -> str:
-    return f"""
-[unit]
-camera_id = "{pki.device_id}"
-state_dir = "{state}"
-site_latitude = 45.0
-site_longitude = -122.0
-
-[camera]
-backend = "replay"
-loop = false
-realtime = false
-
-[illuminator]
-pin_factory = "mock"
-
-[logging]
-reads_stdout = true
-
+    return replay_config(pki.device_id, state_dir=state) + f"""
 [uplink]
 protocol = "mqtt"
 mqtt_broker = "{broker.url}"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from hil.rig import REPO, SimulatedRig
+from hil.rig import REPO, SimulatedRig, replay_config
 from inference.vote import edit_distance
 
 pytestmark = pytest.mark.hil
@@ -27,23 +27,7 @@ MANIFEST = REPO / "firmware" / "sample" / "footage.json"
 def test_one_read_per_vehicle_with_the_right_text(tmp_path: Path) -> None:
     truth = json.loads(MANIFEST.read_text())
     expected = [v["text"] for v in truth["vehicles"] if v.get("expected_reads", 1) == 1]
-    rig = SimulatedRig(tmp_path, """
-[unit]
-camera_id = "hil-footage"
-site_latitude = 45.0
-site_longitude = -122.0
-
-[camera]
-backend = "replay"
-loop = false
-realtime = false
-
-[illuminator]
-pin_factory = "mock"
-
-[logging]
-reads_stdout = true
-""")
+    rig = SimulatedRig(tmp_path, replay_config("hil-footage"))
     try:
         rig.start()
         rig.wait_ready()
