@@ -372,20 +372,27 @@ class Uplink(Closing):
             return
         self._last_published = now
         doc = {"device_id": self.settings.device_id, **self._envelope_extra()}
+        if self._post_side_doc("/v1/audit-checkpoints", doc, "audit heartbeat"):
+            self._checkpoint_delivered(doc)
+
+    def _post_side_doc(self, path: str, doc: Mapping[str, Any], what: str) -> bool:
+        """POST one gzip JSON document beside the read batches, its bytes spent from the budget;
+        True when the agency answered 200. A failure is logged as ``what`` and left to the
+        caller's next period."""
         body = gzip.compress(json.dumps(doc, separators=(",", ":")).encode(),
                              compresslevel=self.settings.gzip_level, mtime=0)
         try:
-            resp = self._request(self._transport, "POST", "/v1/audit-checkpoints", body,
+            resp = self._request(self._transport, "POST", path, body,
                                  headers={"Content-Type": "application/json",
                                           "Content-Encoding": "gzip"})
         except TransportError as e:
-            log.warning("audit heartbeat failed: %s", e, extra={"failure": e.kind})
-            return
+            log.warning("%s failed: %s", what, e, extra={"failure": e.kind})
+            return False
         self._budget.spend(resp.bytes_out + resp.bytes_in)
         if resp.status != 200:
-            log.warning("audit heartbeat refused", extra={"status": resp.status})
-            return
-        self._checkpoint_delivered(doc)
+            log.warning("%s refused", what, extra={"status": resp.status})
+            return False
+        return True
 
     def _report_status(self) -> None:
         """Send what the status sources have that the agency has not acknowledged (``POST
@@ -401,18 +408,7 @@ class Uplink(Closing):
         self._status_last = now
         doc = {"device_id": self.settings.device_id,
                "sent_at": self._clock.utcnow().isoformat(), **reports}
-        body = gzip.compress(json.dumps(doc, separators=(",", ":")).encode(),
-                             compresslevel=self.settings.gzip_level, mtime=0)
-        try:
-            resp = self._request(self._transport, "POST", "/v1/status", body,
-                                 headers={"Content-Type": "application/json",
-                                          "Content-Encoding": "gzip"})
-        except TransportError as e:
-            log.warning("status report failed: %s", e, extra={"failure": e.kind})
-            return
-        self._budget.spend(resp.bytes_out + resp.bytes_in)
-        if resp.status != 200:
-            log.warning("status report refused", extra={"status": resp.status})
+        if not self._post_side_doc("/v1/status", doc, "status report"):
             return
         for name, report in reports.items():
             self._status_sources[name].delivered(report)
