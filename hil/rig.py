@@ -107,10 +107,14 @@ class SimulatedRig:
 
     def _read_notify(self) -> None:
         assert self._sock is not None
-        while not self._stop.is_set():
+        while True:
             try:
                 data = self._sock.recv(4096)
             except (TimeoutError, OSError):
+                # Stop only once the socket is quiet: what the daemon sent before it died
+                # is still read.
+                if self._stop.is_set():
+                    return
                 continue
             with self.notify.lock:
                 self.notify.messages.append((time.monotonic(), data.decode()))
@@ -170,9 +174,11 @@ class SimulatedRig:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        # The notify reader ends on this flag (the pipe readers at EOF); set before joining, or
+        # every close waited out the join timeout.
+        self._stop.set()
         for t in self._threads:
             t.join(timeout=2)
-        self._stop.set()
         if self._sock is not None:
             self._sock.close()
 
