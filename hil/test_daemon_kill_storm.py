@@ -61,12 +61,18 @@ def _backlog(rig: SimulatedRig, n: int) -> set[str]:
     return {r.read_id for r in reads}
 
 
-def _kill_at(rng: random.Random, i: int) -> float:
-    """Seconds after the spawn. One kill in four lands in start-up (imports, opening the store,
-    its checks, the self-test; READY comes at about 0.6 s here); the others anywhere in the
-    first seconds of work, where uploads run and, from about 1.9 s, the first vehicle's read is
-    committed."""
-    return rng.uniform(0.0, 0.7) if i % 4 == 0 else rng.uniform(0.7, 2.8)
+def _kill_plan(rng: random.Random, i: int) -> tuple[bool, float]:
+    """(timed from the first printed read?, seconds). One kill in four lands in start-up
+    (imports, opening the store, its checks, the self-test; READY comes at about 0.6 s here);
+    two anywhere in the first seconds of work, where uploads run and, from about 1.9 s, the
+    first vehicle's read is committed; one in the half second after the first read was printed
+    (its upload, the next commit), so that reads are acknowledged in the storm however loaded the
+    machine is."""
+    if i % 4 == 0:
+        return False, rng.uniform(0.0, 0.7)
+    if i % 4 == 3:
+        return True, rng.uniform(0.0, 0.5)
+    return False, rng.uniform(0.7, 2.4)
 
 
 def _storm(pki: TestPki, tmp_path: Path, kills: int, seed: int) -> None:
@@ -80,8 +86,15 @@ def _storm(pki: TestPki, tmp_path: Path, kills: int, seed: int) -> None:
             rig = first if i == 0 else SimulatedRig(tmp_path)  # same config and state
             rig.start()
             assert rig.proc is not None
-            deadline = time.monotonic() + _kill_at(rng, i)
-            while time.monotonic() < deadline and rig.proc.poll() is None:
+            after_read, delay = _kill_plan(rng, i)
+            give_up = time.monotonic() + 30.0
+            deadline = None if after_read else time.monotonic() + delay
+            while rig.proc.poll() is None:
+                now = time.monotonic()
+                if deadline is None and rig.reads:
+                    deadline = now + delay
+                if (deadline is not None and now >= deadline) or now >= give_up:
+                    break
                 time.sleep(0.005)
             rig.proc.send_signal(signal.SIGKILL)  # a no-op on a daemon that already died
             rig.proc.wait(timeout=10)
@@ -111,12 +124,15 @@ def _storm(pki: TestPki, tmp_path: Path, kills: int, seed: int) -> None:
             resent = {rid: n - 1 for rid, n in srv.state.receipts.items() if n > 1}
 
     assert rc == 0 and took < 4.5, "\n".join(last.stderr_lines[-20:])
-    assert acked_in_storm >= 10, "too few kills landed after a read: the storm tested little"
+    assert acked_in_storm >= kills // 4, "kills timed from a read found none: nothing tested"
     assert not list((tmp_path / "state").rglob("*.corrupt-*")), "a start found its store damaged"
     expected = acked | backlog
     with last.open_store() as store:
-        assert store.health().recovered_from_corruption is None
-        assert store.check_integrity()
+        assert store.check_integrity()  # quick_check on a fresh connection
+        assert store.verify_rows() == 0  # every outbox and alert row's MAC
+        health = store.health()
+        assert health.recovered_from_corruption is None
+        assert health.dead_letter_items == 0
         report = store.verify_audit()
         assert report.ok, report.problems
         got = store.get_reads(sorted(expected | set(at_agency)), INVESTIGATOR)
