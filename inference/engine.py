@@ -20,7 +20,7 @@ from inference.errors import FrameError, ModelError
 from inference.geometry import crop_box, expand_box, rectify
 from inference.ocr import PlateReader, char_marginals
 from inference.records import Box, Detection, FrameResult, OcrResult, PlateObservation
-from inference.textlines import TextLineFinder, plate_candidates
+from inference.textlines import TextLineFinder, TextLineSettings, plate_candidates
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,12 @@ class EngineSettings:
     # part 92.2 -> 93.0 % exact, a quarter of its sweep 69.5 -> 71.0 %, its openimages sweep
     # 68.3 -> 71.4 %; one more read (about 9 ms) per plate.
     second_crop: bool = True
+    plate_map: str = "off"
+    keep_agreed: bool = False
 
     def __post_init__(self) -> None:
+        if self.plate_map not in PLATE_MAP_MODES:
+            raise ValueError(f"plate_map must be one of {PLATE_MAP_MODES}, got {self.plate_map!r}")
         if self.country not in COUNTRIES:
             raise ValueError(f"country must be one of {COUNTRIES}, got {self.country!r}")
         if not 1 <= self.top_n <= 50:
@@ -136,6 +140,14 @@ TEXT_PLATE_CHARS = (4, 10)
 # Width over height of a photo that may be all plate: a US plate with a margin is about 2:1, a
 # European one 4.7:1. Wider or squarer photos are scenes.
 WHOLE_PHOTO_ASPECT = (1.5, 5.5)
+PLATE_MAP_MODEL = "platemap"
+PLATE_MAP_MODES = ("off", "add", "prefer", "replace")
+# The plate map marks a plate's shrunk core (DB shrink ratio 0.4, training.platemap.targets);
+# a plate of aspect 2-5 is grown back out by about 2.2 x area / perimeter.
+PLATE_MAP_SETTINGS = TextLineSettings(
+    threshold=0.3, box_threshold=0.5, unclip_ratio=2.2, max_lines=16, min_side=1.0
+)
+MAP_OVERLAP_IOU = 0.2
 
 
 def reads_like_plate(ocr: OcrResult) -> bool:
@@ -149,6 +161,35 @@ def _mostly_inside(inner: Box, outer: Box) -> bool:
     ix = min(inner.x + inner.w, outer.x + outer.w) - max(inner.x, outer.x)
     iy = min(inner.y + inner.h, outer.y + outer.h) - max(inner.y, outer.y)
     return ix > 0 and iy > 0 and ix * iy >= 0.5 * inner.w * inner.h
+
+
+def merge_mapped(
+    found: list[Detection], mapped: list[Detection], mode: str
+) -> list[tuple[Detection, bool]]:
+    """The plates to read, from the detector's and the plate map's, each with whether both
+    found it. Pure.
+
+    ``add``: the detector's, then the map's that overlap none of them. ``prefer``: the map's
+    box (and corners) in place of an overlapping detector box, plus both kinds alone.
+    ``replace``: the map's only.
+    """
+    if mode == "replace":
+        return [(m, False) for m in mapped]
+    out: list[tuple[Detection, bool]] = []
+    used: set[int] = set()
+    for d in found:
+        best, best_iou = -1, MAP_OVERLAP_IOU
+        for i, m in enumerate(mapped):
+            iou = d.box.iou(m.box)
+            if iou >= best_iou and i not in used:
+                best, best_iou = i, iou
+        if best >= 0:
+            used.add(best)
+            out.append((mapped[best] if mode == "prefer" else d, True))
+        else:
+            out.append((d, False))
+    out.extend((m, False) for i, m in enumerate(mapped) if i not in used)
+    return out
 
 
 def _rgb(frame: np.ndarray) -> np.ndarray:
@@ -184,11 +225,13 @@ class PlateEngine(Closing):
         reader: PlateReader,
         settings: EngineSettings,
         text_lines: TextLineFinder | None = None,
+        plate_map: TextLineFinder | None = None,
     ) -> None:
         self.detector = detector
         self.reader = reader
         self.settings = settings
         self.text_lines = text_lines
+        self.plate_map = plate_map
 
     @classmethod
     def load(
@@ -200,6 +243,7 @@ class PlateEngine(Closing):
         detector_settings: DetectorSettings | None = None,
         max_plates: int = 8,
         text_fallback: bool = False,
+        plate_map: str = "off",
     ) -> PlateEngine:
         """Load both models from ``model_dir`` (default: the package's ``inference/models``).
 
@@ -207,24 +251,29 @@ class PlateEngine(Closing):
         ``ValueError`` for settings out of range.
         """
         settings = EngineSettings(
-            country=country, top_n=top_n, max_plates=max_plates, text_fallback=text_fallback
+            country=country, top_n=top_n, max_plates=max_plates, text_fallback=text_fallback,
+            plate_map=plate_map,
         )
         d = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
         detector = PlateDetector.load(d, threads, detector_settings)
         reader: PlateReader | None = None
+        text_lines: TextLineFinder | None = None
+        mapper: TextLineFinder | None = None
         try:
             reader = PlateReader.load(d, threads, top_n=top_n)
             text_lines = TextLineFinder.load(d, threads) if text_fallback else None
+            if plate_map != "off":
+                mapper = TextLineFinder.load(d, threads, PLATE_MAP_SETTINGS, PLATE_MAP_MODEL)
         except BaseException:
-            detector.close()
-            if reader is not None:
-                reader.close()
+            for part in (detector, reader, text_lines):
+                if part is not None:
+                    part.close()
             raise
         log.info(
             "plate engine ready",
             extra={"model_dir": str(d), "threads": threads, "country": country},
         )
-        return cls(detector, reader, settings, text_lines)
+        return cls(detector, reader, settings, text_lines, mapper)
 
     def observe(self, frame_rgb: np.ndarray, frame_time_s: float = 0.0) -> FrameResult:
         """Detect and read every plate in ``frame_rgb`` (HxWx3 uint8 RGB, any size).
@@ -239,17 +288,23 @@ class PlateEngine(Closing):
         except (ValueError, TypeError) as e:  # numpy/OpenCV refusing a strange array
             raise FrameError(f"frame cannot be processed: {e}") from e
         rgb = _rgb(frame_rgb)
-        plates = [d for d in dets if d.label == "plate"][: self.settings.max_plates]
+        plates = [(d, False) for d in dets if d.label == "plate"]
+        if self.plate_map is not None and self.settings.plate_map != "off":
+            alone = [d for d, _ in plates]
+            plates = merge_mapped(alone, self._mapped(rgb), self.settings.plate_map)
+        plates = plates[: self.settings.max_plates]
         vehicles = tuple(d for d in dets if d.label == "vehicle")
         observations = []
-        for det in plates:
+        for det, agreed in plates:
             crop = plate_crop(rgb, det)
             if crop.shape[0] < 2 or crop.shape[1] < 2:
                 continue
             ocr = self._read(crop)
             if self.settings.second_crop:
                 crop, ocr = self._surer(rgb, det, crop, ocr)
-            if legible_chars(ocr) < self.settings.min_legible_chars:
+            if legible_chars(ocr) < self.settings.min_legible_chars and not (
+                agreed and self.settings.keep_agreed
+            ):
                 continue
             observations.append(PlateObservation(det, ocr, crop))
         if not observations and self.text_lines is not None and self.settings.text_fallback:
@@ -259,6 +314,14 @@ class PlateEngine(Closing):
             if whole is not None:
                 observations = [whole]
         return FrameResult(frame_time_s, tuple(observations), vehicles)
+
+    def _mapped(self, rgb: np.ndarray) -> list[Detection]:
+        assert self.plate_map is not None
+        out = []
+        for ln in self.plate_map.find(rgb):
+            a, b, c, d = ln.corners[:4]
+            out.append(Detection(ln.box, ln.score, "plate", (a, b, c, d)))
+        return out
 
     def _surer(
         self, rgb: np.ndarray, det: Detection, crop: np.ndarray, ocr: OcrResult
@@ -322,4 +385,6 @@ class PlateEngine(Closing):
         self.reader.close()
         if self.text_lines is not None:
             self.text_lines.close()
+        if self.plate_map is not None:
+            self.plate_map.close()
 

@@ -41,6 +41,7 @@ class TextLineSettings:
     box_threshold: float = 0.5
     unclip_ratio: float = 1.6
     max_lines: int = 32
+    min_side: float = 3.0
 
     def __post_init__(self) -> None:
         for name in ("threshold", "box_threshold"):
@@ -51,6 +52,8 @@ class TextLineSettings:
             raise ValueError(f"unclip_ratio must be 1..4, got {self.unclip_ratio}")
         if not 1 <= self.max_lines <= 256:
             raise ValueError(f"max_lines must be 1..256, got {self.max_lines}")
+        if not 0.5 <= self.min_side <= 16:
+            raise ValueError(f"min_side must be 0.5..16, got {self.min_side}")
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,19 @@ class TextLine:
     score: float
 
 
-def preprocess(frame_rgb: np.ndarray, input_hw: tuple[int, int]) -> tuple[np.ndarray, Letterbox]:
-    """The network input (1, h, w, 3) float32 for an RGB or grey uint8 frame, and its letterbox."""
+def preprocess(
+    frame_rgb: np.ndarray, input_hw: tuple[int, int], grey: bool = False
+) -> tuple[np.ndarray, Letterbox]:
+    """The network input (1, h, w, 3) float32 for an RGB or grey uint8 frame, and its letterbox.
+
+    Upstream's text detector takes BGR; with ``grey`` the frame is made grey and the grey
+    replicated to three channels, as the plate map was trained (IR cameras are mono).
+    """
+    if grey:
+        g = as_grey(frame_rgb)
+        boxed, lb = letterbox(g, input_hw)
+        x = boxed.astype(np.float32) * (1.0 / 127.5) - 1.0
+        return np.repeat(x[None, :, :, None], 3, axis=3), lb
     if frame_rgb.ndim == 2:
         frame_rgb = np.repeat(frame_rgb[:, :, None], 3, axis=2)
     boxed, lb = letterbox(np.ascontiguousarray(frame_rgb[:, :, ::-1]), input_hw)
@@ -87,7 +101,7 @@ def lines_from_probability(
     found: list[tuple[np.ndarray, float]] = []
     for c in contours:
         (cx, cy), (w, h), angle = cv2.minAreaRect(c)
-        if min(w, h) < 3:
+        if min(w, h) < settings.min_side:
             continue
         x, y, bw, bh = cv2.boundingRect(c)
         mask = np.zeros((bh, bw), np.uint8)
@@ -103,7 +117,8 @@ def lines_from_probability(
 
 
 class TextLineFinder(Closing):
-    """The text detector plus its pre- and post-processing. One per worker thread."""
+    """A DB detector (the text-line model, or the plate map fine-tuned from it) plus its pre- and
+    post-processing. One per worker thread."""
 
     def __init__(self, model: TFLiteModel, settings: TextLineSettings) -> None:
         self._model = model
@@ -112,18 +127,23 @@ class TextLineFinder(Closing):
         if len(spec.shape) != 4 or spec.shape[0] != 1 or spec.shape[3] != 3:
             raise ModelError(f"text detector input must be 1xHxWx3, manifest says {spec.shape}")
         self.input_hw: tuple[int, int] = (spec.shape[1], spec.shape[2])
+        self._grey = model.manifest.labels.get("input_colour") == "grey"
         model.manifest.output("probability")
 
     @classmethod
     def load(
-        cls, model_dir: Path, threads: int = 1, settings: TextLineSettings | None = None
+        cls,
+        model_dir: Path,
+        threads: int = 1,
+        settings: TextLineSettings | None = None,
+        name: str = MODEL_NAME,
     ) -> TextLineFinder:
-        return cls(TFLiteModel.load(model_dir, MODEL_NAME, threads), settings or TextLineSettings())
+        return cls(TFLiteModel.load(model_dir, name, threads), settings or TextLineSettings())
 
     def find(self, frame_rgb: np.ndarray) -> list[TextLine]:
         """Every line of text in ``frame_rgb`` (HxWx3 RGB or HxW grey uint8), best first."""
         as_grey(frame_rgb)  # the same frame checks as the plate detector
-        x, lb = preprocess(frame_rgb, self.input_hw)
+        x, lb = preprocess(frame_rgb, self.input_hw, self._grey)
         prob = self._model.run(x)["probability"].reshape(self.input_hw)
         lines = []
         for pts, score in lines_from_probability(prob, self.settings):

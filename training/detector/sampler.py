@@ -94,10 +94,26 @@ def _photometric(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return x
 
 
-def sample(
+@dataclass(frozen=True)
+class Crop:
+    """An augmented crop (float32 grey in [0, 1]) and its labels in crop pixels.
+
+    ``plates``/``corners``: plates at least ``MIN_VISIBLE`` inside the crop (corners NaN where
+    not known: real plates have boxes only); ``cut_plates``: plates partly inside but less, which
+    a dense target should neither reward nor punish.
+    """
+
+    image: np.ndarray
+    plates: np.ndarray  # (N, 4)
+    corners: np.ndarray  # (N, 4, 2)
+    cut_plates: np.ndarray  # (K, 4)
+    vehicles: np.ndarray  # (M, 4)
+
+
+def augment(
     item: Loaded, rng: np.random.Generator, paste: PasteFn | None = None, size: int = CROP
-) -> tuple[np.ndarray, Targets]:
-    """One augmented ``size`` x ``size`` crop (float32 in [0, 1]) and its targets."""
+) -> Crop:
+    """One augmented ``size`` x ``size`` crop of ``item`` at run-time scale, with its labels."""
     # Run-time scale of the original frame, then the cache factor undone.
     # Mostly small plates, the ones that matter most; one crop in four zooms in so that close-ups
     # (plates up to about 200 px in the model input) are seen too.
@@ -138,6 +154,7 @@ def sample(
     )
     plates, pvis = _affine_boxes(item.plates, m, size)
     vehicles, vvis = _affine_boxes(item.vehicles, m, size)
+    cut = plates[(pvis > 0) & (pvis < MIN_VISIBLE)]
     plates = plates[pvis >= MIN_VISIBLE]
     vehicles = vehicles[vvis >= MIN_VISIBLE]
     corners = np.full((len(plates), 4, 2), np.nan, np.float32)
@@ -146,15 +163,23 @@ def sample(
         if len(sp):
             plates = np.concatenate([plates, sp.astype(np.float32)])
             corners = np.concatenate([corners, sc.astype(np.float32)])
-    x = _photometric(crop, rng)
+    return Crop(_photometric(crop, rng), plates, corners, cut, vehicles)
+
+
+def sample(
+    item: Loaded, rng: np.random.Generator, paste: PasteFn | None = None, size: int = CROP
+) -> tuple[np.ndarray, Targets]:
+    """One augmented ``size`` x ``size`` crop (float32 in [0, 1]) and its CenterNet targets."""
+    c = augment(item, rng, paste, size)
+    plates, vehicles = c.plates, c.vehicles
     boxes = np.concatenate([plates, vehicles]) if len(vehicles) else plates
     labels = np.array([0] * len(plates) + [1] * len(vehicles), np.int64)
     all_corners = np.concatenate(
-        [corners, np.full((len(vehicles), 4, 2), np.nan, np.float32)]
+        [c.corners, np.full((len(vehicles), 4, 2), np.nan, np.float32)]
     )
     mask = np.array([1.0, 1.0 if item.scene.has_vehicle_labels else 0.0], np.float32)
     grid = (size // STRIDE, size // STRIDE)
-    return x, encode(grid, boxes, labels, all_corners, mask)
+    return c.image, encode(grid, boxes, labels, all_corners, mask)
 
 
 def batch(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -61,11 +62,15 @@ def convert(
             Path(tmp) / "calibration_image_sample_data_20x128x128x3_float32.npy",
             np.zeros((20, 128, 128, 3), np.float32),
         )
+        # onnx2tf rewrites the model it is given when it fixes an input shape; give it a copy,
+        # never the file inside an installed wheel.
+        src = Path(tmp) / onnx_path.name
+        shutil.copyfile(onnx_path, src)
         subprocess.run(
             [
                 str(bin_dir / "onnx2tf"),
                 "-i",
-                str(onnx_path.resolve()),
+                str(src),
                 "-o",
                 str((out_dir / "saved_model").resolve()),
                 "-osd",

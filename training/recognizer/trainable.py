@@ -51,6 +51,15 @@ class OnnxNet(tf.Module):
         self._consts: dict[str, object] = {}
         self._vars: dict[str, tf.Variable] = {}
         self._nodes = []
+        for init in model.graph.initializer:
+            arr = numpy_helper.to_array(init)
+            if _is_weight(init.name, arr):
+                train = trainable is None or trainable(init.name)
+                v = tf.Variable(arr, trainable=train, name=init.name.replace(".", "_"))
+                self._vars[init.name] = v
+                self._consts[init.name] = v
+            else:
+                self._consts[init.name] = arr
         for n in model.graph.node:
             if n.op_type != "Constant":
                 self._nodes.append(n)
@@ -131,6 +140,39 @@ def _conv(ins: list, a: dict) -> tf.Tensor:
     return y
 
 
+def _conv_transpose(ins: list, a: dict) -> tf.Tensor:
+    x, w = _t(ins[0]), _t(ins[1])
+    b = ins[2] if len(ins) > 2 else None
+    if a.get("group", 1) != 1 or any(a.get("pads", [0])) or a.get("output_padding"):
+        raise ValueError("unsupported ConvTranspose: groups, pads or output_padding")
+    sh, sw = a.get("strides", [1, 1])
+    kh, kw = a["kernel_shape"]
+    xh = tf.transpose(x, (0, 2, 3, 1))
+    n, h, wd = tf.shape(xh)[0], tf.shape(xh)[1], tf.shape(xh)[2]
+    out_ch = int(w.shape[1])
+    k = tf.transpose(w, (2, 3, 1, 0))  # ONNX (C_in, C_out, kh, kw) -> TF (kh, kw, C_out, C_in)
+    shape = tf.stack([n, (h - 1) * sh + kh, (wd - 1) * sw + kw, out_ch])
+    y = tf.nn.conv2d_transpose(xh, k, shape, [1, sh, sw, 1], "VALID")
+    y = tf.transpose(y, (0, 3, 1, 2))
+    if b is not None:
+        y = y + tf.reshape(_t(b), (1, -1, 1, 1))
+    return y
+
+
+def _resize(ins: list, a: dict) -> tf.Tensor:
+    # PP-OCRv4's detector neck only upsamples by whole factors, nearest neighbour.
+    if a.get("mode", b"nearest") != b"nearest":
+        raise ValueError("unsupported Resize: only nearest")
+    scales = _np(ins[2]) if len(ins) > 2 and ins[2] is not None else None
+    if scales is None or scales.size != 4 or scales[0] != 1 or scales[1] != 1:
+        raise ValueError("unsupported Resize: needs NCHW scales")
+    fh, fw = int(scales[2]), int(scales[3])
+    if fh != scales[2] or fw != scales[3]:
+        raise ValueError("unsupported Resize: fractional scale")
+    x = _t(ins[0])
+    return tf.repeat(tf.repeat(x, fh, axis=2), fw, axis=3)
+
+
 def _bn(ins: list, a: dict) -> tf.Tensor:
     x, scale, bias, mean, var = (_t(i) for i in ins)
 
@@ -202,6 +244,8 @@ def _binary(f: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]) -> Callable[[list, d
 
 _OPS: dict[str, Callable[[list, dict], object]] = {
     "Conv": _conv,
+    "ConvTranspose": _conv_transpose,
+    "Resize": _resize,
     "BatchNormalization": _bn,
     "Add": _binary(tf.add),
     "Sub": _binary(tf.subtract),

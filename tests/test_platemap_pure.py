@@ -1,0 +1,146 @@
+"""The plate map's pure parts: DB training targets, the grey input, merging with the detector."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inference.engine import EngineSettings, PlateEngine, merge_mapped
+from inference.records import Box, Candidate, Detection, OcrResult
+from inference.textlines import TextLine, TextLineSettings, lines_from_probability, preprocess
+from training.platemap.targets import plate_map, shrink
+
+
+def _quad(x: float, y: float, w: float, h: float) -> np.ndarray:
+    return np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], np.float64)
+
+
+def test_a_plate_shrinks_by_db_offset_whatever_its_winding() -> None:
+    # D = A (1 - 0.4^2) / L = 240 * 0.84 / 76 for a 30x8 plate
+    d = 240 * 0.84 / 76
+    core = shrink(_quad(10, 10, 30, 8))
+    assert core is not None
+    np.testing.assert_allclose(core.min(0), [10 + d, 10 + d])
+    np.testing.assert_allclose(core.max(0), [40 - d, 18 - d])
+    reverse = shrink(_quad(10, 10, 30, 8)[::-1])
+    assert reverse is not None
+    np.testing.assert_allclose(np.sort(reverse, 0), np.sort(core, 0))
+
+
+def test_a_tilted_plate_keeps_its_tilt_when_shrunk() -> None:
+    quad = np.array([[0, 10], [100, 0], [103, 30], [3, 40]], np.float64)
+    core = shrink(quad)
+    assert core is not None
+    top = core[1] - core[0]
+    np.testing.assert_allclose(top[1] / top[0], -0.1, atol=1e-9)  # edges stay parallel
+
+
+def test_an_offset_that_eats_the_outline_gives_nothing() -> None:
+    assert shrink(_quad(0, 0, 0.5, 0.5)) is None
+    doubled = np.array([[0, 0], [30, 0], [30, 0], [30, 8], [0, 8]], np.float64)
+    assert shrink(doubled) is None  # a repeated corner has no edge direction
+
+
+def test_targets_mark_cores_and_ignore_tiny_and_cut_plates() -> None:
+    plates = np.array([[10, 10, 30, 8], [50, 50, 6, 2]], np.float32)
+    corners = np.full((2, 4, 2), np.nan, np.float32)
+    cut = np.array([[0, 40, 10, 6]], np.float32)
+    gt, mask = plate_map(64, plates, corners, cut)
+    assert gt[13:16, 13:38].all() and gt.sum() == gt[13:16, 13:38].sum()
+    assert gt[10, 10] == 0 and mask[10, 10] == 1  # the plate's rim is background
+    assert mask[51, 53] == 0 and gt[51, 53] == 0  # 6x2: too small to learn, ignored
+    assert mask[43, 5] == 0  # cut by the crop edge: ignored
+    assert mask[30, 30] == 1
+
+
+def test_known_corners_are_the_outline() -> None:
+    corners = np.array([[[10, 12], [40, 10], [40, 20], [10, 22]]], np.float32)
+    gt, _ = plate_map(64, np.array([[10, 10, 30, 12]], np.float32), corners, np.zeros((0, 4)))
+    assert gt[14:18, 20].all() and not gt[11, 38]
+
+
+def test_the_plate_map_sees_grey_replicated_like_its_training() -> None:
+    frame = np.zeros((72, 128, 3), np.uint8)
+    frame[..., 0] = 255  # pure red: grey 76 by ITU-R 601
+    x, lb = preprocess(frame, (36, 64), grey=True)
+    assert x.shape == (1, 36, 64, 3)
+    np.testing.assert_allclose(x[0, 0, 0], [76 / 127.5 - 1] * 3, atol=0.01)
+    bgr, _ = preprocess(frame, (36, 64))
+    assert bgr[0, 0, 0, 2] == pytest.approx(1.0) and bgr[0, 0, 0, 0] == pytest.approx(-1.0)
+    assert lb.scale == 0.5
+
+
+def test_thin_cores_are_kept_down_to_min_side() -> None:
+    prob = np.zeros((60, 120), np.float32)
+    prob[20:22, 30:60] = 0.9  # a 2 px core: a distant plate
+    assert lines_from_probability(prob, TextLineSettings()) == []
+    assert len(lines_from_probability(prob, TextLineSettings(min_side=1.0))) == 1
+    with pytest.raises(ValueError, match="min_side"):
+        TextLineSettings(min_side=0.0)
+
+
+def _det(x: float, y: float, w: float = 40, h: float = 12, score: float = 0.5) -> Detection:
+    return Detection(Box(x, y, w, h), score, "plate")
+
+
+def test_merging_adds_the_maps_new_plates_and_swaps_boxes_when_preferred() -> None:
+    found = [_det(100, 100), _det(300, 100)]
+    mapped = [_det(102, 101, 36, 10, 0.9), _det(500, 200, score=0.8)]
+    add = merge_mapped(found, mapped, "add")
+    assert [(d.box.x, both) for d, both in add] == [(100, True), (300, False), (500, False)]
+    prefer = merge_mapped(found, mapped, "prefer")
+    assert [(d.box.x, both) for d, both in prefer] == [(102, True), (300, False), (500, False)]
+    assert [d for d, _ in merge_mapped(found, mapped, "replace")] == mapped
+    assert merge_mapped(found, [], "prefer") == [(d, False) for d in found]
+
+
+def test_one_mapped_plate_is_not_given_to_two_detections() -> None:
+    found = [_det(100, 100), _det(104, 101)]
+    mapped = [_det(102, 100)]
+    assert [d.box.x for d, _ in merge_mapped(found, mapped, "prefer")] == [102, 104]
+
+
+def test_plate_map_mode_is_checked() -> None:
+    with pytest.raises(ValueError, match="plate_map"):
+        EngineSettings(plate_map="sometimes")
+
+
+class _OneBox:
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        return [Detection(Box(100, 100, 80, 20), 0.9, "plate")]
+
+    def close(self) -> None:
+        pass
+
+
+class _Map:
+    """A plate map that agrees with the detector's box and adds one of its own."""
+
+    def find(self, frame: np.ndarray) -> list[TextLine]:
+        def line(x: float, y: float) -> TextLine:
+            return TextLine(Box(x, y, 78, 20), ((x, y), (x + 78, y), (x + 78, y + 20),
+                                                (x, y + 20)), 0.8)
+
+        return [line(102, 101), line(250, 200)]
+
+    def close(self) -> None:
+        pass
+
+
+class _Illegible:
+    def read(self, crop: np.ndarray) -> OcrResult:
+        return OcrResult("??", 0.1, (0.2, 0.2), (Candidate("AB", 0.1),))
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_illegible_plate_both_models_found_is_kept_only_when_asked() -> None:
+    frame = np.zeros((400, 500, 3), np.uint8)
+    keep = EngineSettings(plate_map="add", keep_agreed=True)
+    eng = PlateEngine(_OneBox(), _Illegible(), keep, plate_map=_Map())  # type: ignore[arg-type]
+    plates = eng.observe(frame).plates
+    # The agreed plate is reported (as the detector boxed it); the map's lone one is not.
+    assert [p.detection.box.x for p in plates] == [100]
+    eng.settings = EngineSettings(plate_map="add")
+    assert eng.observe(frame).plates == ()
