@@ -129,7 +129,16 @@ class CameraBase(Closing):
 
 
 def bgr_to_rgb(image: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(image[:, :, ::-1])
+    """The decoder's BGR image as RGB, converted in place: the caller hands over an array it
+    owns (a fresh decode), so no second 2.7 MB buffer exists while a 720p frame is read. A view
+    or a read-only array is copied instead."""
+    if (image.ndim != 3 or image.shape[2] != 3 or not image.flags.c_contiguous
+            or not image.flags.writeable):
+        return np.ascontiguousarray(image[:, :, ::-1])
+    import cv2  # the backends that decode already hold OpenCV
+
+    out: np.ndarray = cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)
+    return out
 
 
 def valid_image(image: object) -> bool:

@@ -21,6 +21,7 @@ import numpy as np
 from drivers.camera import Camera, CameraEndOfStream, Frame
 from drivers.clock import Clock
 from drivers.errors import DeviceTimeout
+from firmware.pipeline.held_frame import held_frame
 from inference.errors import FrameError
 from inference.hotlist_matcher import HotlistMatch
 from inference.motion import MotionGate
@@ -168,6 +169,9 @@ class Pipeline:
                     stop.wait()
                     break
                 self.process(frame, tracker, voter)
+                # Let the frame go before the next read: otherwise it lives on while the camera
+                # decodes the next one (one more 2.7 MB buffer at a 720p peak).
+                del frame
                 self.heartbeat.beat()
         finally:
             # Drain: every open track becomes a read in the store before we stop.
@@ -198,7 +202,8 @@ class Pipeline:
             return
         self.counters.inc("frames_detected")
         self.counters.inc("plates_observed", len(result.plates))
-        self._finish(tracker.update(result, frame.image), voter)
+        held = held_frame(frame.image, [p.detection.box for p in result.plates])
+        self._finish(tracker.update(result, held), voter)
         self._retry_pending()
 
     # ---- passes -> reads -------------------------------------------------------------------
