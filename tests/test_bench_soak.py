@@ -7,12 +7,14 @@ import csv
 import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from firmware.benchmarks.plot import plot_series
-from firmware.benchmarks.soak import Sample, slope_per_h, summarize
+from firmware.benchmarks.soak import Sample, config_text, slope_per_h, summarize
+from hil.certs import make_test_pki
 
 
 def test_slope_is_per_hour_and_flat_for_a_constant() -> None:
@@ -28,6 +30,14 @@ def test_summary_takes_the_slope_over_the_second_half() -> None:
     s = summarize(samples)
     assert s["rss_mb_max"] == 140.0 and s["rss_mb_slope_per_h"] == 0.0
     assert s["reads_sent"] == 10 and s["db_mb_last"] == 6.0 and s["samples"] == 6
+
+
+def test_the_replay_runs_unpaced_unless_paced_and_the_uplink_is_on(tmp_path: Path) -> None:
+    pki = make_test_pki(tmp_path / "pki", device_id="sim-1")
+    for paced in (False, True):
+        cfg = tomllib.loads(config_text(pki, "https://127.0.0.1:1", paced=paced))
+        assert cfg["camera"]["realtime"] is paced
+        assert cfg["uplink"]["endpoint"] == "https://127.0.0.1:1"
 
 
 def test_plot_refuses_series_of_another_length(tmp_path: Path) -> None:

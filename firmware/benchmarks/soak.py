@@ -1,7 +1,8 @@
 """`vigil bench soak`: the real daemon run for a while, its memory, open files and store over time.
 
 The daemon (``python -m firmware.cli run``) runs on the simulation rig's config with the replay
-unpaced (frames as fast as the pipeline takes them, so reads pile up faster than on a road) and
+unpaced (frames as fast as the pipeline takes them, so reads pile up faster than on a road; with
+``paced``, at the camera's 10 fps as the rig's config has it) and
 an HTTPS uplink to the reference ingest service (``python -m hil.ingest_server``, mutual TLS on
 loopback); ``vigil status`` is asked every 10 s over the control socket, as a dashboard would.
 Every ``interval_s`` the bench samples the daemon's ``VmRSS``, its open file descriptors and the
@@ -10,9 +11,9 @@ into a PNG. Figures: ``rss_mb_max`` (the whole run after READY), ``rss_mb_slope_
 squares over the second half of the run, where start-up growth is over), the same for the fds,
 reads the agency acknowledged, and the daemon's exit code after SIGTERM.
 
-``vigil bench soak --json [--seconds S] [--out DIR]`` (600 s by default, 45 s with ``--quick``;
-the CSV and PNG go to ``DIR``, a new ``vigil-soak-<stamp>`` folder in the working directory by
-default).
+``vigil bench soak --json [--seconds S] [--out DIR] [--paced]`` (600 s by default, 45 s with
+``--quick``; the CSV and PNG go to ``DIR``, a new ``vigil-soak-<stamp>`` folder in the working
+directory by default).
 """
 
 from __future__ import annotations
@@ -82,12 +83,13 @@ def summarize(samples: Sequence[Sample]) -> dict[str, Any]:
     }
 
 
-def config_text(pki: TestPki, endpoint: str) -> str:
-    """The simulation rig's config, replay unpaced, with an HTTPS uplink to ``endpoint``."""
+def config_text(pki: TestPki, endpoint: str, paced: bool = False) -> str:
+    """The simulation rig's config, replay unpaced unless ``paced``, with an HTTPS uplink to
+    ``endpoint``."""
     sim = _SIM.read_text()
     if "realtime = true" not in sim:
         raise RuntimeError(f"{_SIM} no longer sets realtime = true")
-    return (sim.replace("realtime = true", "realtime = false")
+    return ((sim if paced else sim.replace("realtime = true", "realtime = false"))
             + f'\n[uplink]\nendpoint = "{endpoint}"\nca_file = "{pki.ca}"\n'
             f'cert_file = "{pki.client.cert}"\nkey_file = "{pki.client.key}"\n')
 
@@ -121,13 +123,14 @@ def _wait_ready(proc: subprocess.Popen[bytes], sock: Path, timeout_s: float = 90
     raise RuntimeError(f"daemon's control socket did not answer within {timeout_s:.0f} s")
 
 
-def soak(work: Path, seconds: float, interval_s: float) -> tuple[list[Sample], int]:
+def soak(work: Path, seconds: float, interval_s: float, paced: bool = False
+         ) -> tuple[list[Sample], int]:
     """Run the daemon under ``work`` for ``seconds``; its samples and exit code."""
     pki = make_test_pki(work / "pki", device_id="sim-1")  # the rig's camera_id
     server = _Server(pki)
     state = work / "state"
     cfg = work / "vigil.toml"
-    cfg.write_text(config_text(pki, server.url))
+    cfg.write_text(config_text(pki, server.url, paced))
     env = dict(os.environ, STATE_DIRECTORY=str(state))
     for k in ("NOTIFY_SOCKET", "VIGIL_CONFIG", "WATCHDOG_USEC"):
         env.pop(k, None)
@@ -170,8 +173,8 @@ def write_csv(samples: Sequence[Sample], path: Path) -> None:
         w.writerows(astuple(s) for s in samples)
 
 
-def run(quick: bool = False, seconds: float | None = None, out: Path | None = None
-        ) -> dict[str, Any]:
+def run(quick: bool = False, seconds: float | None = None, out: Path | None = None,
+        paced: bool = False) -> dict[str, Any]:
     duration = seconds if seconds is not None else (QUICK_S if quick else DEFAULT_S)
     if duration <= 0:
         raise ValueError(f"seconds must be > 0, got {duration}")
@@ -180,7 +183,7 @@ def run(quick: bool = False, seconds: float | None = None, out: Path | None = No
     out_dir = out or Path.cwd() / f"vigil-soak-{stamp}"
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="vigil-bench-soak-") as d:
-        samples, rc = soak(Path(d), duration, interval)
+        samples, rc = soak(Path(d), duration, interval, paced)
     csv_path, png_path = out_dir / "soak.csv", out_dir / "soak.png"
     write_csv(samples, csv_path)
     from firmware.benchmarks.plot import plot_series  # Pillow: only to draw the figure
@@ -189,6 +192,8 @@ def run(quick: bool = False, seconds: float | None = None, out: Path | None = No
                 [("RSS (MB)", [s.rss_mb for s in samples]),
                  ("open fds", [float(s.fds) for s in samples]),
                  ("store (MB)", [s.db_mb for s in samples])],
-                title=f"vigil bench soak, {stamp}, {duration:.0f} s")
+                title=f"vigil bench soak, {stamp}, {duration:.0f} s"
+                + (", paced" if paced else ", unpaced"))
     return envelope("soak", {**summarize(samples), "seconds": duration, "interval_s": interval,
+                             "paced": paced,
                              "exit_code": rc, "csv": str(csv_path), "png": str(png_path)})

@@ -72,12 +72,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.protocol and args.area != "uplink":
         print("vigil: --protocol applies to `vigil bench uplink` only", file=sys.stderr)
         return 2
-    if (args.seconds is not None or args.out is not None) and args.area != "soak":
-        print("vigil: --seconds and --out apply to `vigil bench soak` only", file=sys.stderr)
+    if ((args.seconds is not None or args.out is not None or args.paced)
+            and args.area != "soak"):
+        print("vigil: --seconds, --out and --paced apply to `vigil bench soak` only",
+              file=sys.stderr)
         return 2
     extra: dict[str, Any] = {"protocol": args.protocol} if args.protocol else {}
     if args.area == "soak":
-        extra.update(seconds=args.seconds, out=args.out)
+        extra.update(seconds=args.seconds, out=args.out, paced=args.paced)
     result = module.run(quick=args.quick, **extra)
     if args.json:
         print(json.dumps(result))
@@ -119,6 +121,8 @@ def build_parser(optional: bool = True) -> argparse.ArgumentParser:
     bench.add_argument("--seconds", type=float,
                        help="soak only: how long the daemon runs (default 600, 45 with --quick)")
     bench.add_argument("--out", type=Path, help="soak only: folder for the CSV and PNG")
+    bench.add_argument("--paced", action="store_true",
+                       help="soak only: replay at the camera's rate (10 fps), as on a road")
     bench.set_defaults(func=cmd_bench)
 
     if optional:
