@@ -202,7 +202,8 @@ class Pipeline:
             return
         self.counters.inc("frames_detected")
         self.counters.inc("plates_observed", len(result.plates))
-        held = held_frame(frame.image, [p.detection.box for p in result.plates])
+        held = held_frame(frame.image, [p.detection.box for p in result.plates],
+                          [v.box for v in result.vehicles])
         self._finish(tracker.update(result, held), voter)
         self._retry_pending()
 
