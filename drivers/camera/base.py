@@ -128,17 +128,27 @@ class CameraBase(Closing):
         return self
 
 
+# Rows converted per step in :func:`bgr_to_rgb`: OpenCV copies the source of an in-place
+# conversion first, and a block this small stays under the 512 KiB mmap threshold
+# (firmware/app/malloc_tuning.py), so the copy is a reused heap block, not a new mapping.
+_SWAP_BLOCK_BYTES = 256 * 1024
+
+
 def bgr_to_rgb(image: np.ndarray) -> np.ndarray:
-    """The decoder's BGR image as RGB, converted in place: the caller hands over an array it
-    owns (a fresh decode), so no second 2.7 MB buffer exists while a 720p frame is read. A view
-    or a read-only array is copied instead."""
+    """The decoder's BGR image as RGB, converted in place a block of rows at a time: the caller
+    hands over an array it owns (a fresh decode), so no second 2.7 MB buffer exists while a
+    720p frame is read (cvtColor asked to work in place on the whole frame copies it whole).
+    A view or a read-only array is copied instead."""
     if (image.ndim != 3 or image.shape[2] != 3 or not image.flags.c_contiguous
             or not image.flags.writeable):
         return np.ascontiguousarray(image[:, :, ::-1])
     import cv2  # the backends that decode already hold OpenCV
 
-    out: np.ndarray = cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)
-    return out
+    rows = max(1, _SWAP_BLOCK_BYTES // max(1, image.shape[1] * 3))
+    for r in range(0, image.shape[0], rows):
+        block = image[r:r + rows]
+        cv2.cvtColor(block, cv2.COLOR_BGR2RGB, dst=block)
+    return image
 
 
 def valid_image(image: object) -> bool:
