@@ -76,6 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not read the text detector's lines where the plate detector "
                              "finds nothing legible (faster on videos, where most frames "
                              "show no plate; default: read them)")
+    parser.add_argument("--no-plate-map", dest="plate_map", action="store_false",
+                        help="do not look for plates with the plate map too (about 30 ms a "
+                             "frame; default: look)")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
                         help="refuse images or video frames larger than N pixels "
                              f"(default {DEFAULT_MAX_PIXELS:,})")
@@ -254,7 +257,8 @@ def run(args: argparse.Namespace) -> int:
     missing = [i for i in items if not i.path.exists()]
     try:
         engine = PlateEngine.load(args.model_dir, threads=args.threads, top_n=args.top_n,
-                                  country=args.country, text_fallback=args.text_fallback)
+                                  country=args.country, text_fallback=args.text_fallback,
+                                  plate_map=args.plate_map)
     except (InferenceError, ValueError) as e:
         print(f"vigil read: {e}", file=sys.stderr)
         return 2

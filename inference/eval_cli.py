@@ -212,6 +212,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "legible (as the daemon does; default: read them, as vigil read does)",
     )
     parser.add_argument(
+        "--no-plate-map",
+        dest="plate_map",
+        action="store_false",
+        help="do not look for plates with the plate map too (as the daemon does; default: "
+        "look, as vigil read does)",
+    )
+    parser.add_argument(
         "--montage",
         type=Path,
         default=None,
@@ -245,6 +252,7 @@ def run(args: argparse.Namespace) -> int:
             top_n=args.top_n,
             country=args.country,
             text_fallback=args.text_fallback,
+            plate_map=args.plate_map,
         )
     except (InferenceError, ValueError) as e:
         print(f"vigil eval: {e}", file=sys.stderr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inference.engine import EngineSettings, PlateEngine, merge_mapped
+from inference.engine import EngineSettings, PlateCandidate, PlateEngine, merge_mapped
 from inference.records import Box, Candidate, Detection, OcrResult
 from inference.textlines import TextLine, TextLineSettings, lines_from_probability, preprocess
 from training.platemap.targets import plate_map, shrink
@@ -83,64 +83,65 @@ def _det(x: float, y: float, w: float = 40, h: float = 12, score: float = 0.5) -
     return Detection(Box(x, y, w, h), score, "plate")
 
 
-def test_merging_adds_the_maps_new_plates_and_swaps_boxes_when_preferred() -> None:
+def test_each_detection_is_paired_with_the_map_box_over_it_and_the_maps_own_follow() -> None:
     found = [_det(100, 100), _det(300, 100)]
     mapped = [_det(102, 101, 36, 10, 0.9), _det(500, 200, score=0.8)]
-    add = merge_mapped(found, mapped, "add")
-    assert [(d.box.x, both) for d, both in add] == [(100, True), (300, False), (500, False)]
-    prefer = merge_mapped(found, mapped, "prefer")
-    assert [(d.box.x, both) for d, both in prefer] == [(102, True), (300, False), (500, False)]
-    assert [d for d, _ in merge_mapped(found, mapped, "replace")] == mapped
-    assert merge_mapped(found, [], "prefer") == [(d, False) for d in found]
+    seen = [
+        (c.detection.box.x, c.source, c.other.box.x if c.other else None)
+        for c in merge_mapped(found, mapped)
+    ]
+    assert seen == [(100, "both", 102), (300, "detector", None), (500, "map", None)]
+    assert merge_mapped(found, []) == [PlateCandidate(d, "detector") for d in found]
 
 
 def test_one_mapped_plate_is_not_given_to_two_detections() -> None:
     found = [_det(100, 100), _det(104, 101)]
     mapped = [_det(102, 100)]
-    assert [d.box.x for d, _ in merge_mapped(found, mapped, "prefer")] == [102, 104]
-
-
-def test_plate_map_mode_is_checked() -> None:
-    with pytest.raises(ValueError, match="plate_map"):
-        EngineSettings(plate_map="sometimes")
+    assert [c.source for c in merge_mapped(found, mapped)] == ["both", "detector"]
 
 
 class _OneBox:
     def detect(self, frame: np.ndarray) -> list[Detection]:
-        return [Detection(Box(100, 100, 80, 20), 0.9, "plate")]
+        return [Detection(Box(100, 100, 120, 20), 0.9, "plate")]
 
     def close(self) -> None:
         pass
 
 
 class _Map:
-    """A plate map that agrees with the detector's box and adds one of its own."""
+    """A plate map that boxes part of the detector's plate and a word elsewhere."""
 
     def find(self, frame: np.ndarray) -> list[TextLine]:
-        def line(x: float, y: float) -> TextLine:
-            return TextLine(Box(x, y, 78, 20), ((x, y), (x + 78, y), (x + 78, y + 20),
-                                                (x, y + 20)), 0.8)
+        def line(x: float, y: float, w: float) -> TextLine:
+            return TextLine(Box(x, y, w, 20), ((x, y), (x + w, y), (x + w, y + 20),
+                                               (x, y + 20)), 0.8)
 
-        return [line(102, 101), line(250, 200)]
+        return [line(150, 100, 70), line(250, 200, 40)]
 
     def close(self) -> None:
         pass
 
 
-class _Illegible:
+class _Reads:
+    """By crop width: the detector's box reads the whole plate at 0.6, the map's box cut
+    through it reads fewer characters more surely, the map's lone box reads a word."""
+
     def read(self, crop: np.ndarray) -> OcrResult:
-        return OcrResult("??", 0.1, (0.2, 0.2), (Candidate("AB", 0.1),))
+        w = crop.shape[1]
+        text, conf = ("KX52ABC", 0.6) if w >= 110 else ("X52ABC", 0.9) if w >= 60 else (
+            "TEXAS", 0.95)
+        return OcrResult(text, conf, (0.9,) * len(text), (Candidate(text, conf),))
 
     def close(self) -> None:
         pass
 
 
-def test_an_illegible_plate_both_models_found_is_kept_only_when_asked() -> None:
+def test_a_shorter_read_of_the_same_plate_never_wins_and_lone_words_are_dropped() -> None:
     frame = np.zeros((400, 500, 3), np.uint8)
-    keep = EngineSettings(plate_map="add", keep_agreed=True)
-    eng = PlateEngine(_OneBox(), _Illegible(), keep, plate_map=_Map())  # type: ignore[arg-type]
+    eng = PlateEngine(
+        _OneBox(), _Reads(), EngineSettings(plate_map=True), plate_map=_Map()  # type: ignore[arg-type]
+    )
     plates = eng.observe(frame).plates
-    # The agreed plate is reported (as the detector boxed it); the map's lone one is not.
-    assert [p.detection.box.x for p in plates] == [100]
-    eng.settings = EngineSettings(plate_map="add")
-    assert eng.observe(frame).plates == ()
+    assert [(p.ocr.text, p.detection.box.x) for p in plates] == [("KX52ABC", 100)]
+    eng.settings = EngineSettings()
+    assert [p.ocr.text for p in eng.observe(frame).plates] == ["KX52ABC"]
