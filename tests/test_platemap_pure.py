@@ -145,3 +145,31 @@ def test_a_shorter_read_of_the_same_plate_never_wins_and_lone_words_are_dropped(
     assert [(p.ocr.text, p.detection.box.x) for p in plates] == [("KX52ABC", 100)]
     eng.settings = EngineSettings()
     assert [p.ocr.text for p in eng.observe(frame).plates] == ["KX52ABC"]
+
+
+class _NoMap:
+    def find(self, frame: np.ndarray) -> list[TextLine]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+class _Hopeless:
+    """Every character legible on its own, the whole read at 0.02: what a grille reads as."""
+
+    def read(self, crop: np.ndarray) -> OcrResult:
+        return OcrResult("LLLIII", 0.02, (0.6,) * 6, (Candidate("LLLIII", 0.02),))
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_hopeless_read_the_map_disputes_is_no_plate_but_alone_the_detector_decides() -> None:
+    frame = np.zeros((400, 500, 3), np.uint8)
+    eng = PlateEngine(
+        _OneBox(), _Hopeless(), EngineSettings(plate_map=True), plate_map=_NoMap()  # type: ignore[arg-type]
+    )
+    assert eng.observe(frame).plates == ()
+    eng.settings = EngineSettings()  # the daemon: no map, no dispute
+    assert [p.ocr.text for p in eng.observe(frame).plates] == ["LLLIII"]
