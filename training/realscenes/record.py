@@ -31,7 +31,8 @@ def main() -> None:
     p.add_argument("--montage-dir", type=Path, default=Path("docs/img"))
     a = p.parse_args()
     figures = {}
-    with PlateEngine.load(DEFAULT_MODEL_DIR, threads=1, text_fallback=True, plate_map=True) as engine:
+    engine = PlateEngine.load(DEFAULT_MODEL_DIR, threads=1, text_fallback=True, plate_map=True)
+    with engine:
         for key, sub in SETS.items():
             ev, _ = evaluate_folder(a.sets / sub, engine, progress=False)
             rep = report(ev)
