@@ -218,10 +218,15 @@ class Tracker:
 
     Pass the frame image too (``update(result, image)``) if the pipeline wants the whole frame of
     each pass's best moment (the overview picture); only one frame per active track is kept.
+    ``vehicle_frames`` off: vehicle tracks keep none (a caller that pictures no "vehicle with no
+    plate" pass saves one frame per vehicle in view: the daemon's memory peaks were these).
     """
 
-    def __init__(self, settings: TrackerSettings | None = None) -> None:
+    def __init__(
+        self, settings: TrackerSettings | None = None, vehicle_frames: bool = True
+    ) -> None:
         self.settings = settings or TrackerSettings()
+        self._vehicle_frames = vehicle_frames
         self._next_id = 1
         self._plates: list[_PlateTrack] = []
         self._vehicles: list[_VehicleTrack] = []
@@ -302,10 +307,11 @@ class Tracker:
                 vt = _VehicleTrack(self._new_id(), t, box)
                 self._vehicles.append(vt)
             v_track_of[oi] = vt
-            if box.h > vt.best_h or (vt.best_frame is None and image is not None):
+            keep = self._vehicle_frames and image is not None
+            if box.h > vt.best_h or (keep and vt.best_frame is None):
                 vt.best_h = max(vt.best_h, box.h)
                 vt.best_frame_s = t
-                vt.best_frame = image
+                vt.best_frame = image if keep else None
 
         plates = result.plates
         p_boxes = [p.detection.box for p in plates]

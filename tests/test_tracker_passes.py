@@ -194,3 +194,17 @@ def test_active_track_cap() -> None:
     t = Tracker(TrackerSettings(max_active_tracks=5, min_frames=1))
     t.update(FrameResult(0.0, tuple(obs(200 * i, 0, text=f"P{i}") for i in range(20))))
     assert t.active == 5
+
+
+def test_without_vehicle_frames_no_plate_passes_hold_no_picture_and_plates_still_do() -> None:
+    image = np.zeros((10, 10, 3), np.uint8)
+    lone = [vehicle(300 - 5 * i, 200 + 5 * i, 200 + 10 * i, 150 + 10 * i) for i in range(8)]
+    for keep in (True, False):
+        t = Tracker(TrackerSettings(no_plate_min_frames=5), vehicle_frames=keep)
+        for i, v in enumerate(lone):
+            t.update(FrameResult(i * 0.1, (obs(900, 600 + i),), (v,)), image)
+        out = t.flush()
+        (no_plate,) = out.no_plate
+        assert (no_plate.best_frame is image) is keep
+        assert no_plate.best_frame_s == pytest.approx(0.7)  # the largest box's moment, both ways
+        assert out.plates[0].best_frame is image

@@ -304,7 +304,8 @@ def build_components(settings: config.Settings, clock: Clock, **overrides: Any) 
     components.pipeline_parts = PipelineParts(
         camera=camera,
         engine=engine,
-        make_tracker=lambda: Tracker(settings.tracker),
+        # The daemon counts vehicles with no plate but pictures none: no frames for them.
+        make_tracker=lambda: Tracker(settings.tracker, vehicle_frames=False),
         make_voter=lambda: PassVoter(settings.tracker),
         store=store,
         clock=clock,
