@@ -6,7 +6,6 @@ stored reads exactly; the simulation rig and the HIL tests use the real models.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +20,7 @@ from inference.records import Box, Candidate, Detection, FrameResult, OcrResult,
 from inference.tracker import Tracker
 from tests.kit import open_store
 from tests.kit.people import INVESTIGATOR
+from tests.kit.threads import run_until
 
 
 @dataclass(frozen=True)
@@ -96,16 +96,7 @@ def test_two_passes_give_two_stored_reads_one_each(store):
     script.update({i: [("XYZ987", 900 - 20 * (i - 40), 90)] for i in range(40, 47)})
     emitted: list = []
     p = _pipeline(store, script, 80, emitted)
-    stop = threading.Event()
-    t = threading.Thread(target=p.run, args=(stop,))
-    t.start()
-    import time
-
-    deadline = time.monotonic() + 10
-    while p.counters.get("frames") < 80 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    stop.set()
-    t.join(5)
+    run_until(p.run, lambda: p.counters.get("frames") >= 80, timeout_s=10)
     assert [e["plate"] for e in emitted] == ["ABC1234", "XYZ987"]
     got = store.get_reads([e["read_id"] for e in emitted], INVESTIGATOR)
     assert sorted(r.plate_text for r in got) == ["ABC1234", "XYZ987"]
@@ -119,14 +110,7 @@ def test_open_track_is_drained_into_the_store_at_stop(store):
     # camera ends while the plate is still in view; time sync says the clock just jumped
     p = _pipeline(store, script, 5, emitted,
                   clock_stamp=lambda: (("clock_jumped", "clock_offset"), 4.25))
-    stop = threading.Event()
-    t = threading.Thread(target=p.run, args=(stop,))
-    t.start()
-    import time
-
-    time.sleep(0.5)
-    stop.set()
-    t.join(5)
+    run_until(p.run, lambda: False, timeout_s=0.5)  # the camera's 5 frames, then stop
     assert [e["plate"] for e in emitted] == ["DRAIN1"]
     (r,) = store.get_reads([emitted[0]["read_id"]], INVESTIGATOR)
     assert r.clock_flags == ("clock_jumped", "clock_offset") and r.clock_offset_s == 4.25
@@ -148,16 +132,7 @@ def test_store_failure_keeps_the_read_until_it_is_written(store):
     script = {i: [("KEEP42", 100 + 10 * i, 100)] for i in range(4)}
     emitted: list = []
     p = _pipeline(FlakyStore(store, 3), script, 30, emitted)
-    stop = threading.Event()
-    t = threading.Thread(target=p.run, args=(stop,))
-    t.start()
-    import time
-
-    deadline = time.monotonic() + 10
-    while not emitted and time.monotonic() < deadline:
-        time.sleep(0.01)
-    stop.set()
-    t.join(5)
+    run_until(p.run, lambda: bool(emitted), timeout_s=10)
     assert [e["plate"] for e in emitted] == ["KEEP42"]
     assert p.counters.get("store_write_failures") == 3
     assert store.outbox_depth()["reads"] == 1

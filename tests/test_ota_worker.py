@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from ota.slotfs import SlotFS
 from ota.slots import Phase
 from ota.whole_image import RaucHook
 from ota.worker import HealthSample, OtaSettings, OtaWorker, gate
+from tests.kit.threads import run_until
 
 TARGET = "stable/app.vbundle"
 
@@ -63,17 +63,7 @@ class Unit:
 
 
 def _run_until(worker: OtaWorker, pred, timeout_s: float = 20.0) -> None:
-    stop = threading.Event()
-    t = threading.Thread(target=worker.run, args=(stop,), daemon=True)
-    t.start()
-    t.join(0)
-    import time
-
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout_s and not pred():
-        time.sleep(0.02)
-    stop.set()
-    t.join(5)
+    run_until(worker.run, pred, timeout_s)
     assert pred(), worker.status()
 
 

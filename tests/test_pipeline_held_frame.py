@@ -99,9 +99,6 @@ def test_the_pipeline_cuts_each_overview_as_from_the_whole_frame(tmp_path: Path)
     """The real tracker and vote pick the best moment and its vehicle box; the overview the
     pipeline is asked to cut from the held copy is the one the whole frame would give. Vehicles
     around the plate, beside it, nested, and a second one that holds its centre."""
-    import threading
-    import time
-
     from drivers.camera import CameraTimeout
     from drivers.clock import FakeClock
     from firmware import config
@@ -111,6 +108,7 @@ def test_the_pipeline_cuts_each_overview_as_from_the_whole_frame(tmp_path: Path)
     from inference.records import Candidate, Detection, FrameResult, OcrResult, PlateObservation
     from inference.tracker import Tracker
     from tests.kit import open_store
+    from tests.kit.threads import run_until
 
     n = 40  # plates in the first 20 frames; the pass ends after max_gap_s (1 s) without one
 
@@ -159,14 +157,7 @@ def test_the_pipeline_cuts_each_overview_as_from_the_whole_frame(tmp_path: Path)
         clock_synced=lambda: True, matcher=lambda: None, overview=overview,
         emit=lambda line: None)
     p = Pipeline(parts, settings, Heartbeat(FakeClock()), Counters())
-    stop = threading.Event()
-    worker = threading.Thread(target=p.run, args=(stop,))
-    worker.start()
-    deadline = time.monotonic() + 20
-    while not asked and time.monotonic() < deadline:
-        time.sleep(0.02)
-    stop.set()
-    worker.join(10)
+    run_until(p.run, lambda: bool(asked), timeout_s=20, join_s=10)
     store.close()
     assert len(asked) == 1
     held, vehicle, plate, cut = asked[0]
