@@ -312,7 +312,7 @@ class PlateEngine(Closing):
             raise FrameError(f"frame cannot be processed: {e}") from e
         rgb = _rgb(frame_rgb)
         found = [d for d in dets if d.label == "plate"]
-        if self.plate_map is not None and self.settings.plate_map:
+        if self._map_on:
             plates = merge_mapped(found, self._mapped(rgb))
         else:
             plates = [PlateCandidate(d, "detector") for d in found]
@@ -343,6 +343,10 @@ class PlateEngine(Closing):
                 observations = [whole]
         return FrameResult(frame_time_s, tuple(observations), vehicles)
 
+    @property
+    def _map_on(self) -> bool:
+        return self.plate_map is not None and self.settings.plate_map
+
     def _read_plate(self, rgb: np.ndarray, det: Detection) -> PlateObservation | None:
         crop = plate_crop(rgb, det)
         if crop.shape[0] < 2 or crop.shape[1] < 2:
@@ -366,14 +370,13 @@ class PlateEngine(Closing):
                 and ocr.confidence >= MAP_ONLY_MIN_CONFIDENCE
                 and any(c.isdigit() for c in ocr.text)
             )
-        disputed = source == "detector" and self.plate_map is not None and self.settings.plate_map
-        if disputed and ocr.confidence < DISPUTED_MIN_CONFIDENCE:
+        if source == "detector" and self._map_on and ocr.confidence < DISPUTED_MIN_CONFIDENCE:
             return False
         return legible_chars(ocr) >= self.settings.min_legible_chars
 
     def _mapped(self, rgb: np.ndarray) -> list[Detection]:
         assert self.plate_map is not None
-        out = []
+        out: list[Detection] = []
         for ln in self.plate_map.find(rgb):
             a, b, c, d = ln.corners[:4]
             out.append(Detection(ln.box, ln.score, "plate", (a, b, c, d)))
