@@ -21,8 +21,7 @@ import onnx
 from onnx import numpy_helper
 
 from training.detector.data import splits, training_sources
-from training.recognizer.export import convert
-from training.textlines.export import UPSTREAM, source_onnx
+from training.textlines.export import UPSTREAM, eval_metrics, export_db, source_onnx
 
 NAME = "platemap"
 MODEL_DIR = Path("inference/models")
@@ -76,8 +75,8 @@ def main() -> None:
     p.add_argument("--weights", type=Path, default=WORK / "weights.npz")
     p.add_argument("--out", type=Path, default=MODEL_DIR)
     p.add_argument("--metrics", type=Path, default=None, metavar="JSON",
-                   help="`vigil eval --json` of the engine with this model (dev or test part), "
-                   "stored in the manifest")
+                   help="`vigil eval --json` of the engine with this model on the test part, "
+                   "stored in the manifest under real_scene_test")
     p.add_argument("--float", dest="float32", action="store_true",
                    help="write the float32 twin (for the int8-vs-float comparison)")
     a = p.parse_args()
@@ -86,24 +85,18 @@ def main() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     onnx_path = WORK / f"{NAME}.onnx"
     onnx.save(model, str(onnx_path))
-    h, wd = INPUT_HW
-    tfl = convert(onnx_path, WORK, quantise=not a.float32, name=NAME,
-                  input_shape=f"x:1,3,{h},{wd}")
-    a.out.mkdir(parents=True, exist_ok=True)
-    dest = a.out / f"{NAME}.tflite"
-    dest.write_bytes(tfl.read_bytes())
     state_path = a.weights.parent / "state.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
-    metrics = json.loads(a.metrics.read_text(encoding="utf-8")) if a.metrics else {}
-
-    from training.manifest_tools import write_manifest
-
     train, _ = splits()
-    write_manifest(
-        dest,
+    export_db(
+        onnx_path,
         NAME,
-        NORMALISATION,
-        {
+        INPUT_HW,
+        a.out,
+        WORK,
+        quantise=not a.float32,
+        normalisation=NORMALISATION,
+        labels={
             "kind": "db-plate-map",
             "input_hw": list(INPUT_HW),
             "input_colour": "grey",
@@ -120,15 +113,10 @@ def main() -> None:
              "count": 0},
         ],
         licence="AGPL-3.0-or-later (fine-tuned weights); upstream weights Apache-2.0",
-        metrics={"steps": state.get("step"), **metrics},
-        float_metrics={},
-        created="2026-12-02",
+        metrics={"steps": state.get("step"), **eval_metrics(a.metrics)},
         trainer="PYTHONPATH=. .venv-train/bin/python -m training.platemap.train --steps 2000, "
         "then training.platemap.export",
-        output_names=lambda o: "probability",
     )
-    print(f"wrote {dest} ({dest.stat().st_size} bytes)")
-
 
 if __name__ == "__main__":
     main()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from training.recognizer.export import convert
 
@@ -45,14 +46,41 @@ def source_onnx() -> Path:
     return Path(rapidocr_onnxruntime.__file__).parent / "models" / "ch_PP-OCRv4_det_infer.onnx"
 
 
-def _metrics(path: Path | None) -> dict[str, object]:
+def eval_metrics(path: Path | None) -> dict[str, object]:
+    """The summary of a `vigil eval --json` report on the test part, for a manifest."""
     if path is None:
         return {}
     rep = json.loads(path.read_text(encoding="utf-8"))
     keep = ("images", "plates", "readable", "exact_read", "top_n", "cer", "det_recall_50",
-            "det_recall_70", "false_plates_per_image", "calibration_error")
+            "det_recall_70", "median_iou_found", "false_plates_per_image", "calibration_error")
     return {"real_scene_test": {"set": "training/realscenes test, whole engine",
                                 **{k: rep[k] for k in keep if k in rep}}}
+
+
+def export_db(
+    onnx_path: Path,
+    name: str,
+    input_hw: tuple[int, int],
+    out_dir: Path,
+    work: Path,
+    quantise: bool,
+    **manifest: Any,
+) -> Path:
+    """A DB detector graph converted at a fixed input into ``out_dir/<name>.tflite``, with its
+    manifest (``manifest``: the rest of :func:`training.manifest_tools.write_manifest`'s
+    arguments); its one output is ``probability``."""
+    from training.manifest_tools import write_manifest
+
+    work.mkdir(parents=True, exist_ok=True)
+    h, w = input_hw
+    tfl = convert(onnx_path, work, quantise=quantise, name=name, input_shape=f"x:1,3,{h},{w}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dest = out_dir / f"{name}.tflite"
+    dest.write_bytes(tfl.read_bytes())
+    write_manifest(dest, name, float_metrics={}, created="2026-12-02",
+                   output_names=lambda o: "probability", **manifest)
+    print(f"wrote {dest} ({dest.stat().st_size} bytes)")
+    return dest
 
 
 def main() -> None:
@@ -64,36 +92,25 @@ def main() -> None:
     p.add_argument("--float", dest="float32", action="store_true",
                    help="write the float32 twin instead (for the int8-vs-float comparison)")
     a = p.parse_args()
-    WORK.mkdir(parents=True, exist_ok=True)
-    h, w = INPUT_HW
-    tfl = convert(source_onnx(), WORK, quantise=not a.float32, name=NAME,
-                  input_shape=f"x:1,3,{h},{w}")
-    a.out.mkdir(parents=True, exist_ok=True)
-    dest = a.out / f"{NAME}.tflite"
-    dest.write_bytes(tfl.read_bytes())
-
-    from training.manifest_tools import write_manifest
-
-    write_manifest(
-        dest,
+    export_db(
+        source_onnx(),
         NAME,
-        NORMALISATION,
-        {
+        INPUT_HW,
+        a.out,
+        WORK,
+        quantise=not a.float32,
+        normalisation=NORMALISATION,
+        labels={
             "kind": "db-text-detector",
             "input_hw": list(INPUT_HW),
             "outputs": {"probability": "per-pixel text probability, input resolution"},
         },
         training_data=[{"set": UPSTREAM, "licence": "Apache-2.0", "count": 0}],
         licence="Apache-2.0 (upstream weights, unchanged; int8 weights)",
-        metrics=_metrics(a.metrics),
-        float_metrics={},
-        created="2026-12-02",
+        metrics=eval_metrics(a.metrics),
         trainer="training.textlines.export: PYTHONPATH=. .venv-train/bin/python -m "
         "training.textlines.export",
-        output_names=lambda o: "probability",
     )
-    print(f"wrote {dest} ({dest.stat().st_size} bytes)")
-
 
 if __name__ == "__main__":
     main()
