@@ -142,8 +142,8 @@ class TextLineFinder(Closing):
 
     def find(self, frame_rgb: np.ndarray) -> list[TextLine]:
         """Every line of text in ``frame_rgb`` (HxWx3 RGB or HxW grey uint8), best first."""
-        as_grey(frame_rgb)  # the same frame checks as the plate detector
-        x, lb = preprocess(frame_rgb, self.input_hw, self._grey)
+        grey = as_grey(frame_rgb)  # the same frame checks as the plate detector
+        x, lb = preprocess(grey if self._grey else frame_rgb, self.input_hw, self._grey)
         prob = self._model.run(x)["probability"].reshape(self.input_hw)
         lines = []
         for pts, score in lines_from_probability(prob, self.settings):
