@@ -28,6 +28,11 @@ class Box:
     def cy(self) -> float:
         return self.y + self.h / 2
 
+    def holds_centre_of(self, other: Box) -> bool:
+        """Whether ``other``'s centre lies in this box, edges included: the rule that puts a
+        plate on a vehicle (the tracker) and so decides which rows its overview needs."""
+        return self.x <= other.cx <= self.x + self.w and self.y <= other.cy <= self.y + self.h
+
     def iou(self, other: Box) -> float:
         ix = max(0.0, min(self.x + self.w, other.x + other.w) - max(self.x, other.x))
         iy = max(0.0, min(self.y + self.h, other.y + other.h) - max(self.y, other.y))

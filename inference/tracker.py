@@ -274,8 +274,7 @@ class Tracker:
         best: int | None = None
         for i, v in enumerate(vehicles):
             b = v.box
-            inside = b.x <= box.cx <= b.x + b.w and b.y <= box.cy <= b.y + b.h
-            if inside and (best is None
+            if b.holds_centre_of(box) and (best is None
                            or b.w * b.h < vehicles[best].box.w * vehicles[best].box.h):
                 best = i
         return best

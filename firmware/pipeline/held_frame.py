@@ -29,16 +29,11 @@ from inference.privacy import FALLBACK_BELOW_PLATES, cut_line_y
 from inference.records import Box
 
 
-def _contains_centre(outer: Box, plate: Box) -> bool:
-    return (outer.x <= plate.cx <= outer.x + outer.w
-            and outer.y <= plate.cy <= outer.y + outer.h)
-
-
 def overview_rows(plate: Box, vehicles: Sequence[Box], height: int) -> tuple[int, int]:
     """Rows ``[top, bottom)`` that hold every overview the plate can get in this frame."""
     top = max(0, cut_line_y(plate))
     lowest = max([plate.y + plate.h * (1.0 + FALLBACK_BELOW_PLATES)]
-                 + [v.y + v.h for v in vehicles if _contains_centre(v, plate)])
+                 + [v.y + v.h for v in vehicles if v.holds_centre_of(plate)])
     return min(top, height), min(height, max(0, math.ceil(lowest)))
 
 
