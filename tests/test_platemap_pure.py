@@ -173,3 +173,39 @@ def test_a_hopeless_read_the_map_disputes_is_no_plate_but_alone_the_detector_dec
     assert eng.observe(frame).plates == ()
     eng.settings = EngineSettings()  # the daemon: no map, no dispute
     assert [p.ocr.text for p in eng.observe(frame).plates] == ["LLLIII"]
+
+
+class _Counting:
+    """Reads every crop as the same plate at a fixed confidence, counting the reads."""
+
+    def __init__(self, confidence: float) -> None:
+        self.confidence = confidence
+        self.reads = 0
+
+    def read(self, crop: np.ndarray) -> OcrResult:
+        self.reads += 1
+        c = self.confidence
+        return OcrResult("KX52ABC", c, (0.99,) * 7, (Candidate("KX52ABC", c),))
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_sure_read_ends_the_reading_of_its_plate() -> None:
+    frame = np.zeros((400, 500, 3), np.uint8)
+    # The plate both found, then the map's lone box: sure, each is read once with its margin;
+    # unsure, the plate in both crops of both boxes and the lone box in both crops.
+    for confidence, reads in ((0.99, 1 + 1), (0.9, 4 + 2)):
+        reader = _Counting(confidence)
+        eng = PlateEngine(
+            _OneBox(), reader, EngineSettings(plate_map=True), plate_map=_Map()  # type: ignore[arg-type]
+        )
+        eng.observe(frame)
+        assert reader.reads == reads, confidence
+    reader = _Counting(0.99)
+    eng = PlateEngine(
+        _OneBox(), reader, EngineSettings(plate_map=True, sure_read=None),  # type: ignore[arg-type]
+        plate_map=_Map(),
+    )
+    eng.observe(frame)
+    assert reader.reads == 6
