@@ -204,8 +204,10 @@ def test_a_sure_read_ends_the_reading_of_its_plate() -> None:
         assert reader.reads == reads, confidence
     reader = _Counting(0.99)
     eng = PlateEngine(
-        _OneBox(), reader, EngineSettings(plate_map=True, sure_read=None),  # type: ignore[arg-type]
-        plate_map=_Map(),
+        _OneBox(),  # type: ignore[arg-type]
+        reader,  # type: ignore[arg-type]
+        EngineSettings(plate_map=True, sure_read=None),
+        plate_map=_Map(),  # type: ignore[arg-type]
     )
     eng.observe(frame)
     assert reader.reads == 6
