@@ -47,7 +47,10 @@ class DetectorSettings:
     ``refine_max``: plates refined per frame, best first. ``zoom_out``: when the whole-frame
     pass finds no plate, look again at the frame shrunk this many times more, centred on a plain
     canvas (0: off): a photo that is mostly plate puts it far beyond the 200 px the model was
-    trained on; shrunk, it is in range (docs/models-detector.md).
+    trained on; shrunk, it is in range (docs/models-detector.md). ``tile_scale``: when the
+    whole-frame pass sees the frame at less than two thirds of this scale, look at it again in
+    overlapping windows at this scale (0: off): a 4K frame is seen at a sixth of its size, where
+    a plate 80 px wide spans 13 input pixels and is lost.
     """
 
     plate_threshold: float = 0.4
@@ -57,6 +60,7 @@ class DetectorSettings:
     refine_plate_px: int = 120
     refine_max: int = 4
     zoom_out: float = 4.0
+    tile_scale: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("plate_threshold", "vehicle_threshold", "nms_iou"):
@@ -71,6 +75,22 @@ class DetectorSettings:
             raise ValueError(f"refine_max must be 0..64, got {self.refine_max}")
         if not (self.zoom_out == 0 or 1.5 <= self.zoom_out <= 8):
             raise ValueError(f"zoom_out must be 0 or 1.5..8, got {self.zoom_out}")
+        if not (self.tile_scale == 0 or 0.2 <= self.tile_scale <= 1.0):
+            raise ValueError(f"tile_scale must be 0 or 0.2..1, got {self.tile_scale}")
+
+
+# Windows of the tile pass overlap by this share of their size, so that a plate cut by one
+# window's edge is whole in the next (plates wider than the overlap are the whole-frame pass's).
+TILE_OVERLAP = 0.25
+
+
+def window_starts(total: int, size: int, overlap: float = TILE_OVERLAP) -> list[int]:
+    """Evenly spread starts of windows ``size`` long covering ``total``, overlapping by at least
+    ``overlap`` of ``size``."""
+    if size >= total:
+        return [0]
+    n = int(np.ceil((total - size) / (size * (1.0 - overlap)))) + 1
+    return [round(i * (total - size) / (n - 1)) for i in range(n)]
 
 
 def as_grey(frame: object) -> np.ndarray:
@@ -149,11 +169,15 @@ class PlateDetector(Closing):
         """Every plate and vehicle in ``frame``, best first per class, boxes in frame pixels."""
         out, lb = self.raw(frame)
         found = self.decode(out, lb)
+        windows = 1
+        if self.settings.tile_scale and lb.scale < self.settings.tile_scale * 2 / 3:
+            tiles, windows = self.tiled(frame, self.settings.tile_scale)
+            found = self._merge_plates(found, tiles, windows)
         if self.settings.zoom_out and not any(d.label == "plate" for d in found):
             found = found + self.zoomed_out(frame, self.settings.zoom_out)
         if self.settings.refine_plate_px <= 0 or self.settings.refine_max <= 0:
             return found
-        budget = self.settings.refine_max
+        budget = self.settings.refine_max * windows  # the same budget per window's area
         refined = []
         for d in found:
             if d.label == "plate" and budget > 0:
@@ -161,6 +185,53 @@ class PlateDetector(Closing):
                 d = self.refine(frame, d)
             refined.append(d)
         return refined
+
+    def tiled(self, frame: np.ndarray, scale: float) -> tuple[list[Detection], int]:
+        """Plates in overlapping windows of ``frame``, each seen at ``scale``, boxes in frame
+        pixels, and how many windows. A box touching a window edge inside the frame is a plate
+        the window cuts: the overlapping window has it whole."""
+        grey = as_grey(frame)
+        fh, fw = grey.shape
+        ih, iw = self.input_hw
+        ww, wh = min(fw, round(iw / scale)), min(fh, round(ih / scale))
+        found: list[Detection] = []
+        ys, xs = window_starts(fh, wh), window_starts(fw, ww)
+        for y0 in ys:
+            for x0 in xs:
+                out, lb = self.raw(grey[y0 : y0 + wh, x0 : x0 + ww])
+                for d in self.decode(out, lb):
+                    b = d.box
+                    cut = (
+                        (x0 > 0 and b.x <= 1)
+                        or (y0 > 0 and b.y <= 1)
+                        or (x0 + ww < fw and b.x + b.w >= ww - 1)
+                        or (y0 + wh < fh and b.y + b.h >= wh - 1)
+                    )
+                    if d.label != "plate" or cut:
+                        continue
+                    corners = None
+                    if d.corners is not None:
+                        corners = tuple((px + x0, py + y0) for px, py in d.corners)
+                    found.append(
+                        Detection(Box(b.x + x0, b.y + y0, b.w, b.h), d.score, "plate",
+                                  corners)  # type: ignore[arg-type]
+                    )
+        return found, len(ys) * len(xs)
+
+    def _merge_plates(
+        self, found: list[Detection], more: list[Detection], windows: int
+    ) -> list[Detection]:
+        """``found`` plus the plates of ``more`` that no better plate overlaps, best first, up
+        to ``max_detections`` per window."""
+        plates = [d for d in found if d.label == "plate"] + more
+        if not plates:
+            return found
+        boxes = np.array([[d.box.x, d.box.y, d.box.w, d.box.h] for d in plates], np.float32)
+        scores = np.array([d.score for d in plates], np.float32)
+        keep = nms(boxes, scores, self.settings.nms_iou)
+        sub = suppress_contained_centres(boxes[keep], scores[keep])
+        kept = [plates[k] for k in keep[sub]][: self.settings.max_detections * windows]
+        return kept + [d for d in found if d.label != "plate"]
 
     def zoomed_out(self, frame: np.ndarray, factor: float) -> list[Detection]:
         """Plates in ``frame`` shrunk ``factor`` times below its letterbox scale and centred on a

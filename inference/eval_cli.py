@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from inference.batch_read import Item, read_image
-from inference.engine import COUNTRIES, PlateEngine
+from inference.engine import COUNTRIES, STILL_MAX_PLATES, PlateEngine
 from inference.errors import InferenceError
 from inference.evaluation import (
     WIDTH_BUCKETS,
@@ -219,6 +219,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "look, as vigil read does)",
     )
     parser.add_argument(
+        "--no-tiles",
+        dest="tiles",
+        action="store_false",
+        help="do not look at frames over 1920x1152 in windows too (as the daemon does; default: "
+        "look, as vigil read does)",
+    )
+    parser.add_argument(
+        "--max-plates",
+        type=int,
+        default=STILL_MAX_PLATES,
+        metavar="N",
+        help=f"plates read per photo, 1-64 (default {STILL_MAX_PLATES}, as vigil read)",
+    )
+    parser.add_argument(
         "--montage",
         type=Path,
         default=None,
@@ -253,6 +267,8 @@ def run(args: argparse.Namespace) -> int:
             country=args.country,
             text_fallback=args.text_fallback,
             plate_map=args.plate_map,
+            tiles=args.tiles,
+            max_plates=args.max_plates,
         )
     except (InferenceError, ValueError) as e:
         print(f"vigil eval: {e}", file=sys.stderr)

@@ -158,3 +158,37 @@ def test_manifest_records_held_out_metrics() -> None:
 def test_settings_ranges(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         DetectorSettings(**kwargs)  # type: ignore[arg-type]
+
+
+def test_windows_cover_the_frame_and_overlap() -> None:
+    from inference.detector import TILE_OVERLAP, window_starts
+
+    assert window_starts(1000, 1280) == [0]
+    for total, size in ((3840, 1280), (2160, 768), (5000, 1280), (1281, 1280)):
+        starts = window_starts(total, size)
+        assert starts[0] == 0 and starts[-1] == total - size
+        gaps = np.diff(starts)
+        assert (gaps <= size * (1 - TILE_OVERLAP) + 1).all(), (total, starts)
+
+
+def test_a_4k_frame_is_looked_at_in_windows() -> None:
+    """Four held-out 1280x720 frames laid into a 3840x2160 one, every plate at its native
+    pixels: the whole-frame pass sees them at a sixth of their size; the windows find them."""
+    names = sorted(FRAMES)[:4]
+    canvas = np.zeros((2160, 3840, 3), np.uint8)
+    truth = []
+    for k, name in enumerate(names):
+        x0, y0 = (k % 3) * 1280, (k // 3) * 720 + 720
+        canvas[y0 : y0 + 720, x0 : x0 + 1280] = _rgb(name)
+        truth += [[x + x0, y + y0, w, h] for x, y, w, h in _expected(name)]
+    with PlateDetector.load(MODELS) as whole:
+        missed = sum(iou < 0.5 for iou in _found(whole.detect(canvas), truth))
+    with PlateDetector.load(MODELS, settings=DetectorSettings(tile_scale=0.5)) as tiled:
+        dets = tiled.detect(canvas)
+    ious = _found(dets, truth)
+    assert all(iou >= 0.5 for iou in ious), ious
+    assert missed >= len(truth) // 2  # what the windows are for
+    # as many false plates as the frames give on their own (one each at most, above)
+    assert sum(d.label == "plate" for d in dets) <= sum(
+        len(FRAMES[n]["plates"]) + 1 for n in names
+    )

@@ -2,7 +2,8 @@
 
 Runs the committed models through exactly ``vigil read``'s path on the real-scene sets made by
 ``build.py`` and writes the summary (overall, by plate width, by region) under
-``metrics.real_scene_test``, ``metrics.sweep_test`` and ``metrics.real_scene_dev`` of both
+``metrics.real_scene_test``, ``metrics.sweep_test``, ``metrics.real_scene_dev`` and
+``metrics.mosaic_4k_test`` (``mosaic.py``: run it first) of both
 ``detector.json`` and ``ocr.json`` (end-to-end figures belong to the pair). The tflite files
 and their checksums are untouched.
 
@@ -17,12 +18,17 @@ from pathlib import Path
 
 import cv2
 
-from inference.engine import DEFAULT_MODEL_DIR, PlateEngine
+from inference.engine import DEFAULT_MODEL_DIR, STILL_MAX_PLATES, PlateEngine
 from inference.eval_cli import evaluate_folder, write_montage
 from inference.evaluation import report
 from inference.manifest import parse_manifest
 
-SETS = {"real_scene_test": "test", "sweep_test": "sweep-test", "real_scene_dev": "dev"}
+SETS = {
+    "real_scene_test": "test",
+    "sweep_test": "sweep-test",
+    "real_scene_dev": "dev",
+    "mosaic_4k_test": "mosaic-test",
+}
 
 
 def main() -> None:
@@ -31,7 +37,10 @@ def main() -> None:
     p.add_argument("--montage-dir", type=Path, default=Path("docs/img"))
     a = p.parse_args()
     figures = {}
-    engine = PlateEngine.load(DEFAULT_MODEL_DIR, threads=1, text_fallback=True, plate_map=True)
+    engine = PlateEngine.load(
+        DEFAULT_MODEL_DIR, threads=1, text_fallback=True, plate_map=True, tiles=True,
+        max_plates=STILL_MAX_PLATES,
+    )
     with engine:
         for key, sub in SETS.items():
             ev, _ = evaluate_folder(a.sets / sub, engine, progress=False)
