@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -272,6 +273,9 @@ class PlateEngine(Closing):
         self.settings = settings
         self.text_lines = text_lines
         self.plate_map = plate_map
+        # The plate map runs on its own thread while the detector runs on the caller's: two
+        # interpreters, each used by one thread at a time, and a second core does the map.
+        self._beside: ThreadPoolExecutor | None = None
 
     @classmethod
     def load(
@@ -328,16 +332,20 @@ class PlateEngine(Closing):
         Raises :class:`~inference.errors.FrameError` for a frame that is not an image.
         """
         as_grey(frame_rgb)  # validates before anything else touches the frame
+        rgb = _rgb(frame_rgb)
+        mapping = self._start_map(rgb) if self._map_on else None
         try:
             dets = self.detector.detect(frame_rgb)
         except ModelError:
             raise
         except (ValueError, TypeError) as e:  # numpy/OpenCV refusing a strange array
             raise FrameError(f"frame cannot be processed: {e}") from e
-        rgb = _rgb(frame_rgb)
+        finally:
+            # never leave the map running into the next frame, whatever the detector did
+            mapped = mapping.result() if mapping is not None else None
         found = [d for d in dets if d.label == "plate"]
-        if self._map_on:
-            plates = merge_mapped(found, self._mapped(rgb))
+        if mapped is not None:
+            plates = merge_mapped(found, mapped)
         else:
             plates = [PlateCandidate(d, "detector") for d in found]
         vehicles = tuple(d for d in dets if d.label == "vehicle")
@@ -401,6 +409,11 @@ class PlateEngine(Closing):
         if source == "detector" and self._map_on and ocr.confidence < DISPUTED_MIN_CONFIDENCE:
             return False
         return legible_chars(ocr) >= self.settings.min_legible_chars
+
+    def _start_map(self, rgb: np.ndarray) -> Future[list[Detection]]:
+        if self._beside is None:
+            self._beside = ThreadPoolExecutor(1, thread_name_prefix="plate-map")
+        return self._beside.submit(self._mapped, rgb)
 
     def _mapped(self, rgb: np.ndarray) -> list[Detection]:
         assert self.plate_map is not None
@@ -472,6 +485,9 @@ class PlateEngine(Closing):
         self.reader.close()
         if self.text_lines is not None:
             self.text_lines.close()
+        if self._beside is not None:
+            self._beside.shutdown(wait=True)
+            self._beside = None
         if self.plate_map is not None:
             self.plate_map.close()
 
