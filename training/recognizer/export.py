@@ -114,6 +114,18 @@ def main() -> None:
         training_data = meta["training_data"]
         metrics = meta.get("metrics", {})
         trainer = meta["trainer"]
+        eu = meta.get("finetune", {}).get("eu_texts")
+        if eu:
+            training_data = [
+                *training_data,
+                {
+                    "set": "openalpr-traindetector-eu-crops with the texts two recognizers read "
+                    "alike (training.recognizer.pseudo_eu), drawn with fresh augmentation in "
+                    "fine-tuning",
+                    "licence": "AGPL-3.0",
+                    "count": eu["labelled"],
+                },
+            ]
     elif a.heads:
         h = np.load(a.heads, allow_pickle=False)
         head_w, head_b = h["char_w"], h["char_b"]
