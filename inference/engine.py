@@ -18,7 +18,7 @@ import numpy as np
 from drivers.resource import Closing
 from inference.detector import DetectorSettings, PlateDetector, as_grey
 from inference.errors import FrameError, ModelError
-from inference.geometry import crop_box, expand_box, rectify
+from inference.geometry import crop_box, expand_box, level_crop, rectify, roll_degrees
 from inference.ocr import PlateReader, char_marginals
 from inference.records import Box, Detection, FrameResult, OcrResult, PlateObservation
 from inference.textlines import TextLineFinder, TextLineSettings, plate_candidates
@@ -159,6 +159,9 @@ PLATE_MAP_SETTINGS = TextLineSettings(
     threshold=0.3, box_threshold=0.5, unclip_ratio=1.3, max_lines=16, min_side=1.0
 )
 MAP_OVERLAP_IOU = 0.2
+# A plate whose outline rolls this many degrees or more is also read turned level, when its
+# reads so far are unsure.
+MIN_ROLL_DEG = 3.0
 # Still photos only: frames the whole-frame pass sees at under a third of their size are also
 # looked at in windows at half size, the scale the detector sees a 1280x720 frame at. 4K frames
 # made of nine real dev frames (training.realscenes.mosaic, eight plates at most per frame
@@ -223,6 +226,16 @@ def merge_mapped(found: list[Detection], mapped: list[Detection]) -> list[PlateC
             out.append(PlateCandidate(d, "both", mapped[best]))
     out.extend(PlateCandidate(m, "map") for i, m in enumerate(mapped) if i not in used)
     return out
+
+
+def plate_roll(cand: PlateCandidate) -> float | None:
+    """The plate's roll from the plate map's outline of it (a rotated rectangle round what it
+    marked), or None when the map did not mark it. The detector's corners are not used: their
+    head learnt from synthetic plates only and misjudges real rolls."""
+    mapped = cand.detection if cand.source == "map" else cand.other
+    if mapped is None or mapped.corners is None:
+        return None
+    return roll_degrees(np.asarray(mapped.corners, np.float64))
 
 
 def _better_read(alt: OcrResult, current: OcrResult) -> bool:
@@ -352,9 +365,10 @@ class PlateEngine(Closing):
         observations: list[PlateObservation] = []
         map_only: list[PlateObservation] = []
         for cand in plates[: self.settings.max_plates]:
-            best = self._read_plate(rgb, cand.detection)
+            roll = plate_roll(cand)
+            best = self._read_plate(rgb, cand.detection, roll)
             if cand.other is not None and not (best is not None and self._sure(best.ocr)):
-                alt = self._read_plate(rgb, cand.other)
+                alt = self._read_plate(rgb, cand.other, roll)
                 if best is None or (alt is not None and _better_read(alt.ocr, best.ocr)):
                     best = alt
             if best is None or not self._verified(best.ocr, cand.source):
@@ -379,13 +393,22 @@ class PlateEngine(Closing):
     def _map_on(self) -> bool:
         return self.plate_map is not None and self.settings.plate_map
 
-    def _read_plate(self, rgb: np.ndarray, det: Detection) -> PlateObservation | None:
+    def _read_plate(
+        self, rgb: np.ndarray, det: Detection, roll: float | None = None
+    ) -> PlateObservation | None:
         crop = plate_crop(rgb, det)
         if crop.shape[0] < 2 or crop.shape[1] < 2:
             return None
         ocr = self._read(crop)
         if self.settings.second_crop and not self._sure(ocr):
             crop, ocr = self._surer(rgb, det, crop, ocr)
+        if roll is not None and abs(roll) >= MIN_ROLL_DEG and not self._sure(ocr):
+            b = det.box
+            level = level_crop(rgb, np.array([b.x, b.y, b.w, b.h]), roll, BOX_MARGIN)
+            if level.shape[0] >= 2 and level.shape[1] >= 2:
+                again = self._read(level)
+                if again.confidence > ocr.confidence:
+                    crop, ocr = level, again
         return PlateObservation(det, ocr, crop)
 
     def _sure(self, ocr: OcrResult) -> bool:

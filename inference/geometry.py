@@ -253,3 +253,39 @@ def rectify(
     return cv2.warpPerspective(
         frame, m, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
+
+
+def roll_degrees(quad: np.ndarray) -> float:
+    """Roll of a plate outline (4x2 corners in order round it), in degrees within (-45, 45]:
+    the angle of its longer side, positive clockwise in image coordinates (y down)."""
+    q = np.asarray(quad, np.float64).reshape(4, 2)
+    a, b = q[1] - q[0], q[2] - q[1]
+    side = a if np.hypot(*a) >= np.hypot(*b) else b
+    deg = float(np.degrees(np.arctan2(side[1], side[0])))
+    while deg > 45.0:
+        deg -= 180.0 if deg > 135.0 else 90.0
+    while deg <= -45.0:
+        deg += 180.0 if deg <= -135.0 else 90.0
+    return deg
+
+
+def level_crop(
+    frame: np.ndarray, box: np.ndarray, roll_deg: float, margin: tuple[float, float]
+) -> np.ndarray:
+    """The plate inside axis-aligned ``box`` (x, y, w, h) turned level: the plate is taken to
+    be a ``roll_deg`` rotated rectangle whose corners touch the box, so its own width and height
+    follow from the box's; cut with ``margin`` (fractions of them). Empty when the box is too
+    square for such a plate (a loose box round a small roll)."""
+    x, y, w, h = (float(v) for v in box)
+    t = np.radians(abs(roll_deg))
+    c, s = np.cos(t), np.sin(t)
+    det = c * c - s * s
+    pw, ph = (w * c - h * s) / det, (h * c - w * s) / det
+    if pw < 2 or ph < 2:
+        return frame[:0, :0].copy()
+    out_w = int(round(pw * (1 + 2 * margin[0])))
+    out_h = int(round(ph * (1 + 2 * margin[1])))
+    m = cv2.getRotationMatrix2D((x + w / 2, y + h / 2), roll_deg, 1.0)
+    m[:, 2] += np.array([out_w / 2 - (x + w / 2), out_h / 2 - (y + h / 2)])
+    return cv2.warpAffine(frame, m, (out_w, out_h), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)

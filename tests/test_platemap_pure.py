@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -211,3 +212,54 @@ def test_a_sure_read_ends_the_reading_of_its_plate() -> None:
     )
     eng.observe(frame)
     assert reader.reads == 6
+
+
+class _TurnedPlate:
+    """A detector and a plate map round one plate rolled 12 degrees: the detector's box is
+    axis-aligned, the map's outline is the rolled rectangle."""
+
+    def __init__(self) -> None:
+        m = cv2.getRotationMatrix2D((200.0, 150.0), -12.0, 1.0)
+        self.quad = np.array([[100, 130], [300, 130], [300, 170], [100, 170]], float)
+        self.quad = self.quad @ m[:, :2].T + m[:, 2]
+        (x0, y0), (x1, y1) = self.quad.min(axis=0), self.quad.max(axis=0)
+        self.box = Box(float(x0), float(y0), float(x1 - x0), float(y1 - y0))
+
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        return [Detection(self.box, 0.9, "plate")]
+
+    def find(self, frame: np.ndarray) -> list[TextLine]:
+        corners = tuple((float(x), float(y)) for x, y in self.quad)
+        return [TextLine(self.box, corners, 0.8)]
+
+    def close(self) -> None:
+        pass
+
+
+class _SureWhenLevel:
+    """Reads a crop as wide as a level plate (over 4:1) surely, anything squarer unsurely."""
+
+    def read(self, crop: np.ndarray) -> OcrResult:
+        text, conf = ("KX52ABC", 0.9) if crop.shape[1] > 4 * crop.shape[0] else ("KX52A", 0.3)
+        return OcrResult(text, conf, (0.9,) * len(text), (Candidate(text, conf),))
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_unsure_rolled_plate_is_read_again_turned_level() -> None:
+    plate = _TurnedPlate()
+    frame = np.zeros((300, 400, 3), np.uint8)
+    eng = PlateEngine(
+        plate,  # type: ignore[arg-type]
+        _SureWhenLevel(),  # type: ignore[arg-type]
+        EngineSettings(plate_map=True),
+        plate_map=plate,  # type: ignore[arg-type]
+    )
+    [obs] = eng.observe(frame).plates
+    assert obs.ocr.text == "KX52ABC" and obs.crop.shape[1] > 4 * obs.crop.shape[0]
+    assert obs.detection.box == plate.box  # the plate is still where it was found
+    eng.settings = EngineSettings()  # no map, no outline: the box is all there is
+    eng.plate_map = None
+    [obs] = eng.observe(frame).plates
+    assert obs.ocr.text == "KX52A"
