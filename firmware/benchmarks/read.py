@@ -4,7 +4,10 @@ Frames are the committed held-out scenes in ``tests/data/detector`` (1280x720, o
 each), decoded once beforehand: **decode is excluded**. One iteration = the detector on the whole
 frame + cutting out the best-scoring plate + OCR of that crop, which is the work a
 frame with one plate costs the pipeline. ``observe_ms_median`` is the full
-:meth:`PlateEngine.observe` (every plate found read) for comparison.
+:meth:`PlateEngine.observe` (every plate found read) for comparison, and
+``still_observe_ms_median`` the same with the engine ``vigil read`` uses on still photos (plate
+map on a second thread, text fallback, windows on large frames), which is what ``vigil read``
+costs per 1280x720 photo once it is decoded.
 
 ``exact_read`` (and ``det_recall_50``) are ``vigil eval`` on the frozen real-scene test part, the
 end-to-end accuracy these timings buy: the set is made by ``python -m training.realscenes.build``
@@ -24,7 +27,7 @@ import numpy as np
 
 from firmware.benchmarks.common import envelope
 from inference.detector import PlateDetector
-from inference.engine import DEFAULT_MODEL_DIR, PlateEngine, plate_crop
+from inference.engine import DEFAULT_MODEL_DIR, STILL_MAX_PLATES, PlateEngine, plate_crop
 from inference.ocr import PlateReader
 
 FRAMES_DIR = Path(__file__).resolve().parents[2] / "tests" / "data" / "detector"
@@ -85,8 +88,14 @@ def measure(
     }
 
 
-def observe_median(model_dir: Path, frames: list[np.ndarray], n: int, threads: int) -> float:
-    with PlateEngine.load(model_dir, threads=threads) as engine:
+def observe_median(
+    model_dir: Path, frames: list[np.ndarray], n: int, threads: int, still: bool = False
+) -> float:
+    loaded = PlateEngine.load(
+        model_dir, threads=threads, text_fallback=still, plate_map=still, tiles=still,
+        max_plates=STILL_MAX_PLATES if still else 8,
+    )
+    with loaded as engine:
         for f in frames:
             engine.observe(f)
         ts = []
@@ -123,6 +132,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     frames = load_frames()
     figures = measure(DEFAULT_MODEL_DIR, DEFAULT_MODEL_DIR, frames, n, threads=1)
     figures["observe_ms_median"] = observe_median(DEFAULT_MODEL_DIR, frames, max(8, n // 4), 1)
+    figures["still_observe_ms_median"] = observe_median(
+        DEFAULT_MODEL_DIR, frames, max(8, n // 4), 1, still=True
+    )
     figures.update(accuracy(DEFAULT_MODEL_DIR))
     figures.update(
         {
