@@ -159,6 +159,11 @@ PLATE_MAP_SETTINGS = TextLineSettings(
     threshold=0.3, box_threshold=0.5, unclip_ratio=1.3, max_lines=16, min_side=1.0
 )
 MAP_OVERLAP_IOU = 0.2
+# When a plate read surely in the detector's box (the map's box not read), the map's box is the
+# one reported if the two agree this well: it hugs the plate tighter. Dev third: median IoU of
+# found plates 0.77 -> 0.80, found at 0.7 59.6 -> 61.2 %; a twelfth of its sweep 0.78 -> 0.80,
+# 62.8 -> 66.0 % (found at 0.5 -0.5 points); always the map's box lost 1.5 points found at 0.5.
+MAP_BOX_AGREES_IOU = 0.5
 # A plate whose outline rolls this many degrees or more is also read turned level, when its
 # reads so far are unsure.
 MIN_ROLL_DEG = 3.0
@@ -371,6 +376,13 @@ class PlateEngine(Closing):
                 alt = self._read_plate(rgb, cand.other, roll)
                 if best is None or (alt is not None and _better_read(alt.ocr, best.ocr)):
                     best = alt
+            elif (
+                cand.other is not None
+                and best is not None
+                and cand.other.box.iou(best.detection.box) >= MAP_BOX_AGREES_IOU
+            ):
+                # read surely in the detector's box; reported in the map's, which hugs tighter
+                best = replace(best, detection=cand.other)
             if best is None or not self._verified(best.ocr, cand.source):
                 continue
             (map_only if cand.source == "map" else observations).append(best)

@@ -263,3 +263,30 @@ def test_an_unsure_rolled_plate_is_read_again_turned_level() -> None:
     eng.plate_map = None
     [obs] = eng.observe(frame).plates
     assert obs.ocr.text == "KX52A"
+
+
+class _TightMap:
+    """A plate map whose box agrees with the detector's (IoU 0.92) and hugs the plate tighter."""
+
+    box = Box(105, 100, 110, 20)
+
+    def find(self, frame: np.ndarray) -> list[TextLine]:
+        b = self.box
+        corners = ((b.x, b.y), (b.x + b.w, b.y), (b.x + b.w, b.y + b.h), (b.x, b.y + b.h))
+        return [TextLine(b, corners, 0.8)]
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_sure_read_is_reported_in_the_maps_box_when_the_boxes_agree() -> None:
+    frame = np.zeros((400, 500, 3), np.uint8)
+    reader = _Counting(0.99)
+    eng = PlateEngine(
+        _OneBox(),  # type: ignore[arg-type]
+        reader,  # type: ignore[arg-type]
+        EngineSettings(plate_map=True),
+        plate_map=_TightMap(),  # type: ignore[arg-type]
+    )
+    [obs] = eng.observe(frame).plates
+    assert reader.reads == 1 and obs.detection.box == _TightMap.box
