@@ -44,8 +44,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=DATASETS)
     p.add_argument("--out", type=Path, default=OUT)
+    p.add_argument(
+        "--model-dir", type=Path, default=DEFAULT_MODEL_DIR,
+        help="the reader to agree with (default: the committed one)",
+    )
     a = p.parse_args()
-    reader = PlateReader.load(DEFAULT_MODEL_DIR, threads=1)
+    reader = PlateReader.load(a.model_dir, threads=1)
     paddle = PaddleRec()
     rows = [json.loads(line) for line in (a.data / EU / "labels.jsonl").read_text().splitlines()]
     kept = 0
