@@ -8,7 +8,7 @@ letterboxed top-left into the model input, and the boxes are mapped back to fram
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -19,10 +19,10 @@ from inference.errors import FrameError, ModelError
 from inference.geometry import (
     Letterbox,
     decode_centernet,
+    distinct_plates,
     letterbox,
     nms,
     quad_is_plausible,
-    suppress_contained_centres,
 )
 from inference.records import Box, Corners, Detection
 from inference.runtime import TFLiteModel, quantize
@@ -207,15 +207,8 @@ class PlateDetector(Closing):
                         or (x0 + ww < fw and b.x + b.w >= ww - 1)
                         or (y0 + wh < fh and b.y + b.h >= wh - 1)
                     )
-                    if d.label != "plate" or cut:
-                        continue
-                    corners = None
-                    if d.corners is not None:
-                        corners = tuple((px + x0, py + y0) for px, py in d.corners)
-                    found.append(
-                        Detection(Box(b.x + x0, b.y + y0, b.w, b.h), d.score, "plate",
-                                  corners)  # type: ignore[arg-type]
-                    )
+                    if d.label == "plate" and not cut:
+                        found.append(d.moved(x0, y0))
         return found, len(ys) * len(xs)
 
     def _merge_plates(
@@ -228,9 +221,8 @@ class PlateDetector(Closing):
             return found
         boxes = np.array([[d.box.x, d.box.y, d.box.w, d.box.h] for d in plates], np.float32)
         scores = np.array([d.score for d in plates], np.float32)
-        keep = nms(boxes, scores, self.settings.nms_iou)
-        sub = suppress_contained_centres(boxes[keep], scores[keep])
-        kept = [plates[k] for k in keep[sub]][: self.settings.max_detections * windows]
+        keep = distinct_plates(boxes, scores, self.settings.nms_iou)
+        kept = [plates[k] for k in keep][: self.settings.max_detections * windows]
         return kept + [d for d in found if d.label != "plate"]
 
     def zoomed_out(self, frame: np.ndarray, factor: float) -> list[Detection]:
@@ -286,15 +278,7 @@ class PlateDetector(Closing):
                 best, best_dist = e, dist
         if best is None:
             return det
-        corners = None
-        if best.corners is not None:
-            corners = tuple((px + x0, py + y0) for px, py in best.corners)
-        return Detection(
-            box=Box(best.box.x + x0, best.box.y + y0, best.box.w, best.box.h),
-            score=det.score,
-            label="plate",
-            corners=corners,  # type: ignore[arg-type]
-        )
+        return replace(best.moved(x0, y0), score=det.score)
 
     def decode(
         self,
@@ -321,10 +305,10 @@ class PlateDetector(Closing):
                 s.max_detections * 2,
                 out["corners"] if with_corners else None,
             )
-            keep = nms(dec.boxes, dec.scores, s.nms_iou)
             if label == "plate":
-                sub = suppress_contained_centres(dec.boxes[keep], dec.scores[keep])
-                keep = keep[sub]
+                keep = distinct_plates(dec.boxes, dec.scores, s.nms_iou)
+            else:
+                keep = nms(dec.boxes, dec.scores, s.nms_iou)
             keep = keep[: s.max_detections]
             frame_boxes = lb.boxes_to_frame(dec.boxes[keep])
             for j, k in enumerate(keep):

@@ -175,6 +175,15 @@ def suppress_contained_centres(boxes: np.ndarray, scores: np.ndarray) -> np.ndar
     return np.asarray(keep, dtype=np.int64)
 
 
+
+def distinct_plates(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Indices of the plates kept, best first: NMS, then no plate centred inside a better one
+    (two real plates never overlap that much)."""
+    keep = nms(boxes, scores, iou_threshold)
+    sub = suppress_contained_centres(np.asarray(boxes)[keep], np.asarray(scores)[keep])
+    kept: np.ndarray = keep[sub]
+    return kept
+
 def quad_is_plausible(quad: np.ndarray, box: np.ndarray, tolerance: float = 0.35) -> bool:
     """True when ``quad`` is a convex, clockwise quadrilateral lying near ``box``.
 

@@ -6,7 +6,7 @@ model gives them, run clockwise from top-left: ``((x0, y0), (x1, y1), (x2, y2), 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -49,6 +49,17 @@ class Detection:
     score: float
     label: str = "plate"  # "plate" or "vehicle"
     corners: Corners | None = None
+
+    def moved(self, dx: float, dy: float) -> Detection:
+        """This detection in the pixels of a larger frame in which its own frame (a window cut
+        from it) starts at ``(dx, dy)``."""
+        b = self.box
+        corners = None
+        if self.corners is not None:
+            corners = tuple((x + dx, y + dy) for x, y in self.corners)
+        return replace(
+            self, box=Box(b.x + dx, b.y + dy, b.w, b.h), corners=corners  # type: ignore[arg-type]
+        )
 
 
 @dataclass(frozen=True)
