@@ -417,10 +417,7 @@ class PlateEngine(Closing):
         if roll is not None and abs(roll) >= MIN_ROLL_DEG and not self._sure(ocr):
             b = det.box
             level = level_crop(rgb, np.array([b.x, b.y, b.w, b.h]), roll, BOX_MARGIN)
-            if level.shape[0] >= 2 and level.shape[1] >= 2:
-                again = self._read(level)
-                if again.confidence > ocr.confidence:
-                    crop, ocr = level, again
+            crop, ocr = self._surer_of(crop, ocr, level)
         return PlateObservation(det, ocr, crop)
 
     def _sure(self, ocr: OcrResult) -> bool:
@@ -464,10 +461,17 @@ class PlateEngine(Closing):
         """The surer of two reads: the crop with its margin, and the box cut exact."""
         b = det.box
         tight = crop_box(rgb, expand_box(np.array([b.x, b.y, b.w, b.h]), (0.0, 0.0), rgb.shape[:2]))
-        if tight.shape[0] < 2 or tight.shape[1] < 2:
+        return self._surer_of(crop, ocr, tight)
+
+    def _surer_of(
+        self, crop: np.ndarray, ocr: OcrResult, other: np.ndarray
+    ) -> tuple[np.ndarray, OcrResult]:
+        """``other`` and its read when that read is surer than ``ocr``, else ``crop`` and
+        ``ocr``; a cut too small to read is not read."""
+        if other.shape[0] < 2 or other.shape[1] < 2:
             return crop, ocr
-        again = self._read(tight)
-        return (tight, again) if again.confidence > ocr.confidence else (crop, ocr)
+        again = self._read(other)
+        return (other, again) if again.confidence > ocr.confidence else (crop, ocr)
 
     def _whole_photo(
         self, rgb: np.ndarray, found: list[PlateObservation]
