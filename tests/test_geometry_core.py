@@ -22,6 +22,7 @@ from inference.geometry import (
     roll_degrees,
     suppress_contained_centres,
 )
+from tests.kit.turned import turned_bar
 
 
 def test_letterbox_places_top_left_and_maps_back() -> None:
@@ -173,26 +174,16 @@ def test_contained_centres_suppressed() -> None:
     assert suppress_contained_centres(boxes, scores).tolist() == [0, 3, 2]
 
 
-def _turned_bar(deg: float) -> tuple[np.ndarray, np.ndarray]:
-    """A 200x40 white bar turned ``deg`` degrees clockwise (on screen) in a 400x300 frame, and
-    its outline."""
-    img = np.zeros((300, 400, 3), np.uint8)
-    img[130:170, 100:300] = 255
-    m = cv2.getRotationMatrix2D((200, 150), -deg, 1.0)
-    quad = np.array([[100, 130], [300, 130], [300, 170], [100, 170]], float) @ m[:, :2].T + m[:, 2]
-    return cv2.warpAffine(img, m, (400, 300)), quad
-
-
 @pytest.mark.parametrize("deg", [-15.0, -4.0, 0.0, 7.5, 15.0])
 def test_roll_is_the_longer_sides_angle_whichever_corner_comes_first(deg: float) -> None:
-    _, quad = _turned_bar(deg)
+    _, quad = turned_bar(deg)
     for start in range(4):
         assert roll_degrees(np.roll(quad, start, axis=0)) == pytest.approx(deg, abs=1e-6)
 
 
 @pytest.mark.parametrize("deg", [-12.0, 9.0])
 def test_a_rolled_plate_is_cut_level_from_its_axis_aligned_box(deg: float) -> None:
-    frame, quad = _turned_bar(deg)
+    frame, quad = turned_bar(deg)
     (x0, y0), (x1, y1) = quad.min(axis=0), quad.max(axis=0)
     crop = level_crop(frame, np.array([x0, y0, x1 - x0, y1 - y0]), roll_degrees(quad), (0, 0))
     assert crop.shape[:2] == (40, 200)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 
 from inference.engine import EngineSettings, PlateCandidate, PlateEngine, merge_mapped
 from inference.records import Box, Candidate, Detection, OcrResult
 from inference.textlines import TextLine, TextLineSettings, lines_from_probability, preprocess
+from tests.kit.turned import turned_bar
 from training.platemap.targets import plate_map, shrink
 
 
@@ -219,9 +219,7 @@ class _TurnedPlate:
     axis-aligned, the map's outline is the rolled rectangle."""
 
     def __init__(self) -> None:
-        m = cv2.getRotationMatrix2D((200.0, 150.0), -12.0, 1.0)
-        self.quad = np.array([[100, 130], [300, 130], [300, 170], [100, 170]], float)
-        self.quad = self.quad @ m[:, :2].T + m[:, 2]
+        _, self.quad = turned_bar(12.0)
         (x0, y0), (x1, y1) = self.quad.min(axis=0), self.quad.max(axis=0)
         self.box = Box(float(x0), float(y0), float(x1 - x0), float(y1 - y0))
 
