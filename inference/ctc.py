@@ -9,8 +9,6 @@ with real probabilities, which is what the per-pass vote and the hotlist alerts 
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import numpy as np
 
 # Classes below this probability at a step are not extended there: with a peaked recognizer this
@@ -41,34 +39,60 @@ def best_path(probs: np.ndarray, blank: int = 0) -> tuple[tuple[int, ...], tuple
 def prefix_beam_search(
     probs: np.ndarray, blank: int = 0, beam: int = 10
 ) -> list[tuple[float, tuple[int, ...]]]:
-    """The ``beam`` most probable collapsed texts as (probability, symbols), best first."""
+    """The ``beam`` most probable collapsed texts as (probability, symbols), best first.
+
+    Each step's extensions are one outer product over (beam, classes kept at that step); only
+    the ``beam`` kept prefixes are built as tuples. The dict-of-prefixes loop this replaced
+    spent 2.4 ms a read here in Python, as long as a fifth of the recognizer itself.
+    """
     if probs.ndim != 2:
         raise ValueError(f"probs must be (steps, classes), got {probs.shape}")
     if beam < 1:
         raise ValueError("beam must be >= 1")
     p = probs.astype(np.float64)
-    # prefix -> (mass ending in blank, mass ending in its last symbol)
-    beams: dict[tuple[int, ...], tuple[float, float]] = {(): (1.0, 0.0)}
+    prefixes: list[tuple[int, ...]] = [()]
+    m_b = np.ones(1)  # mass of alignments of each prefix ending in blank
+    m_nb = np.zeros(1)  # ... ending in its last symbol
+    last = np.full(1, -1)  # each prefix's last symbol, -1 for the empty one
     for t in range(p.shape[0]):
         row = p[t]
-        cands = [int(c) for c in np.flatnonzero(row >= PRUNE_P) if c != blank]
-        nxt: dict[tuple[int, ...], list[float]] = defaultdict(lambda: [0.0, 0.0])
-        pb = float(row[blank])
-        for prefix, (m_b, m_nb) in beams.items():
-            total = m_b + m_nb
-            e = nxt[prefix]
-            e[0] += total * pb
-            if prefix:
-                e[1] += m_nb * float(row[prefix[-1]])  # a repeat without blank stays merged
-            for c in cands:
-                pc = float(row[c])
-                ext = nxt[(*prefix, c)]
-                if prefix and prefix[-1] == c:
-                    ext[1] += m_b * pc  # a doubled letter needs a blank between
-                else:
-                    ext[1] += total * pc
-        ranked = sorted(nxt.items(), key=lambda kv: -(kv[1][0] + kv[1][1]))[:beam]
-        beams = {k: (v[0], v[1]) for k, v in ranked}
-    out = [(m_b + m_nb, prefix) for prefix, (m_b, m_nb) in beams.items()]
+        keep = row >= PRUNE_P
+        keep[blank] = False
+        cands = np.flatnonzero(keep)
+        total = m_b + m_nb
+        stay_b = total * row[blank]
+        # a repeat without blank stays merged into the same prefix
+        stay_nb = np.where(last >= 0, m_nb * row[np.maximum(last, 0)], 0.0)
+        # a doubled letter needs a blank between, so only blank-ending mass extends by it
+        ext = np.where(last[:, None] == cands[None, :], m_b[:, None], total[:, None])
+        ext = ext * row[cands][None, :]
+        # an extension that is itself a kept prefix adds to that prefix's entry
+        index = {q: i for i, q in enumerate(prefixes)}
+        for j, q in enumerate(prefixes):
+            parent = index.get(q[:-1]) if q else None
+            if parent is not None:
+                k = int(np.searchsorted(cands, q[-1]))
+                if k < cands.size and cands[k] == q[-1]:
+                    stay_nb[j] += ext[parent, k]
+                    ext[parent, k] = -1.0  # merged: not a candidate of its own
+        n = len(prefixes)
+        totals = np.concatenate((stay_b + stay_nb, ext.ravel()))
+        order = np.argsort(-totals, kind="stable")[:beam]
+        order = order[totals[order] >= 0.0]
+        nxt: list[tuple[int, ...]] = []
+        n_b = np.zeros(order.size)
+        n_nb = np.empty(order.size)
+        n_last = np.empty(order.size, np.int64)
+        for i, o in enumerate(order.tolist()):
+            if o < n:
+                nxt.append(prefixes[o])
+                n_b[i], n_nb[i], n_last[i] = stay_b[o], stay_nb[o], last[o]
+            else:
+                b, k = divmod(o - n, cands.size)
+                c = int(cands[k])
+                nxt.append((*prefixes[b], c))
+                n_nb[i], n_last[i] = ext[b, k], c
+        prefixes, m_b, m_nb, last = nxt, n_b, n_nb, n_last
+    out = [(float(a + b), q) for q, a, b in zip(prefixes, m_b, m_nb, strict=True)]
     out.sort(key=lambda x: -x[0])
     return out

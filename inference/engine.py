@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import re
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -24,6 +26,7 @@ from inference.records import Box, Detection, FrameResult, OcrResult, PlateObser
 from inference.textlines import TextLineFinder, TextLineSettings, plate_candidates
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models"
 COUNTRIES = ("auto", "us", "eu", "br")
@@ -285,14 +288,18 @@ class PlateEngine(Closing):
         settings: EngineSettings,
         text_lines: TextLineFinder | None = None,
         plate_map: TextLineFinder | None = None,
+        beside_reader: PlateReader | None = None,
     ) -> None:
         self.detector = detector
         self.reader = reader
         self.settings = settings
         self.text_lines = text_lines
         self.plate_map = plate_map
-        # The plate map runs on its own thread while the detector runs on the caller's: two
-        # interpreters, each used by one thread at a time, and a second core does the map.
+        # The plate map, and then the whole-photo read with a reader of its own
+        # (``beside_reader``), run on a second thread while the detector and the reads of its
+        # plates run on the caller's: each interpreter is used by one thread at a time, and a
+        # second core does the other half of a still photo's work.
+        self.beside_reader = beside_reader
         self._beside: ThreadPoolExecutor | None = None
 
     @classmethod
@@ -328,13 +335,16 @@ class PlateEngine(Closing):
         reader: PlateReader | None = None
         text_lines: TextLineFinder | None = None
         mapper: TextLineFinder | None = None
+        beside_reader: PlateReader | None = None
         try:
             reader = PlateReader.load(d, threads, top_n=top_n)
             text_lines = TextLineFinder.load(d, threads) if text_fallback else None
             if plate_map:
                 mapper = TextLineFinder.load(d, threads, PLATE_MAP_SETTINGS, PLATE_MAP_MODEL)
+                if text_fallback:
+                    beside_reader = PlateReader.load(d, threads, top_n=top_n)
         except BaseException:
-            for part in (detector, reader, text_lines):
+            for part in (detector, reader, text_lines, mapper):
                 if part is not None:
                     part.close()
             raise
@@ -342,7 +352,7 @@ class PlateEngine(Closing):
             "plate engine ready",
             extra={"model_dir": str(d), "threads": threads, "country": country},
         )
-        return cls(detector, reader, settings, text_lines, mapper)
+        return cls(detector, reader, settings, text_lines, mapper, beside_reader)
 
     def observe(self, frame_rgb: np.ndarray, frame_time_s: float = 0.0) -> FrameResult:
         """Detect and read every plate in ``frame_rgb`` (HxWx3 uint8 RGB, any size).
@@ -351,17 +361,25 @@ class PlateEngine(Closing):
         """
         as_grey(frame_rgb)  # validates before anything else touches the frame
         rgb = _rgb(frame_rgb)
-        mapping = self._start_map(rgb) if self._map_on else None
+        limit = self.settings.max_plates
+        mapping: Future[list[Detection]] | None = None
+        whole: Future[OcrResult] | None = None
         try:
-            dets = self.detector.detect(frame_rgb)
-        except ModelError:
-            raise
-        except (ValueError, TypeError) as e:  # numpy/OpenCV refusing a strange array
-            raise FrameError(f"frame cannot be processed: {e}") from e
-        finally:
-            # never leave the map running into the next frame, whatever the detector did
+            if self._map_on:
+                mapping = self._run_beside(self._mapped, rgb)
+                if self.beside_reader is not None and self._whole_photo_on(rgb):
+                    whole = self._run_beside(self._read_with, self.beside_reader, rgb)
+            dets = self._detect(frame_rgb)
+            found = [d for d in dets if d.label == "plate"]
+            # The detector's plates are read while the map is still looking; only the level
+            # cut needs the map's outline, and it comes after.
+            first = [self._read_plate(rgb, d) for d in found[:limit]]
             mapped = mapping.result() if mapping is not None else None
-        found = [d for d in dets if d.label == "plate"]
+        except BaseException:
+            # never leave the second thread working into the next frame
+            pending: list[Future[Any]] = [f for f in (mapping, whole) if f is not None]
+            wait(pending)
+            raise
         if mapped is not None:
             plates = merge_mapped(found, mapped)
         else:
@@ -369,11 +387,14 @@ class PlateEngine(Closing):
         vehicles = tuple(d for d in dets if d.label == "vehicle")
         observations: list[PlateObservation] = []
         map_only: list[PlateObservation] = []
-        for cand in plates[: self.settings.max_plates]:
+        for i, cand in enumerate(plates[:limit]):
             roll = plate_roll(cand)
-            best = self._read_plate(rgb, cand.detection, roll)
+            best = first[i] if i < len(first) else self._read_plate(rgb, cand.detection)
+            best = self._read_level(rgb, cand.detection, best, roll)
             if cand.other is not None and not (best is not None and self._sure(best.ocr)):
-                alt = self._read_plate(rgb, cand.other, roll)
+                alt = self._read_level(
+                    rgb, cand.other, self._read_plate(rgb, cand.other), roll
+                )
                 if best is None or (alt is not None and _better_read(alt.ocr, best.ocr)):
                     best = alt
             elif (
@@ -395,29 +416,50 @@ class PlateEngine(Closing):
         ]
         if not observations and self.text_lines is not None and self.settings.text_fallback:
             observations = self._from_text_lines(rgb)
-        if self.settings.text_fallback:
-            whole = self._whole_photo(rgb, observations)
-            if whole is not None:
-                observations = [whole]
+        if self.settings.text_fallback and self._whole_photo_on(rgb):
+            ocr = whole.result() if whole is not None else self._read(rgb)
+            kept = self._whole_photo(rgb, ocr, observations)
+            if kept is not None:
+                observations = [kept]
         return FrameResult(frame_time_s, tuple(observations), vehicles)
+
+    def _detect(self, frame_rgb: np.ndarray) -> list[Detection]:
+        try:
+            dets = self.detector.detect(frame_rgb)
+        except ModelError:
+            raise
+        except (ValueError, TypeError) as e:  # numpy/OpenCV refusing a strange array
+            raise FrameError(f"frame cannot be processed: {e}") from e
+        return dets
 
     @property
     def _map_on(self) -> bool:
         return self.plate_map is not None and self.settings.plate_map
 
-    def _read_plate(
-        self, rgb: np.ndarray, det: Detection, roll: float | None = None
-    ) -> PlateObservation | None:
+    def _read_plate(self, rgb: np.ndarray, det: Detection) -> PlateObservation | None:
+        """``det``'s box read with its margin, and cut exact too when that read is unsure."""
         crop = plate_crop(rgb, det)
         if crop.shape[0] < 2 or crop.shape[1] < 2:
             return None
         ocr = self._read(crop)
         if self.settings.second_crop and not self._sure(ocr):
             crop, ocr = self._surer(rgb, det, crop, ocr)
-        if roll is not None and abs(roll) >= MIN_ROLL_DEG and not self._sure(ocr):
-            b = det.box
-            level = level_crop(rgb, np.array([b.x, b.y, b.w, b.h]), roll, BOX_MARGIN)
-            crop, ocr = self._surer_of(crop, ocr, level)
+        return PlateObservation(det, ocr, crop)
+
+    def _read_level(
+        self,
+        rgb: np.ndarray,
+        det: Detection,
+        seen: PlateObservation | None,
+        roll: float | None,
+    ) -> PlateObservation | None:
+        """``seen``, or the plate cut turned level when the map outlined it rolled and the cut
+        turned reads surer."""
+        if seen is None or roll is None or abs(roll) < MIN_ROLL_DEG or self._sure(seen.ocr):
+            return seen
+        b = det.box
+        level = level_crop(rgb, np.array([b.x, b.y, b.w, b.h]), roll, BOX_MARGIN)
+        crop, ocr = self._surer_of(seen.crop, seen.ocr, level)
         return PlateObservation(det, ocr, crop)
 
     def _sure(self, ocr: OcrResult) -> bool:
@@ -442,10 +484,10 @@ class PlateEngine(Closing):
             return False
         return legible_chars(ocr) >= self.settings.min_legible_chars
 
-    def _start_map(self, rgb: np.ndarray) -> Future[list[Detection]]:
+    def _run_beside(self, job: Callable[..., _T], *args: Any) -> Future[_T]:
         if self._beside is None:
             self._beside = ThreadPoolExecutor(1, thread_name_prefix="plate-map")
-        return self._beside.submit(self._mapped, rgb)
+        return self._beside.submit(job, *args)
 
     def _mapped(self, rgb: np.ndarray) -> list[Detection]:
         assert self.plate_map is not None
@@ -473,23 +515,27 @@ class PlateEngine(Closing):
         again = self._read(other)
         return (other, again) if again.confidence > ocr.confidence else (crop, ocr)
 
+    @staticmethod
+    def _whole_photo_on(rgb: np.ndarray) -> bool:
+        h, w = rgb.shape[:2]
+        lo, hi = WHOLE_PHOTO_ASPECT
+        return bool(lo <= w / h <= hi)
+
+
+    @staticmethod
     def _whole_photo(
-        self, rgb: np.ndarray, found: list[PlateObservation]
+        rgb: np.ndarray, ocr: OcrResult, found: list[PlateObservation]
     ) -> PlateObservation | None:
-        """The photo itself as the plate, when it has a plate's shape, reads like a whole plate
-        and more surely than anything found in it.
+        """The photo itself as the plate (read as ``ocr``), when it has a plate's shape, reads
+        like a whole plate and more surely than anything found in it.
 
         A photo of a plate (a close-up, or a crop another system made) is what the reader was
         trained on, while the detector sees its registration far beyond the sizes it knows and
         boxes the stickers and slogans instead.
         """
-        h, w = rgb.shape[:2]
-        lo, hi = WHOLE_PHOTO_ASPECT
-        if not lo <= w / h <= hi:
-            return None
-        ocr = self._read(rgb)
         if not reads_like_plate(ocr) or any(o.ocr.confidence >= ocr.confidence for o in found):
             return None
+        h, w = rgb.shape[:2]
         whole = Detection(Box(0.0, 0.0, float(w), float(h)), 0.0, "plate")
         return PlateObservation(whole, ocr, rgb)
 
@@ -517,16 +563,16 @@ class PlateEngine(Closing):
         return self._read(crop_rgb)
 
     def _read(self, crop: np.ndarray) -> OcrResult:
-        return apply_country(self.reader.read(crop), self.settings.country)
+        return self._read_with(self.reader, crop)
+
+    def _read_with(self, reader: PlateReader, crop: np.ndarray) -> OcrResult:
+        return apply_country(reader.read(crop), self.settings.country)
 
     def close(self) -> None:
-        self.detector.close()
-        self.reader.close()
-        if self.text_lines is not None:
-            self.text_lines.close()
-        if self._beside is not None:
+        if self._beside is not None:  # its jobs use the map and the second reader
             self._beside.shutdown(wait=True)
             self._beside = None
-        if self.plate_map is not None:
-            self.plate_map.close()
-
+        for part in (self.detector, self.reader, self.text_lines, self.plate_map,
+                     self.beside_reader):
+            if part is not None:
+                part.close()

@@ -118,18 +118,18 @@ def preprocess(
         raise FrameError("plate crop must be a uint8 numpy array")
     if crop_rgb.ndim in (2, 3) and (crop_rgb.shape[0] < 2 or crop_rgb.shape[1] < 2):
         raise FrameError(f"plate crop too small: {crop_rgb.shape}")
-    if crop_rgb.ndim == 3 and crop_rgb.shape[2] == 3:
-        bgr = crop_rgb[:, :, ::-1]
-    elif crop_rgb.ndim == 2:
-        bgr = np.repeat(crop_rgb[:, :, None], 3, axis=2)
-    else:
+    if crop_rgb.ndim == 2:
+        crop_rgb = np.repeat(crop_rgb[:, :, None], 3, axis=2)
+    elif crop_rgb.ndim != 3 or crop_rgb.shape[2] != 3:
         raise FrameError(f"plate crop must be HxWx3 RGB or HxW gray, got {crop_rgb.shape}")
-    h, w = bgr.shape[:2]
+    h, w = crop_rgb.shape[:2]
     new_w = int(min(width, max(8, min_width, np.ceil(height * w / h))))
     interp = cv2.INTER_AREA if h > height else cv2.INTER_LINEAR
-    small = cv2.resize(np.ascontiguousarray(bgr), (new_w, height), interpolation=interp)
+    # Channels are resized independently, so turning RGB into BGR after the resize gives the
+    # same pixels; turned first, a whole 720p photo cost a 4 ms strided copy.
+    small = cv2.resize(np.ascontiguousarray(crop_rgb), (new_w, height), interpolation=interp)
     out = np.zeros((1, height, width, 3), np.float32)
-    out[0, :, :new_w] = small.astype(np.float32) / 127.5 - 1.0
+    out[0, :, :new_w] = small[:, :, ::-1].astype(np.float32) / 127.5 - 1.0
     return out
 
 

@@ -288,3 +288,73 @@ def test_a_sure_read_is_reported_in_the_maps_box_when_the_boxes_agree() -> None:
     )
     [obs] = eng.observe(frame).plates
     assert reader.reads == 1 and obs.detection.box == _TightMap.box
+
+
+class _WholeReads:
+    """Reads only a whole photo-sized crop (the frame) as a plate, surely; records its thread."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.threads: list[str] = []
+
+    def read(self, crop: np.ndarray) -> OcrResult:
+        import threading
+
+        self.threads.append(threading.current_thread().name)
+        text, c = ("KX52ABC", 0.95) if crop.shape[1] == self.width else ("", 0.0)
+        return OcrResult(text, c, (0.99,) * len(text), (Candidate(text, c),))
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_whole_photo_is_read_on_the_second_thread_with_its_own_reader() -> None:
+    frame = np.zeros((200, 500, 3), np.uint8)  # plate-shaped: 2.5:1
+    main, beside = _WholeReads(500), _WholeReads(500)
+    eng = PlateEngine(
+        _OneBox(),  # type: ignore[arg-type]
+        main,  # type: ignore[arg-type]
+        EngineSettings(plate_map=True, text_fallback=True),
+        plate_map=_Map(),  # type: ignore[arg-type]
+        beside_reader=beside,  # type: ignore[arg-type]
+    )
+    [obs] = eng.observe(frame).plates
+    assert obs.ocr.text == "KX52ABC" and obs.detection.box == Box(0, 0, 500, 200)
+    assert beside.threads and all(t.startswith("plate-map") for t in beside.threads)
+    assert all(not t.startswith("plate-map") for t in main.threads)
+    eng.close()
+
+
+class _Failing:
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        raise ValueError("strange array")
+
+    def close(self) -> None:
+        pass
+
+
+class _SlowMap(_Map):
+    def __init__(self) -> None:
+        self.done = False
+
+    def find(self, frame: np.ndarray) -> list[TextLine]:
+        import time
+
+        time.sleep(0.05)
+        self.done = True
+        return []
+
+
+def test_a_failed_frame_leaves_nothing_running_on_the_second_thread() -> None:
+    from inference.errors import FrameError
+
+    mapper = _SlowMap()
+    eng = PlateEngine(
+        _Failing(),  # type: ignore[arg-type]
+        _Counting(0.9),  # type: ignore[arg-type]
+        EngineSettings(plate_map=True),
+        plate_map=mapper,  # type: ignore[arg-type]
+    )
+    with pytest.raises(FrameError):
+        eng.observe(np.zeros((100, 300, 3), np.uint8))
+    assert mapper.done
