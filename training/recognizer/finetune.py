@@ -43,6 +43,7 @@ from training.recognizer.features import (
     jitter_plate_crop,
     photometric,
 )
+from training.recognizer.hard_cases import glare, night_ir, rolled, rolled_plate
 from training.recognizer.pseudo_eu import EU
 from training.recognizer.splits import DATASETS
 from training.recognizer.train_heads import encode
@@ -128,19 +129,28 @@ def draw(  # type: ignore[no-untyped-def]
     pool: dict[str, list[dict]],
     n: int,
     mix: tuple[float, ...] = SHARE,
+    hard: float = 0.0,
 ):
+    """``n`` augmented inputs; a ``hard`` share of them rolled, and as many at IR night or in
+    glare (``hard_cases``)."""
     xs, texts, regions = [], [], []
     share = np.array([mix[i] if pool[s] else 0.0 for i, s in enumerate(SOURCES)])
     share /= share.sum()
     while len(xs) < n:
         src = SOURCES[int(rng.choice(len(SOURCES), p=share))]
         it = pool[src][int(rng.integers(len(pool[src])))]
+        roll = rng.random() < hard
         if src == "scene":
-            crop = jitter_crop(rng, it["image"], it["box"])
+            img, box = rolled(rng, it["image"], it["box"]) if roll else (it["image"], it["box"])
+            crop = jitter_crop(rng, img, box)
+        elif roll:
+            crop = jitter_crop(rng, *rolled_plate(rng, it["image"]))
         else:
             crop = it["image"] if rng.random() < 0.2 else jitter_plate_crop(rng, it["image"])
         if rng.random() < 0.8:
             crop = photometric(rng, crop)
+        if crop.shape[0] >= 2 and crop.shape[1] >= 2 and rng.random() < hard:
+            crop = night_ir(rng, crop) if rng.random() < 0.6 else glare(rng, crop)
         if crop.shape[0] < 2 or crop.shape[1] < 2:
             continue
         xs.append(to_input(crop))
@@ -155,6 +165,19 @@ MAX_LABEL = 12  # one padded length, so the training step is traced once
 def greedy(logits: np.ndarray) -> str:
     """Greedy CTC read (the arg-max of logits is that of the probabilities)."""
     return "".join(graph.ALPHABET[k] for k in best_path(logits, 0)[0])
+
+
+def _extra_args(a: argparse.Namespace) -> str:
+    """The command-line options that made these weights, beyond ``--steps``."""
+    out = ""
+    for flag, value in (("--eu-texts", a.eu_texts), ("--init", a.init), ("--out", a.out)):
+        if value is not None and not (flag == "--out" and value == OUT):
+            out += f" {flag} {value}"
+    if a.hard:
+        out += f" --hard {a.hard}"
+    if a.lr != 1e-3:
+        out += f" --lr {a.lr}"
+    return out
 
 
 def main() -> None:
@@ -172,6 +195,14 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--data", type=Path, default=DATASETS)
     p.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="start from this finetuned.npz (pulled towards it) instead of the pretrained net",
+    )
+    p.add_argument("--hard", type=float, default=0.0, help="share of rolled / night / glare")
+    p.add_argument("--out", type=Path, default=OUT, help="checkpoints and finetuned.npz")
+    p.add_argument(
         "--eu-texts",
         type=Path,
         default=None,
@@ -180,14 +211,18 @@ def main() -> None:
     a = p.parse_args()
     tf.config.threading.set_intra_op_parallelism_threads(a.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    OUT.mkdir(parents=True, exist_ok=True)
+    out_dir: Path = a.out
+    out_dir.mkdir(parents=True, exist_ok=True)
 
     h = np.load(a.heads, allow_pickle=False)
     heads_meta = json.loads(str(h["meta"]))
     model = graph.deploy_model(WIDTH, h["char_w"], h["char_b"], h["region_w"], h["region_b"])
     net = OnnxNet(model)
+    if a.init is not None:
+        init = np.load(a.init, allow_pickle=False)
+        net.assign({k: init[k] for k in net.weights()})
     start_values = net.weights()
-    ckpt = OUT / "ckpt.npz"
+    ckpt = out_dir / "ckpt.npz"
     step0 = 0
     if ckpt.exists():
         c = np.load(ckpt)
@@ -245,7 +280,7 @@ def main() -> None:
     sums = np.zeros(3)
     t0 = time.time()
     for s in range(step0, a.steps):
-        x, texts, regions = draw(rng, pool, a.batch, mix)
+        x, texts, regions = draw(rng, pool, a.batch, mix, a.hard)
         labels, lengths = encode(np.array(texts), MAX_LABEL)
         has_text = np.array([len(t) > 0 for t in texts], np.float32)
         warm = min(1.0, (s + 1) / 50)
@@ -276,9 +311,7 @@ def main() -> None:
     print(f"val exact final: {score:.3f}", flush=True)
     meta = {
         **heads_meta,
-        "trainer": TRAINER.format(
-            steps=a.steps, extra="" if a.eu_texts is None else f" --eu-texts {a.eu_texts}"
-        ),
+        "trainer": TRAINER.format(steps=a.steps, extra=_extra_args(a)),
         "finetune": {
             "steps": a.steps,
             "batch": a.batch,
@@ -286,6 +319,8 @@ def main() -> None:
             "lr_body": a.lr / 10,
             "pull": a.pull,
             "mix": dict(zip(SOURCES, mix, strict=True)),
+            "init": None if a.init is None else str(a.init),
+            "hard_share": a.hard,
             "val_exact_us_br_crops": round(score, 4),
             "pool": {k: len(v) for k, v in pool.items()},
             "eu_texts": None
@@ -298,8 +333,8 @@ def main() -> None:
             },
         },
     }
-    np.savez(OUT / "finetuned.npz", meta=json.dumps(meta), **net.weights())
-    print(f"wrote {OUT / 'finetuned.npz'}")
+    np.savez(out_dir / "finetuned.npz", meta=json.dumps(meta), **net.weights())
+    print(f"wrote {out_dir / 'finetuned.npz'}")
 
 
 if __name__ == "__main__":
