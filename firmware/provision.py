@@ -79,6 +79,9 @@ class ProvisionRequest:
     site_name: str | None = None
     camera_backend: str | None = None
     camera_source: str | None = None
+    camera_size: tuple[int, int] | None = None  # width, height in pixels
+    # the reading zone (x, y, width, height) in frame pixels; (0, 0, 0, 0) = the whole frame
+    zone: tuple[int, int, int, int] | None = None
     state_dir: Path | None = None
     console_password: str | None = field(default=None, repr=False)
     console_user: str | None = None  # the installer's own name for the local console account
@@ -222,6 +225,13 @@ def merge_request(existing: Mapping[str, Any], req: ProvisionRequest,
     put("unit", "site_name", req.site_name)
     put("camera", "backend", req.camera_backend)
     put("camera", "source", req.camera_source)
+    if req.camera_size is not None:
+        put("camera", "width", int(req.camera_size[0]))
+        put("camera", "height", int(req.camera_size[1]))
+    if req.zone is not None:
+        for key, value in zip(("zone_x", "zone_y", "zone_width", "zone_height"), req.zone,
+                              strict=True):
+            put("inference", key, int(value))
     if password_hash is not None:
         put("console", "password_hash", password_hash)
         put("console", "enabled", True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from inference.evaluation import (
     report,
 )
 from inference.records import Box
+from inference.zone import Zone, ZonedEngine
 
 MONTAGE_TILES = 48
 TILE_W, TILE_H, CAPTION_H = 320, 140, 36
@@ -73,6 +75,11 @@ def load_dataset(folder: Path) -> list[LabelledImage]:
     if not out:
         raise DatasetError(f"{path}: no images")
     return out
+
+
+def in_zone(img: LabelledImage, zone: Zone) -> LabelledImage:
+    """``img`` with only the plates wholly inside ``zone`` (the others are out of scope)."""
+    return replace(img, plates=tuple(p for p in img.plates if zone.holds(p.box)))
 
 
 def to_result(rec: dict[str, Any]) -> ImageResult:
@@ -233,6 +240,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"plates read per photo, 1-64 (default {STILL_MAX_PLATES}, as vigil read)",
     )
     parser.add_argument(
+        "--zone",
+        type=Zone.parse,
+        default=None,
+        metavar="X,Y,W,H",
+        help="read only this part of each photo, as the daemon's [inference] zone_* does; "
+        "plates not wholly inside it are left out of the scoring",
+    )
+    parser.add_argument(
         "--montage",
         type=Path,
         default=None,
@@ -260,7 +275,9 @@ def run(args: argparse.Namespace) -> int:
     """0 when the dataset was scored, 2 when it could not start (bad dataset or models)."""
     try:
         dataset = load_dataset(args.dataset)
-        engine = PlateEngine.load(
+        if args.zone is not None:
+            dataset = [in_zone(img, args.zone) for img in dataset]
+        engine: Any = PlateEngine.load(
             args.model_dir,
             threads=args.threads,
             top_n=args.top_n,
@@ -273,8 +290,12 @@ def run(args: argparse.Namespace) -> int:
     except (InferenceError, ValueError) as e:
         print(f"vigil eval: {e}", file=sys.stderr)
         return 2
-    with engine:
+    if args.zone is not None:
+        engine = ZonedEngine(engine, args.zone)
+    try:
         results = run_dataset(engine, args.dataset, dataset)
+    finally:
+        engine.close()
     ev = evaluate(dataset, results)
     rep = report(ev)
     rep["dataset"] = str(args.dataset)

@@ -26,6 +26,11 @@ BAD = [
     ("[supervisor]\nbackoff_initial_s = 10.0\nbackoff_max_s = 1.0\n", "[supervisor]",
      "backoff_max_s"),
     ("[logging]\nlevel = 'loud'\n", "level", "must be one of"),
+    ("[inference]\nzone_width = 1280\n", "[inference]", "zone_width and zone_height"),
+    ("[inference]\nzone_width = 32\nzone_height = 32\n", "[inference]", "at least 64"),
+    ("[inference]\nzone_x = 10\n", "[inference]", "zone_x and zone_y need"),
+    ("[inference]\nzone_x = 3000\nzone_width = 1280\nzone_height = 720\n"
+     "[camera]\nwidth = 3840\nheight = 2160\n", "zone_x + zone_width", "[camera] width"),
     ("unit = 3\n", "[unit]", "must be a table"),
     ("[unit\ncamera_id = 'x'\n", "vigil.toml", "TOML syntax error"),
     ("[unit]\ncamera_id = 'x'\ncamera_id = 'y'\n", "vigil.toml", "TOML syntax error"),

@@ -82,6 +82,29 @@ def test_rerun_keeps_keys_and_merges(tmp_path: Path) -> None:
     assert s.unit.state_dir == str(tmp_path / "state")
 
 
+def test_a_reading_zone_is_set_checked_and_cleared(tmp_path: Path) -> None:
+    first = provision.provision(request(tmp_path))
+    args = _parse(["provision", "--out", str(first.config_path), "--zone", "1280,720,1280,720",
+                   "--no-input"])
+    stderr = io.StringIO()
+    assert cmd_provision.cmd_provision(args, io.StringIO(), io.StringIO(), stderr) == 78
+    assert "zone_x + zone_width is beyond [camera] width" in stderr.getvalue()  # a 720p camera
+    args = _parse(["provision", "--out", str(first.config_path), "--camera-size", "3840x2160",
+                   "--zone", "1280,720,1280,720", "--no-input"])
+    assert cmd_provision.cmd_provision(args, io.StringIO(), io.StringIO(), io.StringIO()) == 0
+    s = config.load(first.config_path)
+    inf = s.inference
+    assert (inf.zone_x, inf.zone_y, inf.zone_width, inf.zone_height) == (1280, 720, 1280, 720)
+    assert (s.camera.width, s.camera.height) == (3840, 2160)
+    stderr = io.StringIO()
+    bad = _parse(["provision", "--out", str(first.config_path), "--zone", "0,0,1280,0",
+                  "--no-input"])
+    assert cmd_provision.cmd_provision(bad, io.StringIO(), io.StringIO(), stderr) == 78
+    assert "zone_width and zone_height" in stderr.getvalue()
+    provision.provision(provision.ProvisionRequest(out=first.config_path, zone=(0, 0, 0, 0)))
+    assert config.load(first.config_path).inference.zone_width == 0
+
+
 def test_invalid_result_leaves_old_file_and_keys_untouched(tmp_path: Path) -> None:
     first = provision.provision(request(tmp_path))
     before = first.config_path.read_bytes()

@@ -33,6 +33,26 @@ def _site(text: str) -> tuple[float, float]:
     return lat, lon
 
 
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected WIDTHxHEIGHT in pixels, e.g. 3840x2160"
+                                         ) from None
+    return w, h
+
+
+def _zone(text: str) -> tuple[int, int, int, int]:
+    if text.strip() == "none":
+        return (0, 0, 0, 0)
+    try:
+        x, y, w, h = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected X,Y,WIDTH,HEIGHT in frame pixels, e.g. "
+                                         "1280,720,1280,720, or none") from None
+    return x, y, w, h
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = subparsers.add_parser(
         "provision", help="set up a new unit: config, device KEK, mTLS key + CSR, console login",
@@ -46,6 +66,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--camera", choices=SENSOR_BACKENDS,
                    help="camera backend")
     p.add_argument("--camera-source", help="device, pipeline or camera index for the backend")
+    p.add_argument("--camera-size", type=_size, metavar="WxH",
+                   help="frame size the camera delivers, e.g. 3840x2160")
+    p.add_argument("--zone", type=_zone, metavar="X,Y,W,H",
+                   help="reading zone round the lanes, in frame pixels (cameras over 1920x1080: "
+                   "about 1280x720 of it); 'none' = the whole frame")
     p.add_argument("--state-dir", type=Path,
                    help=f"durable state directory (default {provision.DEFAULT_STATE_DIR})")
     p.add_argument("--console-password-stdin", action="store_true",
@@ -174,7 +199,8 @@ def cmd_provision(args: argparse.Namespace, stdin: TextIO | None = None,
         owner = _owner(args.user, err)
         req = provision.ProvisionRequest(
             out=args.out, camera_id=args.camera_id, site=args.site, site_name=args.site_name,
-            camera_backend=args.camera, camera_source=args.camera_source,
+            camera_backend=args.camera, camera_source=args.camera_source, zone=args.zone,
+            camera_size=args.camera_size,
             state_dir=args.state_dir, console_password=args.console_password,
             console_user=args.console_user, console_port=args.console_port,
             uplink_endpoint=args.uplink_endpoint,

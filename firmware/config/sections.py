@@ -72,6 +72,15 @@ class InferenceSettings:
     idle_detect_every_s: float = setting(1.0, min=0.1, max=60.0,
                                          doc="Run detection at least this often even without "
                                          "motion.")
+    zone_x: int = setting(0, min=0, max=4095, doc="Reading zone: left edge in frame pixels.")
+    zone_y: int = setting(0, min=0, max=3039, doc="Reading zone: top edge in frame pixels.")
+    zone_width: int = setting(0, min=0, max=4096,
+                              doc="Reading zone width in frame pixels; 0 = the whole frame. "
+                              "Plates are looked for only inside the zone, at its native "
+                              "pixels: on a sensor over 1920x1080, draw it round the lanes "
+                              "(about 1280x720 keeps distant plates at the detector's scale).")
+    zone_height: int = setting(0, min=0, max=3040,
+                               doc="Reading zone height in frame pixels; 0 with zone_width 0.")
 
 
 @dataclass(frozen=True)
@@ -143,6 +152,16 @@ def _backoff_check(s: SupervisorSettings) -> str | None:
         if s.backoff_max_s < s.backoff_initial_s else None
 
 
+def _inference_check(s: InferenceSettings) -> str | None:
+    if (s.zone_width == 0) != (s.zone_height == 0):
+        return "zone_width and zone_height must both be set (or both 0 for the whole frame)"
+    if s.zone_width and min(s.zone_width, s.zone_height) < 64:
+        return "zone_width and zone_height must be at least 64 pixels"
+    if not s.zone_width and (s.zone_x or s.zone_y):
+        return "zone_x and zone_y need zone_width and zone_height"
+    return None
+
+
 def _camera_check(c: CameraSettings) -> str | None:
     if (c.width == 0) != (c.height == 0) or (c.width == 0 and c.backend != "replay"):
         return "width and height must both be set (or both 0 for replay)"
@@ -208,7 +227,8 @@ def _modem_check(m: ModemSettings) -> str | None:
 SECTIONS: dict[str, Section] = {
     "unit": Section.of(UnitSettings, doc="Identity and location of this unit.",
                        check=_site_check),
-    "inference": Section.of(InferenceSettings, doc="Plate detection and reading."),
+    "inference": Section.of(InferenceSettings, doc="Plate detection and reading.",
+                            check=_inference_check),
     "supervisor": Section.of(SupervisorSettings, doc="Worker restarts.", check=_backoff_check),
     "watchdog": Section.of(WatchdogSettings, doc="systemd watchdog."),
     "status": Section.of(StatusSettings, doc="Local control socket for `vigil status`."),
@@ -240,6 +260,11 @@ SECTIONS: dict[str, Section] = {
 def cross_check(built: dict[str, Any]) -> str | None:
     """Rules that span sections."""
     u = built["unit"]
+    inf, cam = built["inference"], built["camera"]
+    if inf.zone_width and cam.width and inf.zone_x + inf.zone_width > cam.width:
+        return "[inference] zone_x + zone_width is beyond [camera] width"
+    if inf.zone_height and cam.height and inf.zone_y + inf.zone_height > cam.height:
+        return "[inference] zone_y + zone_height is beyond [camera] height"
     if built["gps"].mode == "site" and u.site_latitude is None:
         return "[gps] mode = \"site\" needs [unit] site_latitude and site_longitude"
     up = built["uplink"]

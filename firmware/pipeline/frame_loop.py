@@ -28,6 +28,7 @@ from inference.motion import MotionGate
 from inference.passes import VotedRead
 from inference.records import Box, FrameResult
 from inference.tracker import PlateTrack, TrackerOutput
+from inference.zone import Zone, in_frame
 from storage.records import AlertRecord, ReadRecord
 
 log = logging.getLogger(__name__)
@@ -189,13 +190,15 @@ class Pipeline:
         if self.p.on_frame is not None:
             self.p.on_frame(frame)
         gate = self._gate
-        if gate is not None and not gate.should_detect(frame.image, frame.monotonic_s,
-                                                       tracker.active > 0):
-            self.counters.inc("frames_skipped_no_motion")
-            self._finish(tracker.update(_empty_result(frame.monotonic_s)), voter)
-            return
         try:
-            result = self.p.engine.observe(frame.image, frame.monotonic_s)
+            zone = _zone(self.settings.inference)
+            seen, dx, dy = zone.cut(frame.image) if zone is not None else (frame.image, 0, 0)
+            if gate is not None and not gate.should_detect(seen, frame.monotonic_s,
+                                                           tracker.active > 0):
+                self.counters.inc("frames_skipped_no_motion")
+                self._finish(tracker.update(_empty_result(frame.monotonic_s)), voter)
+                return
+            result = in_frame(self.p.engine.observe(seen, frame.monotonic_s), dx, dy)
         except FrameError as e:
             self.counters.inc("frames_rejected")
             log.warning("frame rejected", extra={"frame": frame.index, "error": str(e)})
@@ -304,6 +307,13 @@ class Pipeline:
                 self._last_read = {"confidence": line["confidence"]}
             log.info("read stored", extra={"read_id": read.read_id, "alerts": len(alerts)})
             self.p.emit(line)
+
+
+def _zone(inference: Any) -> Zone | None:
+    """The configured reading zone, or None when ``zone_width`` is 0 (the whole frame)."""
+    if not inference.zone_width:
+        return None
+    return Zone(inference.zone_x, inference.zone_y, inference.zone_width, inference.zone_height)
 
 
 def _empty_result(t: float) -> FrameResult:
