@@ -354,6 +354,15 @@ class PlateEngine(Closing):
         )
         return cls(detector, reader, settings, text_lines, mapper, beside_reader)
 
+    @classmethod
+    def load_still(cls, model_dir: Path | None = None, threads: int = 1) -> PlateEngine:
+        """The engine as ``vigil read`` and ``vigil eval`` run it on still photos by default:
+        text-line fallback, plate map, windows on large frames, :data:`STILL_MAX_PLATES`."""
+        return cls.load(
+            model_dir, threads=threads, text_fallback=True, plate_map=True, tiles=True,
+            max_plates=STILL_MAX_PLATES,
+        )
+
     def observe(self, frame_rgb: np.ndarray, frame_time_s: float = 0.0) -> FrameResult:
         """Detect and read every plate in ``frame_rgb`` (HxWx3 uint8 RGB, any size).
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from firmware.benchmarks.common import envelope
 from inference.detector import PlateDetector
-from inference.engine import DEFAULT_MODEL_DIR, STILL_MAX_PLATES, PlateEngine, plate_crop
+from inference.engine import DEFAULT_MODEL_DIR, PlateEngine, plate_crop
 from inference.ocr import PlateReader
 
 FRAMES_DIR = Path(__file__).resolve().parents[2] / "tests" / "data" / "detector"
@@ -91,9 +91,10 @@ def measure(
 def observe_median(
     model_dir: Path, frames: list[np.ndarray], n: int, threads: int, still: bool = False
 ) -> float:
-    loaded = PlateEngine.load(
-        model_dir, threads=threads, text_fallback=still, plate_map=still, tiles=still,
-        max_plates=STILL_MAX_PLATES if still else 8,
+    loaded = (
+        PlateEngine.load_still(model_dir, threads)
+        if still
+        else PlateEngine.load(model_dir, threads=threads)
     )
     with loaded as engine:
         for f in frames:

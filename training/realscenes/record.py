@@ -18,7 +18,7 @@ from pathlib import Path
 
 import cv2
 
-from inference.engine import DEFAULT_MODEL_DIR, STILL_MAX_PLATES, PlateEngine
+from inference.engine import DEFAULT_MODEL_DIR, PlateEngine
 from inference.eval_cli import evaluate_folder, write_montage
 from inference.evaluation import report
 from inference.manifest import parse_manifest
@@ -37,10 +37,7 @@ def main() -> None:
     p.add_argument("--montage-dir", type=Path, default=Path("docs/img"))
     a = p.parse_args()
     figures = {}
-    engine = PlateEngine.load(
-        DEFAULT_MODEL_DIR, threads=1, text_fallback=True, plate_map=True, tiles=True,
-        max_plates=STILL_MAX_PLATES,
-    )
+    engine = PlateEngine.load_still(DEFAULT_MODEL_DIR)
     with engine:
         for key, sub in SETS.items():
             ev, _ = evaluate_folder(a.sets / sub, engine, progress=False)
