@@ -111,9 +111,16 @@ class Crop:
 
 
 def augment(
-    item: Loaded, rng: np.random.Generator, paste: PasteFn | None = None, size: int = CROP
+    item: Loaded,
+    rng: np.random.Generator,
+    paste: PasteFn | None = None,
+    size: int = CROP,
+    roll: float = 5.0,
+    real_quads: bool = False,
 ) -> Crop:
-    """One augmented ``size`` x ``size`` crop of ``item`` at run-time scale, with its labels."""
+    """One augmented ``size`` x ``size`` crop of ``item`` at run-time scale, with its labels,
+    turned by up to ``roll`` degrees. ``real_quads``: real plates get the turned outline of
+    their box as corners (the plate map's target), not NaN."""
     # Run-time scale of the original frame, then the cache factor undone.
     # Mostly small plates, the ones that matter most; one crop in four zooms in so that close-ups
     # (plates up to about 200 px in the model input) are seen too.
@@ -124,7 +131,7 @@ def augment(
         lo, hi = (1.6, 3.0) if close_up else (0.4, 1.6)
     s = math.exp(rng.uniform(math.log(lo), math.log(hi)))
     r = s / item.factor
-    angle = math.radians(rng.uniform(-5, 5))
+    angle = math.radians(rng.uniform(-roll, roll))
     shear = rng.uniform(-0.08, 0.08)
     flip = rng.random() < 0.5
     a = np.array(
@@ -158,6 +165,9 @@ def augment(
     plates = plates[pvis >= MIN_VISIBLE]
     vehicles = vehicles[vvis >= MIN_VISIBLE]
     corners = np.full((len(plates), 4, 2), np.nan, np.float32)
+    if real_quads and len(plates):
+        quads = np.stack([_box_corners(b) for b in item.plates]) @ m[:, :2].T + m[:, 2]
+        corners = quads[pvis >= MIN_VISIBLE].astype(np.float32)
     if paste is not None:
         crop, sp, sc = paste(crop, rng, vehicles, plates)
         if len(sp):
