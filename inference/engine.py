@@ -376,7 +376,11 @@ class PlateEngine(Closing):
         try:
             if self._map_on:
                 mapping = self._run_beside(self._mapped, rgb)
-                if self.beside_reader is not None and self._whole_photo_on(rgb):
+                if (
+                    self.beside_reader is not None
+                    and self.settings.text_fallback
+                    and self._whole_photo_on(rgb)
+                ):
                     whole = self._run_beside(self._read_with, self.beside_reader, rgb)
             dets = self._detect(frame_rgb)
             found = [d for d in dets if d.label == "plate"]
