@@ -26,6 +26,15 @@ def test_auto_changes_nothing() -> None:
     assert apply_country(r, "auto") is r
 
 
+def test_auto_uses_brazils_formats_only_when_the_region_head_is_sure_of_brazil() -> None:
+    r = _ocr(("ABC12345", 0.5), ("ABC1D23", 0.3), region="br")
+    assert apply_country(r, "auto") is r  # region confidence 0.7
+    sure = OcrResult(r.text, r.confidence, r.char_confidences, r.candidates, "br", 0.95)
+    assert apply_country(sure, "auto").text == "ABC1D23"
+    eu = OcrResult(r.text, r.confidence, r.char_confidences, r.candidates, "eu", 0.99)
+    assert apply_country(eu, "auto") is eu  # European formats are too many to prefer one
+
+
 def test_br_prefers_a_mercosur_or_old_brazilian_format() -> None:
     r = _ocr(("ABC12345", 0.5), ("ABC1D23", 0.3), ("AB1234", 0.1), region="br")
     out = apply_country(r, "br")
