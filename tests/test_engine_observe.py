@@ -139,3 +139,23 @@ def test_a_photo_that_is_all_plate_is_found_by_zooming_out() -> None:
     assert plates and plates[0].box.iou(Box(0, 0, w, h)) >= 0.7
     with pytest.raises(ValueError):
         DetectorSettings(zoom_out=1.0)
+
+
+def test_a_reading_zone_finds_in_a_4k_frame_what_the_720p_frame_shows(
+    engine: PlateEngine,
+) -> None:
+    """The frame laid into a 3840x2160 one: read through a zone round it, its plates are found
+    in the big frame's pixels and read as in the 720p frame itself."""
+    from inference.zone import Zone, ZonedEngine
+
+    name = "romanian-lp-robertlucian-00077.jpg"
+    small = _rgb(name)
+    big = np.zeros((2160, 3840, 3), np.uint8)
+    big[720:1440, 1280:2560] = small
+    alone = engine.observe(small).plates
+    zoned = ZonedEngine(engine, Zone(1280, 720, 1280, 720)).observe(big).plates
+    for x, y, w, h in FRAMES[name]["plates"]:
+        truth = Box(x + 1280, y + 720, w, h)
+        obs = max(zoned, key=lambda o: o.detection.box.iou(truth))
+        assert obs.detection.box.iou(truth) >= 0.5
+    assert sorted(o.ocr.text for o in zoned) == sorted(o.ocr.text for o in alone)
