@@ -123,3 +123,20 @@ def test_eval_scores_only_the_plates_inside_the_zone() -> None:
     zoned = ZonedEngine(engine, Zone(1280, 720, 1280, 720))
     [p] = zoned.observe(np.zeros((2160, 3840, 3), np.uint8), 0.0).plates
     assert engine.shapes == [(720, 1280, 3)] and p.detection.box.x == 1380
+
+
+def test_a_zone_outside_the_footage_is_logged_once_per_hundred_frames(store, caplog) -> None:
+    import logging
+
+    emitted: list = []
+    p = _pipeline(store, {}, 150, emitted)  # 128x72 frames
+    settings = config.simulation_defaults()
+    inf = dataclasses.replace(settings.inference, zone_x=1000, zone_y=900, zone_width=640,
+                              zone_height=480)
+    p = Pipeline(p.p, dataclasses.replace(settings, inference=inf), p.heartbeat, Counters())
+    with caplog.at_level(logging.WARNING, logger="firmware.pipeline.frame_loop"):
+        run_until(p.run, lambda: p.counters.get("frames") >= 150, timeout_s=10)
+    assert p.counters.get("frames_rejected") == 150
+    logged = [r for r in caplog.records if r.getMessage() == "frame rejected"]
+    assert [r.same_error_before for r in logged] == [0, 100]  # type: ignore[attr-defined]
+    assert "outside the 128x72 frame" in logged[0].error  # type: ignore[attr-defined]

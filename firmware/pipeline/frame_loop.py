@@ -32,6 +32,7 @@ from inference.zone import Zone, in_frame
 from storage.records import AlertRecord, ReadRecord
 
 log = logging.getLogger(__name__)
+REJECTIONS_LOGGED_EVERY = 100
 
 JPEG_QUALITY = 85
 MAX_PENDING = 1000
@@ -123,6 +124,8 @@ class Pipeline:
         self._lock = threading.Lock()
         self._gate = self._make_gate(settings)
         self._fault = threading.Event()
+        self._reject_error: str | None = None
+        self._reject_repeats = 0
 
     def inject_fault(self) -> None:
         """Test hook (enabled by VIGIL_FAULT_INJECTION=1): the next frame raises."""
@@ -201,7 +204,7 @@ class Pipeline:
             result = in_frame(self.p.engine.observe(seen, frame.monotonic_s), dx, dy)
         except FrameError as e:
             self.counters.inc("frames_rejected")
-            log.warning("frame rejected", extra={"frame": frame.index, "error": str(e)})
+            self._log_rejection(frame.index, str(e))
             return
         self.counters.inc("frames_detected")
         self.counters.inc("plates_observed", len(result.plates))
@@ -209,6 +212,19 @@ class Pipeline:
                           [v.box for v in result.vehicles])
         self._finish(tracker.update(result, held), voter)
         self._retry_pending()
+
+    def _log_rejection(self, index: int, error: str) -> None:
+        """A rejected frame is logged; the same error again is logged every
+        :data:`REJECTIONS_LOGGED_EVERY` frames with the count, not at the camera's rate (a zone
+        outside the footage, a camera sending the same broken frame)."""
+        if error == self._reject_error:
+            self._reject_repeats += 1
+            if self._reject_repeats % REJECTIONS_LOGGED_EVERY:
+                return
+        else:
+            self._reject_error, self._reject_repeats = error, 0
+        log.warning("frame rejected", extra={"frame": index, "error": error,
+                                             "same_error_before": self._reject_repeats})
 
     # ---- passes -> reads -------------------------------------------------------------------
     def _finish(self, output: TrackerOutput, voter: Voter) -> None:
