@@ -384,16 +384,13 @@ class PlateEngine(Closing):
         as_grey(frame_rgb)  # validates before anything else touches the frame
         rgb = _rgb(frame_rgb)
         limit = self.settings.max_plates
+        whole_on = self.settings.text_fallback and self._whole_photo_on(rgb)
         mapping: Future[list[Detection]] | None = None
         whole: Future[OcrResult] | None = None
         try:
             if self._map_on:
                 mapping = self._run_beside(self._mapped, rgb)
-                if (
-                    self.beside_reader is not None
-                    and self.settings.text_fallback
-                    and self._whole_photo_on(rgb)
-                ):
+                if self.beside_reader is not None and whole_on:
                     whole = self._run_beside(self._read_with, self.beside_reader, rgb)
             dets = self._detect(frame_rgb)
             found = [d for d in dets if d.label == "plate"]
@@ -442,7 +439,7 @@ class PlateEngine(Closing):
         ]
         if not observations and self.text_lines is not None and self.settings.text_fallback:
             observations = self._from_text_lines(rgb)
-        if self.settings.text_fallback and self._whole_photo_on(rgb):
+        if whole_on:
             ocr = whole.result() if whole is not None else self._read(rgb)
             kept = self._whole_photo(rgb, ocr, observations)
             if kept is not None:
@@ -546,7 +543,6 @@ class PlateEngine(Closing):
         h, w = rgb.shape[:2]
         lo, hi = WHOLE_PHOTO_ASPECT
         return bool(lo <= w / h <= hi)
-
 
     @staticmethod
     def _whole_photo(
