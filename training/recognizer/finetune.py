@@ -149,10 +149,10 @@ def draw(  # type: ignore[no-untyped-def]
             crop = it["image"] if rng.random() < 0.2 else jitter_plate_crop(rng, it["image"])
         if rng.random() < 0.8:
             crop = photometric(rng, crop)
-        if crop.shape[0] >= 2 and crop.shape[1] >= 2 and rng.random() < hard:
-            crop = night_ir(rng, crop) if rng.random() < 0.6 else glare(rng, crop)
         if crop.shape[0] < 2 or crop.shape[1] < 2:
             continue
+        if rng.random() < hard:
+            crop = night_ir(rng, crop) if rng.random() < 0.6 else glare(rng, crop)
         xs.append(to_input(crop))
         texts.append(it["text"] or "")
         regions.append(REGIONS.index(it["region"]) if it["region"] else -1)
