@@ -18,10 +18,12 @@ from typing import Any, TypeVar
 import numpy as np
 
 from drivers.resource import Closing
+from inference import rows
 from inference.detector import DetectorSettings, PlateDetector, as_grey
 from inference.errors import FrameError, ModelError
 from inference.geometry import crop_box, expand_box, level_crop, rectify, roll_degrees
 from inference.ocr import PlateReader, char_marginals
+from inference.plate_formats import fits_europe
 from inference.records import Box, Detection, FrameResult, OcrResult, PlateObservation
 from inference.textlines import TextLineFinder, TextLineSettings, plate_candidates
 
@@ -34,11 +36,11 @@ COUNTRIES = ("auto", "us", "eu", "br")
 # was trained on crops with -3..8 % horizontal and -5..15 % vertical border.
 BOX_MARGIN = (0.04, 0.08)
 # Plate formats used to re-rank candidates when the country is known. Loose on purpose: a
-# country's vanity and older formats must still pass; only clearly foreign shapes drop.
+# country's vanity and older formats must still pass; only clearly foreign shapes drop. Europe's
+# are national formats, ``inference.plate_formats``.
 _FORMATS = {
     "us": re.compile(r"^[A-Z0-9]{2,8}$"),
     "br": re.compile(r"^[A-Z]{3}[0-9][A-Z0-9][0-9]{2}$"),
-    "eu": re.compile(r"^[A-Z0-9]{3,10}$"),
 }
 
 
@@ -81,6 +83,14 @@ class EngineSettings:
     # exactly as with every crop read, for a fifth less time per photo (dev third 128 -> 105
     # ms); 0.95 and 0.9 lost a plate or two on the sweep.
     sure_read: float | None = 0.98
+    # A plate short enough to hold two rows, read short or unsurely as one line, is also read
+    # row by row (``inference.rows``).
+    two_rows: bool = True
+    # Still photos only: a frame the detector sees shrunk (a 1280x720 one at half size) is also
+    # looked at in windows at native pixels (:data:`WINDOW_SCALE`), for plates too small to be
+    # seen shrunk; a plate only a window found is kept on a whole, certain read with a digit,
+    # as one only the map found. Off in the daemon: several detector passes a frame.
+    native_windows: bool = False
 
     def __post_init__(self) -> None:
         if self.country not in COUNTRIES:
@@ -108,32 +118,53 @@ def region_family(region: str | None) -> str | None:
 # sweep -0.2); the US photos, the dev third and the dev sweep read the same.
 AUTO_FORMAT_REGIONS = ("br",)
 AUTO_FORMAT_CONFIDENCE = 0.9
+# A read the region head places in Europe at least this surely, whose top candidate fits no
+# European format (``inference.plate_formats``), takes the likeliest candidate that fits one,
+# when that candidate is at least ``EU_FORMAT_RATIO`` as likely as the top one. Europe's formats
+# are many and loose together, so the table only chooses among the reader's own likely texts.
+EU_FORMAT_CONFIDENCE = 0.9
+EU_FORMAT_RATIO = 0.1
+
+
+def _fits(country: str) -> Callable[[str], bool]:
+    if country == "eu":
+        return fits_europe
+    fmt = _FORMATS[country]
+    return lambda text: fmt.match(text) is not None
 
 
 def apply_country(ocr: OcrResult, country: str) -> OcrResult:
     """Prefer candidates in ``country``'s plate format; drop a region of another country.
 
     Pure. With ``auto`` the result is unchanged unless the region head is sure of a country
-    with strict formats (:data:`AUTO_FORMAT_REGIONS`). Candidates keep their own confidences;
-    the first one in the right format becomes the text (when it is not already).
+    with strict formats (:data:`AUTO_FORMAT_REGIONS`) or of Europe (only candidates at least
+    :data:`EU_FORMAT_RATIO` as likely as the top one are then preferred). Candidates keep their
+    own confidences; the first one in the right format becomes the text (when it is not already).
     """
+    min_ratio = 0.0
     if country == "auto":
         family = region_family(ocr.region)
-        if family not in AUTO_FORMAT_REGIONS or ocr.region_confidence < AUTO_FORMAT_CONFIDENCE:
+        if family == "eu" and ocr.region_confidence >= EU_FORMAT_CONFIDENCE:
+            min_ratio = EU_FORMAT_RATIO
+        elif family not in AUTO_FORMAT_REGIONS or ocr.region_confidence < AUTO_FORMAT_CONFIDENCE:
             return ocr
         country = family
-    fmt = _FORMATS[country]
+    fits = _fits(country)
     region = ocr.region
     region_conf = ocr.region_confidence
     if region_family(region) not in (None, country):
         region, region_conf = None, 0.0
-    fits = [c for c in ocr.candidates if fmt.match(c.text.replace("?", "A"))]
+    top = ocr.candidates[0].confidence if ocr.candidates else 0.0
+    in_format = [c for c in ocr.candidates if fits(c.text.replace("?", "A"))]
+    likely = [c for c in in_format if c.confidence >= min_ratio * top]
     # The top candidate already fits: keep the read as it is (its text may show "?" for
     # uncertain characters, which the candidates spell out).
-    if not fits or not ocr.candidates or fits[0] == ocr.candidates[0]:
+    if not likely or likely[0] == ocr.candidates[0]:
+        if region == ocr.region:
+            return ocr
         return replace(ocr, region=region, region_confidence=region_conf)
-    others = [c for c in ocr.candidates if c not in fits]
-    best = fits[0]
+    best = likely[0]
+    others = [c for c in ocr.candidates if c not in in_format]
     same_len = len(best.text) == len(ocr.text)
     return replace(
         ocr,
@@ -143,7 +174,7 @@ def apply_country(ocr: OcrResult, country: str) -> OcrResult:
         char_confidences=(
             ocr.char_confidences if same_len else char_marginals(best.text, ocr.candidates)
         ),
-        candidates=tuple(fits + others),
+        candidates=(best, *(c for c in in_format if c != best), *others),
         region=region,
         region_confidence=region_conf,
     )
@@ -189,6 +220,9 @@ MIN_ROLL_DEG = 3.0
 # lifted to sixteen): 37.6 -> 95.9 % exact, plates found 26 -> 91 %; a twelfth of the dev
 # sweep read the same. Cost: nine windows more on a 4K frame (about 0.4 s here).
 TILE_SCALE = 0.5
+WINDOW_SCALE = 0.8
+# Plates only the native windows found that are read per photo, best first.
+WINDOW_MAX_PLATES = 8
 # Plates read per still photo (``vigil read``, ``vigil eval``): a 4K photo of a street or a car
 # park holds more plates than a camera frame of one lane (the daemon's ``max_plates``, 8).
 STILL_MAX_PLATES = 16
@@ -214,10 +248,15 @@ def _mostly_inside(inner: Box, outer: Box) -> bool:
     return ix > 0 and iy > 0 and ix * iy >= 0.5 * inner.w * inner.h
 
 
+def _same_plate(a: Box, b: Box) -> bool:
+    return a.iou(b) >= MAP_OVERLAP_IOU or _mostly_inside(a, b) or _mostly_inside(b, a)
+
+
 @dataclass(frozen=True)
 class PlateCandidate:
-    """A plate to read: its box, who found it (``detector``, ``map`` or ``both``), and when
-    both did, the other one's box (read too; the surer read is kept)."""
+    """A plate to read: its box, who found it (``detector``, ``map``, ``both`` or, on still
+    photos, ``window``: the detector's windows at native pixels only), and when both did, the
+    other one's box (read too; the surer read is kept)."""
 
     detection: Detection
     source: str
@@ -302,6 +341,7 @@ class PlateEngine(Closing):
         text_lines: TextLineFinder | None = None,
         plate_map: TextLineFinder | None = None,
         beside_reader: PlateReader | None = None,
+        beside_detector: PlateDetector | None = None,
     ) -> None:
         self.detector = detector
         self.reader = reader
@@ -313,6 +353,9 @@ class PlateEngine(Closing):
         # plates run on the caller's: each interpreter is used by one thread at a time, and a
         # second core does the other half of a still photo's work.
         self.beside_reader = beside_reader
+        # The native windows (``EngineSettings.native_windows``) are looked at on that thread
+        # too, after the map, with a detector of their own.
+        self.beside_detector = beside_detector
         self._beside: ThreadPoolExecutor | None = None
 
     @classmethod
@@ -330,14 +373,15 @@ class PlateEngine(Closing):
     ) -> PlateEngine:
         """Load both models from ``model_dir`` (default: the package's ``inference/models``).
         ``tiles``: look at frames larger than 1,920 x 1,152 in windows too
-        (``DetectorSettings.tile_scale``, at :data:`TILE_SCALE`).
+        (``DetectorSettings.tile_scale``, at :data:`TILE_SCALE`), and at smaller frames the
+        detector sees shrunk in windows at native pixels (``EngineSettings.native_windows``).
 
         Raises :class:`~inference.errors.ModelError` when a model is missing or corrupt, and
         ``ValueError`` for settings out of range.
         """
         settings = EngineSettings(
             country=country, top_n=top_n, max_plates=max_plates, text_fallback=text_fallback,
-            plate_map=plate_map,
+            plate_map=plate_map, native_windows=tiles,
         )
         d = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
         if tiles:
@@ -349,6 +393,7 @@ class PlateEngine(Closing):
         text_lines: TextLineFinder | None = None
         mapper: TextLineFinder | None = None
         beside_reader: PlateReader | None = None
+        beside_detector: PlateDetector | None = None
         try:
             reader = PlateReader.load(d, threads, top_n=top_n)
             text_lines = TextLineFinder.load(d, threads) if text_fallback else None
@@ -356,8 +401,10 @@ class PlateEngine(Closing):
                 mapper = TextLineFinder.load(d, threads, PLATE_MAP_SETTINGS, PLATE_MAP_MODEL)
                 if text_fallback:
                     beside_reader = PlateReader.load(d, threads, top_n=top_n)
+            if tiles:
+                beside_detector = PlateDetector.load(d, threads, detector.settings)
         except BaseException:
-            for part in (detector, reader, text_lines, mapper):
+            for part in (detector, reader, text_lines, mapper, beside_reader, beside_detector):
                 if part is not None:
                     part.close()
             raise
@@ -365,7 +412,9 @@ class PlateEngine(Closing):
             "plate engine ready",
             extra={"model_dir": str(d), "threads": threads, "country": country},
         )
-        return cls(detector, reader, settings, text_lines, mapper, beside_reader)
+        return cls(
+            detector, reader, settings, text_lines, mapper, beside_reader, beside_detector
+        )
 
     @classmethod
     def load_still(cls, model_dir: Path | None = None, threads: int = 1) -> PlateEngine:
@@ -387,6 +436,7 @@ class PlateEngine(Closing):
         whole_on = self.settings.text_fallback and self._whole_photo_on(rgb)
         mapping: Future[list[Detection]] | None = None
         whole: Future[OcrResult] | None = None
+        windows: Future[list[Detection]] | None = None
         try:
             if self._map_on:
                 mapping = self._run_beside(self._mapped, rgb)
@@ -394,19 +444,27 @@ class PlateEngine(Closing):
                     whole = self._run_beside(self._read_with, self.beside_reader, rgb)
             dets = self._detect(frame_rgb)
             found = [d for d in dets if d.label == "plate"]
+            if self.settings.native_windows and self.beside_detector is not None:
+                windows = self._run_beside(self._windowed, self.beside_detector, rgb, found)
             # The detector's plates are read while the map is still looking; only the level
             # cut needs the map's outline, and it comes after.
             first = [self._read_plate(rgb, d) for d in found[:limit]]
             mapped = mapping.result() if mapping is not None else None
+            windowed = windows.result() if windows is not None else []
         except BaseException:
             # never leave the second thread working into the next frame
-            pending: list[Future[Any]] = [f for f in (mapping, whole) if f is not None]
+            pending: list[Future[Any]] = [f for f in (mapping, whole, windows) if f is not None]
             wait(pending)
             raise
         if mapped is not None:
             plates = merge_mapped(found, mapped)
         else:
             plates = [PlateCandidate(d, "detector") for d in found]
+        plates += [
+            PlateCandidate(w, "window")
+            for w in windowed
+            if not any(_same_plate(w.box, p.detection.box) for p in plates)
+        ]
         vehicles = tuple(d for d in dets if d.label == "vehicle")
         observations: list[PlateObservation] = []
         map_only: list[PlateObservation] = []
@@ -429,7 +487,7 @@ class PlateEngine(Closing):
                 best = replace(best, detection=cand.other)
             if best is None or not self._verified(best.ocr, cand.source):
                 continue
-            (map_only if cand.source == "map" else observations).append(best)
+            (observations if cand.source in ("detector", "both") else map_only).append(best)
         # Plates do not nest: a line the map alone marked inside a plate already found is that
         # plate's state name, slogan or sticker (close-ups put them beyond the map's training
         # sizes, and it marks them).
@@ -455,6 +513,29 @@ class PlateEngine(Closing):
             raise FrameError(f"frame cannot be processed: {e}") from e
         return dets
 
+    @staticmethod
+    def _windowed(
+        detector: PlateDetector, rgb: np.ndarray, found: list[Detection]
+    ) -> list[Detection]:
+        """Plates ``detector``'s windows at :data:`WINDOW_SCALE` find that ``found`` does not
+        hold, re-measured, best first; none when the whole-frame pass already saw the frame near
+        that scale or looked at it in windows itself."""
+        h, w = rgb.shape[:2]
+        ih, iw = detector.input_hw
+        seen_at = min(iw / w, ih / h)
+        tiled = detector.settings.tile_scale
+        if seen_at >= WINDOW_SCALE * 2 / 3 or (tiled and seen_at < tiled * 2 / 3):
+            return []
+        more, _ = detector.tiled(rgb, WINDOW_SCALE)
+        new = [d for d in more if not any(_same_plate(d.box, f.box) for f in found)]
+        new.sort(key=lambda d: d.score, reverse=True)
+        kept: list[Detection] = []
+        for d in new[:WINDOW_MAX_PLATES]:
+            d = detector.refine(rgb, d)
+            if not any(_same_plate(d.box, k.box) for k in kept + found):
+                kept.append(d)
+        return kept
+
     @property
     def _map_on(self) -> bool:
         return self.plate_map is not None and self.settings.plate_map
@@ -467,7 +548,21 @@ class PlateEngine(Closing):
         ocr = self._read(crop)
         if self.settings.second_crop and not self._sure(ocr):
             crop, ocr = self._surer(rgb, det, crop, ocr)
+        if self.settings.two_rows:
+            ocr = self._rows(crop, ocr)
         return PlateObservation(det, ocr, crop)
+
+    def _rows(self, crop: np.ndarray, ocr: OcrResult) -> OcrResult:
+        """``ocr``, or the crop read row by row when it may be a two-row plate
+        (``inference.rows``) and those reads joined are the better read."""
+        if not rows.may_have_two_rows(crop, ocr):
+            return ocr
+        upper, lower = rows.split_rows(crop)
+        joined = rows.join_rows(
+            self.reader.read(upper), self.reader.read(lower), ocr, self.reader.top_n
+        )
+        joined = apply_country(joined, self.settings.country)
+        return joined if rows.rows_read_better(joined, ocr) else ocr
 
     def _read_level(
         self,
@@ -494,7 +589,7 @@ class PlateEngine(Closing):
         only the plate map found (it also marks signs and slogans); three legible characters
         for the rest, and a read not hopeless for what the detector found and the map, having
         looked, did not."""
-        if source == "map":
+        if source in ("map", "window"):
             # ...and has a digit: what the map marks besides plates is words (state names,
             # slogans, dealers, shop signs), while a registration without a digit is a vanity
             # plate, rare, and the detector's to find.
@@ -595,6 +690,6 @@ class PlateEngine(Closing):
             self._beside.shutdown(wait=True)
             self._beside = None
         for part in (self.detector, self.reader, self.text_lines, self.plate_map,
-                     self.beside_reader):
+                     self.beside_reader, self.beside_detector):
             if part is not None:
                 part.close()

@@ -229,8 +229,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-tiles",
         dest="tiles",
         action="store_false",
-        help="do not look at frames over 1920x1152 in windows too (as the daemon does; default: "
-        "look, as vigil read does)",
+        help="do not look at frames in windows too (over 1920x1152 at half size, smaller ones "
+        "at native pixels; as the daemon does; default: look, as vigil read does)",
     )
     parser.add_argument(
         "--max-plates",

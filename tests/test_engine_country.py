@@ -32,7 +32,36 @@ def test_auto_uses_brazils_formats_only_when_the_region_head_is_sure_of_brazil()
     sure = OcrResult(r.text, r.confidence, r.char_confidences, r.candidates, "br", 0.95)
     assert apply_country(sure, "auto").text == "ABC1D23"
     eu = OcrResult(r.text, r.confidence, r.char_confidences, r.candidates, "eu", 0.99)
-    assert apply_country(eu, "auto") is eu  # European formats are too many to prefer one
+    assert apply_country(eu, "auto") is eu  # ABC12345 is a Polish format: kept
+
+
+def _sure_eu(*cands: tuple[str, float], region_confidence: float = 0.95) -> OcrResult:
+    r = _ocr(*cands, region="eu")
+    return OcrResult(
+        r.text, r.confidence, r.char_confidences, r.candidates, "eu", region_confidence
+    )
+
+
+def test_auto_prefers_a_likely_european_format_when_sure_of_europe() -> None:
+    r = _sure_eu(("5554FHI", 0.5), ("5554FHT", 0.3), ("5554FH", 0.1))
+    out = apply_country(r, "auto")
+    assert out.text == "5554FHT" and out.confidence == pytest.approx(0.3)
+    assert [c.text for c in out.candidates] == ["5554FHT", "5554FH", "5554FHI"]
+    assert out.region == "eu" and out.region_confidence == 0.95
+
+
+def test_auto_keeps_a_european_read_that_fits_or_has_no_likely_rival() -> None:
+    fits = _sure_eu(("B91SYE", 0.5), ("B91YE", 0.3))
+    assert apply_country(fits, "auto") is fits
+    unlikely = _sure_eu(("GBP445JRV", 0.9), ("P445JRV", 0.05))  # under a tenth of the top
+    assert apply_country(unlikely, "auto") is unlikely
+    unsure = _sure_eu(("5554FHI", 0.5), ("5554FHT", 0.3), region_confidence=0.6)
+    assert apply_country(unsure, "auto") is unsure
+
+
+def test_eu_prefers_any_european_format() -> None:
+    r = _ocr(("GBP445JRV", 0.9), ("P445JRV", 0.05), region="eu")
+    assert apply_country(r, "eu").text == "P445JRV"
 
 
 def test_br_prefers_a_mercosur_or_old_brazilian_format() -> None:

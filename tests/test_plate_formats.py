@@ -1,0 +1,58 @@
+"""The European registration format table."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from inference.plate_formats import EUROPEAN_FORMATS, european_countries, fits_europe
+
+
+@pytest.mark.parametrize("fmt", EUROPEAN_FORMATS, ids=lambda f: f"{f.country}-{f.what}")
+def test_each_formats_own_example_fits_it(fmt) -> None:  # type: ignore[no-untyped-def]
+    examples = re.findall(r"\b[A-Z0-9]{4,9}\b", fmt.what.split("(")[-1])
+    assert examples or "(" not in fmt.what
+    for example in examples:
+        assert re.fullmatch(fmt.pattern, example), (fmt, example)
+        assert fmt.country in european_countries(example)
+
+
+@pytest.mark.parametrize(
+    ("text", "country"),
+    [
+        ("B21GSB", "RO"),
+        ("B121NCA", "RO"),
+        ("TR05YPP", "RO"),
+        ("B089414", "RO"),
+        ("YB57UDX", "GB"),
+        ("V147JAR", "GB"),
+        ("1063HFG", "ES"),
+        ("1966YC62", "FR"),
+        ("27BN42", "NL"),
+        ("03D39592", "IE"),
+    ],
+)
+def test_real_registrations_fit_their_country(text: str, country: str) -> None:
+    assert fits_europe(text)
+    assert country in european_countries(text)
+
+
+@pytest.mark.parametrize(
+    "slip",
+    [
+        "5554FHI",  # a vowel in a Spanish registration (5554FHT)
+        "GBP445JRV",  # the country band read into a British one (P445JRV)
+        "7",  # too short for any format
+        "ABCDEFGH",  # no digit
+        "1234567890",
+    ],
+)
+def test_reading_slips_fit_no_format(slip: str) -> None:
+    assert not fits_europe(slip)
+    assert european_countries(slip) == ()
+
+
+def test_spanish_plates_take_consonants_only() -> None:
+    assert european_countries("5554FHT") == ("ES",)
+    assert not fits_europe("5554AEI")
