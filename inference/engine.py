@@ -564,7 +564,7 @@ class PlateEngine(Closing):
             return ocr
         upper, lower = rows.split_rows(crop)
         joined = rows.join_rows(
-            self.reader.read(upper), self.reader.read(lower), ocr, self.reader.top_n
+            self.reader.read(upper), self.reader.read(lower), ocr, self.settings.top_n
         )
         joined = apply_country(joined, self.settings.country)
         return joined if rows.rows_read_better(joined, ocr) else ocr

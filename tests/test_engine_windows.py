@@ -38,7 +38,6 @@ class FakeDetector:
 class BrightnessReader:
     """A registration on bright crops, a word on dark ones; both read surely."""
 
-    top_n = 10
 
     def read(self, crop: np.ndarray) -> OcrResult:
         text = "B12CDE" if crop.mean() > 100 else "STOP"
