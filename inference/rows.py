@@ -16,7 +16,7 @@ import numpy as np
 from inference.records import Candidate, OcrResult
 
 # A crop at most this wide for its height may hold two rows: square plates are 1.2-1.7:1, a
-# one-row plate 4-5:1 (2:1 for US ones, which are read both ways and keep the surer).
+# one-row plate 4-5:1 (2:1 for US ones: they are tried too when read short).
 TWO_ROW_MAX_ASPECT = 2.0
 # Where the gap between the rows is looked for, as fractions of the crop's height.
 GAP_BAND = (0.3, 0.7)
@@ -26,7 +26,7 @@ ROW_OVERLAP = 0.05
 MIN_CROP_ROWS = 16
 # A one-line read this long is a whole one-row plate's: one row of a two-row plate holds 2-5
 # characters (GN64 / OTP, ABC / 1D23, 6255 / BXX). Longer reads were tried too when unsure, and
-# a US close-up's registration lost to its sticker and a date (dev: US plate photos).
+# a US plate's state name was joined to its number (TEXAS1032148, tilted dev third).
 ONE_ROW_MAX_CHARS = 5
 # The rows' joined read replaces the one-line read when it is longer, no longer than a
 # registration (191D12345; a US plate's upper "row" is its state name, TEXAS + 1032148) and at
