@@ -10,8 +10,9 @@ from inference.records import Box, Candidate, Detection, OcrResult
 
 FOUND = Detection(Box(100, 100, 100, 25), 0.9, "plate")
 AGAIN = Detection(Box(104, 101, 96, 24), 0.8, "plate")  # FOUND again, boxed by a window
-BRIGHT = Detection(Box(800, 500, 100, 25), 0.6, "plate")  # a plate only a window sees
-DARK = Detection(Box(400, 300, 100, 25), 0.5, "plate")  # a sign only a window sees
+BRIGHT = Detection(Box(800, 500, 100, 25), 0.7, "plate")  # a plate only a window sees
+DARK = Detection(Box(400, 300, 100, 25), 0.7, "plate")  # a sign only a window sees
+FAINT = Detection(Box(900, 100, 100, 25), 0.4, "plate")  # scored too low to be read
 
 
 class FakeDetector:
@@ -26,7 +27,7 @@ class FakeDetector:
 
     def tiled(self, frame: np.ndarray, scale: float) -> tuple[list[Detection], int]:
         self.tiled_calls += 1
-        return [AGAIN, BRIGHT, DARK], 4
+        return [AGAIN, BRIGHT, DARK, FAINT], 4
 
     def refine(self, frame: np.ndarray, det: Detection) -> Detection:
         return det
@@ -49,7 +50,7 @@ class BrightnessReader:
 
 def _frame(h: int = 720, w: int = 1280) -> np.ndarray:
     frame = np.zeros((h, w, 3), np.uint8)
-    for d in (FOUND, BRIGHT):
+    for d in (FOUND, BRIGHT, FAINT):
         b = d.box
         frame[int(b.y) : int(b.y + b.h), int(b.x) : int(b.x + b.w)] = 255
     return frame
@@ -68,7 +69,8 @@ def test_a_plate_only_a_window_found_is_kept_on_a_plate_like_read() -> None:
     with _engine(FakeDetector()) as engine:
         plates = engine.observe(_frame()).plates
     boxes = [p.detection.box for p in plates]
-    assert boxes == [FOUND.box, BRIGHT.box]  # FOUND once; the sign (no digit) dropped
+    # FOUND once; the sign (no digit) dropped; the faint one never read
+    assert boxes == [FOUND.box, BRIGHT.box]
     assert [p.ocr.text for p in plates] == ["B12CDE", "B12CDE"]
 
 
