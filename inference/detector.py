@@ -84,6 +84,12 @@ class DetectorSettings:
 TILE_OVERLAP = 0.25
 
 
+def wants_windows(seen_scale: float, window_scale: float) -> bool:
+    """Whether a frame the whole-frame pass sees at ``seen_scale`` is also looked at in windows
+    at ``window_scale`` (0: never): when it is seen at under two thirds of that scale."""
+    return bool(window_scale) and seen_scale < window_scale * 2 / 3
+
+
 def window_starts(total: int, size: int, overlap: float = TILE_OVERLAP) -> list[int]:
     """Evenly spread starts of windows ``size`` long covering ``total``, overlapping by at least
     ``overlap`` of ``size``."""
@@ -170,7 +176,7 @@ class PlateDetector(Closing):
         out, lb = self.raw(frame)
         found = self.decode(out, lb)
         windows = 1
-        if self.settings.tile_scale and lb.scale < self.settings.tile_scale * 2 / 3:
+        if wants_windows(lb.scale, self.settings.tile_scale):
             tiles, windows = self.tiled(frame, self.settings.tile_scale)
             found = self._merge_plates(found, tiles, windows)
         if self.settings.zoom_out and not any(d.label == "plate" for d in found):

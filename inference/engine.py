@@ -19,9 +19,16 @@ import numpy as np
 
 from drivers.resource import Closing
 from inference import rows
-from inference.detector import DetectorSettings, PlateDetector, as_grey
+from inference.detector import DetectorSettings, PlateDetector, as_grey, wants_windows
 from inference.errors import FrameError, ModelError
-from inference.geometry import crop_box, expand_box, level_crop, rectify, roll_degrees
+from inference.geometry import (
+    crop_box,
+    expand_box,
+    letterbox_scale,
+    level_crop,
+    rectify,
+    roll_degrees,
+)
 from inference.ocr import PlateReader, char_marginals
 from inference.plate_formats import fits_europe
 from inference.records import Box, Detection, FrameResult, OcrResult, PlateObservation
@@ -530,11 +537,10 @@ class PlateEngine(Closing):
         """Plates ``detector``'s windows at :data:`WINDOW_SCALE` find that ``found`` does not
         hold, re-measured, best first; none when the whole-frame pass already saw the frame near
         that scale or looked at it in windows itself."""
-        h, w = rgb.shape[:2]
-        ih, iw = detector.input_hw
-        seen_at = min(iw / w, ih / h)
-        tiled = detector.settings.tile_scale
-        if seen_at >= WINDOW_SCALE * 2 / 3 or (tiled and seen_at < tiled * 2 / 3):
+        seen = letterbox_scale(rgb.shape[:2], detector.input_hw)
+        if not wants_windows(seen, WINDOW_SCALE) or wants_windows(
+            seen, detector.settings.tile_scale
+        ):
             return []
         more, _ = detector.tiled(rgb, WINDOW_SCALE)
         new = [

@@ -37,6 +37,12 @@ class Letterbox:
         return np.asarray(pts, np.float64) / self.scale
 
 
+def letterbox_scale(frame_hw: tuple[int, int], input_hw: tuple[int, int]) -> float:
+    """The scale :func:`letterbox` sees a frame of ``frame_hw`` at."""
+    (h, w), (ih, iw) = frame_hw, input_hw
+    return min(iw / w, ih / h)
+
+
 def letterbox(image: np.ndarray, input_hw: tuple[int, int], fill: int = 0) -> tuple[
     np.ndarray, Letterbox
 ]:
@@ -46,7 +52,7 @@ def letterbox(image: np.ndarray, input_hw: tuple[int, int], fill: int = 0) -> tu
     """
     h, w = image.shape[:2]
     ih, iw = input_hw
-    scale = min(iw / w, ih / h)
+    scale = letterbox_scale((h, w), input_hw)
     nw, nh = max(1, min(iw, round(w * scale))), max(1, min(ih, round(h * scale)))
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     resized = cv2.resize(image, (nw, nh), interpolation=interp)
