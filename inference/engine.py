@@ -205,6 +205,10 @@ TEXT_PLATE_CHARS = (4, 10)
 # Width over height of a photo that may be all plate: a US plate with a margin is about 2:1, a
 # European one 4.7:1. Wider or squarer photos are scenes.
 WHOLE_PHOTO_ASPECT = (1.5, 5.5)
+# When such a photo reads as a plate whole, a plate found in it counts (and is read) only when it
+# spans at least this share of the photo's width: narrower ones in a close-up are its renewal
+# stickers and county names, which the detector boxes and the reader reads surely.
+WHOLE_PHOTO_RIVAL_WIDTH = 0.5
 PLATE_MAP_MODEL = "platemap"
 # The plate map marks a plate's shrunk core (DB shrink ratio 0.4, training.platemap.targets).
 # Grown back out by 1.3 x area / perimeter: its cores come out fatter than the training target,
@@ -453,14 +457,22 @@ class PlateEngine(Closing):
         whole_on = self.settings.text_fallback and self._whole_photo_on(rgb)
         mapping: Future[list[Detection]] | None = None
         whole: Future[OcrResult] | None = None
+        whole_ocr: OcrResult | None = None
         windows: Future[list[Detection]] | None = None
         try:
             if self._map_on:
-                mapping = self._run_beside(self._mapped, rgb)
+                # the whole photo first: it is one read, and it says which plates need reading
                 if self.beside_reader is not None and whole_on:
                     whole = self._run_beside(self._read_with, self.beside_reader, rgb)
+                mapping = self._run_beside(self._mapped, rgb)
             dets = self._detect(frame_rgb)
-            found = [d for d in dets if d.label == "plate"]
+            if whole_on:
+                whole_ocr = whole.result() if whole is not None else self._read(rgb)
+            plate_photo = whole_ocr is not None and reads_like_plate(whole_ocr)
+            found = [
+                d for d in dets
+                if d.label == "plate" and not (plate_photo and self._detail(d.box, rgb))
+            ]
             if self.settings.native_windows and self.beside_detector is not None:
                 windows = self._run_beside(self._windowed, self.beside_detector, rgb, found)
             # The detector's plates are read while the map is still looking; only the level
@@ -482,6 +494,8 @@ class PlateEngine(Closing):
             for w in windowed
             if not any(_same_plate(w.box, p.detection.box) for p in plates)
         ]
+        if plate_photo:
+            plates = [p for p in plates if not self._detail(p.detection.box, rgb)]
         vehicles = tuple(d for d in dets if d.label == "vehicle")
         observations: list[PlateObservation] = []
         map_only: list[PlateObservation] = []
@@ -512,11 +526,16 @@ class PlateEngine(Closing):
             o for o in map_only
             if not any(_mostly_inside(o.detection.box, k.detection.box) for k in observations)
         ]
-        if not observations and self.text_lines is not None and self.settings.text_fallback:
+        # a photo that reads as a plate and holds no other is that plate: no lines to look at
+        if (
+            not observations
+            and not plate_photo
+            and self.text_lines is not None
+            and self.settings.text_fallback
+        ):
             observations = self._from_text_lines(rgb)
-        if whole_on:
-            ocr = whole.result() if whole is not None else self._read(rgb)
-            kept = self._whole_photo(rgb, ocr, observations)
+        if whole_ocr is not None:
+            kept = self._whole_photo(rgb, whole_ocr, observations)
             if kept is not None:
                 observations = [kept]
         return FrameResult(frame_time_s, tuple(observations), vehicles)
@@ -658,6 +677,12 @@ class PlateEngine(Closing):
         h, w = rgb.shape[:2]
         lo, hi = WHOLE_PHOTO_ASPECT
         return bool(lo <= w / h <= hi)
+
+    @staticmethod
+    def _detail(box: Box, rgb: np.ndarray) -> bool:
+        """Whether ``box`` is too narrow to be the plate of a photo that reads as a plate whole
+        (:data:`WHOLE_PHOTO_RIVAL_WIDTH`): a renewal sticker, county name or slogan on it."""
+        return bool(box.w < WHOLE_PHOTO_RIVAL_WIDTH * rgb.shape[1])
 
     @staticmethod
     def _whole_photo(
