@@ -5,6 +5,8 @@ plate. These folders put the US and Brazilian crop photos of the reader's held-o
 (``training.recognizer.splits``, by plate text) in ``vigil eval``'s format with the whole image
 as the plate's box, so the whole engine (detector, text lines, reader) is scored on them. Not the
 headline (the crops come from the reader's training sources); a check that close-ups are found.
+A photo whose label cannot be right (``splits.trusted_text``) is kept with its text unknown: it
+counts for finding the plate, not for reading it.
 
     PYTHONPATH=. .venv/bin/python -m training.realscenes.plate_only [--split val]
 
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import cv2
 
-from training.recognizer.crop_eval import SETS, crops
+from training.recognizer.crop_eval import SETS, labelled_crops
 from training.recognizer.splits import DATASETS
 
 
@@ -33,7 +35,7 @@ def main() -> None:
         folder = a.out / f"plate-only-{region}-{a.split}"
         (folder / "images").mkdir(parents=True, exist_ok=True)
         lines = []
-        for i, (rgb, text) in enumerate(crops(a.data, name, a.split)):
+        for i, (rgb, text) in enumerate(labelled_crops(a.data, name, a.split)):
             image = f"images/{region}-{i:04d}.png"
             cv2.imwrite(str(folder / image), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
             h, w = rgb.shape[:2]

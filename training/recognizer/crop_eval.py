@@ -17,13 +17,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from training.recognizer.splits import DATASETS, split_of
+from training.recognizer.splits import DATASETS, split_of, trusted_text
 
 SETS = (("us", "us-plate-photos"), ("br", "openalpr-traindetector-br-crops"))
 
 
 def crops(data: Path, name: str, split: str) -> list[tuple[np.ndarray, str]]:
-    out = []
+    """The crops of ``split`` whose text label is trusted (``splits.trusted_text``)."""
+    return [(rgb, text) for rgb, text in labelled_crops(data, name, split) if text is not None]
+
+
+def labelled_crops(data: Path, name: str, split: str) -> list[tuple[np.ndarray, str | None]]:
+    """Every crop of ``split`` with a text label, the label None where it is not trusted (the
+    split still goes by the label as written, so no crop changes side)."""
+    region = dict((n, r) for r, n in SETS)[name]
+    out: list[tuple[np.ndarray, str | None]] = []
     for line in (data / name / "labels.jsonl").read_text().splitlines():
         r = json.loads(line)
         text = r.get("plate_text")
@@ -31,7 +39,7 @@ def crops(data: Path, name: str, split: str) -> list[tuple[np.ndarray, str]]:
             continue
         bgr = cv2.imread(str(data / name / r["image"]), cv2.IMREAD_COLOR)
         if bgr is not None:
-            out.append((cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), text))
+            out.append((cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), trusted_text(region, text)))
     return out
 
 

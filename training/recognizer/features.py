@@ -33,7 +33,7 @@ import numpy as np
 
 from training.realscenes.build import load_labels, part_of
 from training.recognizer import graph
-from training.recognizer.splits import DATASETS, split_of
+from training.recognizer.splits import DATASETS, split_of, trusted_text
 
 WIDTH = 240
 SYNTH_SEED = 20261202
@@ -93,11 +93,12 @@ def items(data: Path) -> list[dict]:
     out: list[dict] = []
     for line in (data / "us-plate-photos" / "labels.jsonl").read_text().splitlines():
         r = json.loads(line)
-        if r.get("plate_text") and split_of(r["plate_text"]) == "train":
+        text = trusted_text("us", r.get("plate_text"))
+        if text and split_of(r["plate_text"]) == "train":
             out.append(
                 {
                     "path": data / "us-plate-photos" / r["image"],
-                    "text": r["plate_text"],
+                    "text": text,
                     "region": "us",
                     "kind": "crop",
                 }
@@ -105,10 +106,9 @@ def items(data: Path) -> list[dict]:
     br = data / "openalpr-traindetector-br-crops"
     for line in (br / "labels.jsonl").read_text().splitlines():
         r = json.loads(line)
-        if r.get("plate_text") and split_of(r["plate_text"]) == "train":
-            out.append(
-                {"path": br / r["image"], "text": r["plate_text"], "region": "br", "kind": "crop"}
-            )
+        text = trusted_text("br", r.get("plate_text"))
+        if text and split_of(r["plate_text"]) == "train":
+            out.append({"path": br / r["image"], "text": text, "region": "br", "kind": "crop"})
     eu = data / "openalpr-traindetector-eu-crops"
     for i, line in enumerate((eu / "labels.jsonl").read_text().splitlines()):
         r = json.loads(line)
