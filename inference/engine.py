@@ -30,7 +30,7 @@ from inference.geometry import (
     roll_degrees,
 )
 from inference.ocr import PlateReader, char_marginals
-from inference.plate_formats import fits_europe
+from inference.plate_formats import fits_europe, without_band
 from inference.records import Box, Detection, FrameResult, OcrResult, PlateObservation
 from inference.textlines import TextLineFinder, TextLineSettings, plate_candidates
 
@@ -164,6 +164,10 @@ def apply_country(ocr: OcrResult, country: str) -> OcrResult:
     top = ocr.candidates[0].confidence if ocr.candidates else 0.0
     in_format = [c for c in ocr.candidates if fits(c.text.replace("?", "A"))]
     likely = [c for c in in_format if c.confidence >= min_ratio * top]
+    if not likely and country == "eu":
+        stripped = _without_band(ocr)
+        if stripped is not None:
+            return replace(stripped, region=region, region_confidence=region_conf)
     # The top candidate already fits: keep the read as it is (its text may show "?" for
     # uncertain characters, which the candidates spell out).
     if not likely or likely[0] == ocr.candidates[0]:
@@ -184,6 +188,29 @@ def apply_country(ocr: OcrResult, country: str) -> OcrResult:
         candidates=(best, *(c for c in in_format if c != best), *others),
         region=region,
         region_confidence=region_conf,
+    )
+
+
+def _without_band(ocr: OcrResult) -> OcrResult | None:
+    """``ocr`` with the country band it read taken off its top text (``without_band``), or
+    None. The band's letters lead the text, so the read's characters after them stay as read."""
+    if not ocr.candidates or len(ocr.candidates[0].text) != len(ocr.text):
+        return None
+    top = ocr.candidates[0]
+    rest = without_band(top.text)
+    if rest is None:
+        return None
+    n = len(top.text) - len(rest)
+    text = ocr.text[n:]
+    plate_class = ocr.plate_class
+    if plate_class == "partial" and "?" not in text:
+        plate_class = "full"  # the "?" stood in the band
+    return replace(
+        ocr,
+        text=text,
+        char_confidences=ocr.char_confidences[n:],
+        candidates=(replace(top, text=rest), *ocr.candidates[1:]),
+        plate_class=plate_class,
     )
 
 

@@ -4,7 +4,8 @@ The reader's region head says only ``eu`` (one class for every European plate), 
 countries' formats are many, so no single pattern fits them. What does hold is that a real
 registration fits at least one national format, and the reader's typical slips do not: a
 dropped letter (``B91YE`` for ``B91SYE``), a vowel where Spain uses consonants only (``5554FHI``
-for ``5554FHT``), the country band read into the text (``GBP445JRV``).
+for ``5554FHT``), the country band read into the text (``GBP445JRV``; :func:`without_band` takes
+it off).
 
 Each entry is one country's format as the reader reads it: no spaces, hyphens, seals or band.
 Current and still-common older formats are listed; vanity, diplomatic, military and trade plates
@@ -100,3 +101,26 @@ def european_countries(text: str) -> tuple[str, ...]:
         if fmt.country not in found and re.fullmatch(fmt.pattern, text):
             found.append(fmt.country)
     return tuple(found)
+
+
+# Distinguishing signs of European countries (Vienna Convention), as printed on a plate's blue
+# band or oval sticker at its left: the reader sometimes reads them into the registration.
+DISTINGUISHING_SIGNS = frozenset(
+    (
+        "A", "AL", "AND", "B", "BG", "BIH", "BY", "CH", "CY", "CZ", "D", "DK", "E", "EST",
+        "F", "FIN", "FL", "GB", "GBA", "GBG", "GBJ", "GBM", "GBZ", "GR", "H", "HR", "I", "IRL",
+        "IS", "L", "LT", "LV", "M", "MC", "MD", "MK", "MNE", "N", "NL", "NMK", "P", "PL", "RO",
+        "RSM", "S", "SK", "SLO", "SRB", "UA", "UK", "V",
+    )
+)
+
+
+def without_band(text: str) -> str | None:
+    """``text`` with a leading distinguishing sign taken off, when ``text`` fits no listed format
+    and what is left does (the shortest sign first: the least taken off); else None."""
+    if fits_europe(text):
+        return None
+    for n in (1, 2, 3):
+        if text[:n] in DISTINGUISHING_SIGNS and fits_europe(text[n:]):
+            return text[n:]
+    return None

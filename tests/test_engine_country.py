@@ -53,9 +53,30 @@ def test_auto_prefers_a_likely_european_format_when_sure_of_europe() -> None:
 def test_auto_keeps_a_european_read_that_fits_or_has_no_likely_rival() -> None:
     fits = _sure_eu(("B91SYE", 0.5), ("B91YE", 0.3))
     assert apply_country(fits, "auto") is fits
-    unlikely = _sure_eu(("GBP445JRV", 0.9), ("P445JRV", 0.05))  # under a tenth of the top
+    unlikely = _sure_eu(("5554FHI", 0.9), ("5554FHT", 0.05))  # under a tenth of the top
     assert apply_country(unlikely, "auto") is unlikely
     unsure = _sure_eu(("5554FHI", 0.5), ("5554FHT", 0.3), region_confidence=0.6)
+    assert apply_country(unsure, "auto") is unsure
+
+
+def test_a_country_band_read_into_a_european_plate_is_taken_off() -> None:
+    r = _sure_eu(("GBP445JRV", 0.9), ("GBP445JPV", 0.05))
+    r = OcrResult("GBP44?JRV", 0.9, (0.6, 0.7, 0.9, 0.9, 0.9, 0.2, 0.9, 0.9, 0.9),
+                  r.candidates, "eu", 0.95, "partial")
+    out = apply_country(r, "auto")
+    assert out.text == "P44?JRV" and out.plate_class == "partial"
+    assert out.char_confidences == (0.9, 0.9, 0.9, 0.2, 0.9, 0.9, 0.9)
+    assert [c.text for c in out.candidates] == ["P445JRV", "GBP445JPV"]
+    assert out.confidence == 0.9 and out.region == "eu"
+    # a "?" only in the band: the rest is a full read
+    band = OcrResult("?BP445JRV", 0.9, (0.2,) + (0.9,) * 8, r.candidates, "eu", 0.95, "partial")
+    assert apply_country(band, "auto").plate_class == "full"
+
+
+def test_a_band_is_not_taken_off_a_read_that_fits_or_where_europe_is_unsure() -> None:
+    fits = _sure_eu(("B123ABC", 0.9),)  # Bucharest, though B is Belgium's sign
+    assert apply_country(fits, "auto") is fits
+    unsure = _sure_eu(("GBP445JRV", 0.9), region_confidence=0.6)
     assert apply_country(unsure, "auto") is unsure
 
 

@@ -6,7 +6,12 @@ import re
 
 import pytest
 
-from inference.plate_formats import EUROPEAN_FORMATS, european_countries, fits_europe
+from inference.plate_formats import (
+    EUROPEAN_FORMATS,
+    european_countries,
+    fits_europe,
+    without_band,
+)
 
 
 @pytest.mark.parametrize("fmt", EUROPEAN_FORMATS, ids=lambda f: f"{f.country}-{f.what}")
@@ -56,3 +61,16 @@ def test_reading_slips_fit_no_format(slip: str) -> None:
 def test_spanish_plates_take_consonants_only() -> None:
     assert european_countries("5554FHT") == ("ES",)
     assert not fits_europe("5554AEI")
+
+
+@pytest.mark.parametrize(
+    ("read", "left"),
+    [("GBP445JRV", "P445JRV"), ("ROB123ABC", "B123ABC"), ("GBAB12CDE", "AB12CDE"),
+     ("DMAB1234", None), ("B123ABC", None), ("5554FHI", None), ("GB", None), ("", None)],
+)
+def test_a_leading_country_sign_comes_off_only_when_the_rest_fits(
+    read: str, left: str | None
+) -> None:
+    # the least taken off: GB, not Alderney's GBA; DMAB1234 fits as it is (a German district
+    # code of three letters); B123ABC is Bucharest, not a Belgian band
+    assert without_band(read) == left
