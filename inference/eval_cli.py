@@ -174,7 +174,8 @@ def format_table(rep: dict[str, Any]) -> str:
         f"{rep['unreadable']} unreadable), errors {rep['errors']}",
         f"exact read (top-1) {_fmt(rep['exact_read'])}   truth in top-N {_fmt(rep['top_n'])}   "
         f"CER {_fmt(rep['cer'])}",
-        f"plate found IoU>=0.5 {_fmt(rep['det_recall_50'])}   IoU>=0.7 "
+        f"plate found IoU>=0.5 {_fmt(rep['det_recall_50'])} "
+        f"(readable plates {_fmt(rep['det_recall_50_readable'])})   IoU>=0.7 "
         f"{_fmt(rep['det_recall_70'])}   "
         f"median IoU of found {_fmt(rep['median_iou_found'], False)}",
         f"false plates per image {_fmt(rep['false_plates_per_image'], False)}   "

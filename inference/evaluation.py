@@ -192,6 +192,10 @@ def summarize(outcomes: Sequence[PlateOutcome]) -> dict[str, Any]:
         "top_n": _rate(sum(o.in_top_n for o in readable), len(readable)),
         "cer": _rate(edits, chars),
         "det_recall_50": _rate(len(found), len(outcomes)),
+        # The engine reports a plate only on a legible read (``EngineSettings.min_legible_chars``),
+        # so plates nobody can read are mostly not found by design: this says how the plates
+        # that matter for reading fare.
+        "det_recall_50_readable": _rate(sum(o.readable for o in found), len(readable)),
         "det_recall_70": _rate(sum(o.iou >= 0.7 for o in outcomes), len(outcomes)),
         "median_iou_found": round(statistics.median(o.iou for o in found), 4) if found else None,
     }

@@ -45,6 +45,7 @@ def test_eval_prints_every_figure(result: tuple[dict, Path]) -> None:
         "exact_read",
         "top_n",
         "det_recall_50",
+        "det_recall_50_readable",
         "det_recall_70",
         "median_iou_found",
         "cer",

@@ -82,6 +82,7 @@ def test_unreadable_plates_count_for_localisation_only() -> None:
     rep = report(evaluate([t], [r]))
     assert rep["readable"] == 1 and rep["unreadable"] == 1
     assert rep["exact_read"] == 0.0 and rep["det_recall_50"] == 0.5
+    assert rep["det_recall_50_readable"] == 0.0  # the readable one was missed
 
 
 def test_breakdowns_timings_and_errors() -> None:
