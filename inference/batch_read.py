@@ -82,8 +82,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-tiles", dest="tiles", action="store_false",
                         help="do not look at frames in windows too: frames over 1920x1152 at "
                              "half size, smaller ones the detector sees shrunk at native pixels "
-                             "(about 0.4 s more on a 4K frame, about 0.8x more on a 1280x720 "
-                             "one; default: look)")
+                             "(about 0.4 s more on a 4K frame, about a third more on a "
+                             "1280x720 one; default: look)")
     parser.add_argument("--max-plates", type=int, default=STILL_MAX_PLATES, metavar="N",
                         help=f"plates read per image or frame, 1-64 (default {STILL_MAX_PLATES})")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
