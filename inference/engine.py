@@ -716,7 +716,8 @@ class PlateEngine(Closing):
         rgb: np.ndarray, ocr: OcrResult, found: list[PlateObservation]
     ) -> PlateObservation | None:
         """The photo itself as the plate (read as ``ocr``), when it has a plate's shape, reads
-        like a whole plate and more surely than anything found in it.
+        like a whole plate and more surely than anything in ``found`` (the caller has already
+        left out plates too narrow to be the photo's plate, :meth:`_detail`).
 
         A photo of a plate (a close-up, or a crop another system made) is what the reader was
         trained on, while the detector sees its registration far beyond the sizes it knows and

@@ -33,6 +33,7 @@ import numpy as np
 
 from training.realscenes.build import load_labels, part_of
 from training.recognizer import graph
+from training.recognizer.crop_eval import SETS as CROP_SETS
 from training.recognizer.splits import DATASETS, split_of, trusted_text
 
 WIDTH = 240
@@ -91,24 +92,15 @@ def jitter_plate_crop(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
 
 def items(data: Path) -> list[dict]:
     out: list[dict] = []
-    for line in (data / "us-plate-photos" / "labels.jsonl").read_text().splitlines():
-        r = json.loads(line)
-        text = trusted_text("us", r.get("plate_text"))
-        if text and split_of(r["plate_text"]) == "train":
-            out.append(
-                {
-                    "path": data / "us-plate-photos" / r["image"],
-                    "text": text,
-                    "region": "us",
-                    "kind": "crop",
-                }
-            )
-    br = data / "openalpr-traindetector-br-crops"
-    for line in (br / "labels.jsonl").read_text().splitlines():
-        r = json.loads(line)
-        text = trusted_text("br", r.get("plate_text"))
-        if text and split_of(r["plate_text"]) == "train":
-            out.append({"path": br / r["image"], "text": text, "region": "br", "kind": "crop"})
+    for region, name in CROP_SETS:
+        for line in (data / name / "labels.jsonl").read_text().splitlines():
+            r = json.loads(line)
+            text = trusted_text(region, r.get("plate_text"))
+            if text and split_of(r["plate_text"]) == "train":
+                out.append(
+                    {"path": data / name / r["image"], "text": text, "region": region,
+                     "kind": "crop"}
+                )
     eu = data / "openalpr-traindetector-eu-crops"
     for i, line in enumerate((eu / "labels.jsonl").read_text().splitlines()):
         r = json.loads(line)
