@@ -31,6 +31,20 @@ class PlateFormat:
     what: str
 
 
+# Poland: the area code starts with its voivodeship's letter, and the serial after it never uses
+# B, D, I, O or Z (they pass for 8, 0, 1, 0 and 2); its shapes are fixed by the length of the
+# area code (2000 system, cars).
+_PL_AREA = "[BCDEFGKLNOPRSTWZ]"
+_PL_SERIAL_LETTER = "[ACEFGHJKLMNPRSTUVWXY]"
+
+
+def _pl_serial(*codes: str) -> str:
+    """Polish serial shapes, ``D`` a digit and ``S`` a serial letter, as one alternation."""
+    return "|".join(
+        "".join(_D if c == "D" else _PL_SERIAL_LETTER for c in code) for code in codes
+    )
+
+
 def _shape(code: str) -> str:
     """``LLDDLLL`` -> a pattern with ``L`` any letter and ``D`` any digit."""
     return "".join(_L if c == "L" else _D for c in code)
@@ -57,11 +71,20 @@ EUROPEAN_FORMATS: tuple[PlateFormat, ...] = (
     PlateFormat("BE", f"{_D}{_L}{{3}}{_D}{{3}}", "since 2010 (1ABC123)"),
     PlateFormat("PT", f"{_D}{{2}}{_L}{{2}}{_D}{{2}}|{_L}{{2}}{_D}{{2}}{_L}{{2}}", "12AB34, AB12CD"),
     PlateFormat("PT", f"{_D}{{4}}{_L}{{2}}|{_L}{{2}}{_D}{{4}}", "1234AB, AB1234"),
-    # Poland's second part always holds a digit.
     PlateFormat(
         "PL",
-        f"{_L}{{2}}{_D}[0-9A-Z]{{4}}|{_L}{{3}}(?=[A-Z]*{_D})[0-9A-Z]{{4,5}}",
-        "AB12345, ABC1234",
+        f"{_PL_AREA}{_L}(?:{_pl_serial('DDDDD', 'DDDDS', 'DDDSS', 'DSDDD', 'DSSDD')})",
+        "county of two letters (WE12345, WE123AC)",
+    ),
+    PlateFormat(
+        "PL",
+        f"{_PL_AREA}{_L}{{2}}(?:"
+        + _pl_serial(
+            "SDDD", "DDSS", "DSDD", "DDSD", "DSSD", "SSDD",
+            "DDDDD", "DDDDS", "DDDSS", "SDDDS", "SDDSS",
+        )
+        + ")",
+        "county of three letters (WWL12AC, WWLA123C)",
     ),
     PlateFormat("CZ", f"{_D}{_L}[0-9A-Z]{_D}{{4}}", "since 2001 (1AB2345)"),
     PlateFormat("HU", f"{_L}{{3,4}}{_D}{{3}}", "ABC123, AABC123"),
@@ -103,14 +126,16 @@ def european_countries(text: str) -> tuple[str, ...]:
     return tuple(found)
 
 
-# Distinguishing signs of European countries (Vienna Convention), as printed on a plate's blue
-# band or oval sticker at its left: the reader sometimes reads them into the registration.
-DISTINGUISHING_SIGNS = frozenset(
+# Distinguishing signs (Vienna Convention) printed on the blue band at a plate's left, which the
+# reader sometimes reads into the registration: the European Union's members', the United
+# Kingdom's (GB on the band before 2021, UK since) and those of the other countries whose plates
+# carry such a band. Signs shown only on an oval sticker beside the plate (Switzerland, Vatican,
+# Monaco, the Crown dependencies) are not part of the plate the reader sees.
+BAND_SIGNS = frozenset(
     (
-        "A", "AL", "AND", "B", "BG", "BIH", "BY", "CH", "CY", "CZ", "D", "DK", "E", "EST",
-        "F", "FIN", "FL", "GB", "GBA", "GBG", "GBJ", "GBM", "GBZ", "GR", "H", "HR", "I", "IRL",
-        "IS", "L", "LT", "LV", "M", "MC", "MD", "MK", "MNE", "N", "NL", "NMK", "P", "PL", "RO",
-        "RSM", "S", "SK", "SLO", "SRB", "UA", "UK", "V",
+        "A", "AL", "B", "BG", "BY", "CY", "CZ", "D", "DK", "E", "EST", "F", "FIN", "GB", "GR",
+        "H", "HR", "I", "IRL", "IS", "L", "LT", "LV", "M", "MD", "MK", "MNE", "N", "NL", "NMK",
+        "P", "PL", "RO", "S", "SK", "SLO", "SRB", "UA", "UK",
     )
 )
 
@@ -121,6 +146,6 @@ def without_band(text: str) -> str | None:
     if fits_europe(text):
         return None
     for n in (1, 2, 3):
-        if text[:n] in DISTINGUISHING_SIGNS and fits_europe(text[n:]):
+        if text[:n] in BAND_SIGNS and fits_europe(text[n:]):
             return text[n:]
     return None

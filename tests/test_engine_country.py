@@ -27,12 +27,12 @@ def test_auto_changes_nothing() -> None:
 
 
 def test_auto_uses_brazils_formats_only_when_the_region_head_is_sure_of_brazil() -> None:
-    r = _ocr(("ABC12345", 0.5), ("ABC1D23", 0.3), region="br")
+    r = _ocr(("WWL12345", 0.5), ("ABC1D23", 0.3), region="br")
     assert apply_country(r, "auto") is r  # region confidence 0.7
     sure = OcrResult(r.text, r.confidence, r.char_confidences, r.candidates, "br", 0.95)
     assert apply_country(sure, "auto").text == "ABC1D23"
     eu = OcrResult(r.text, r.confidence, r.char_confidences, r.candidates, "eu", 0.99)
-    assert apply_country(eu, "auto") is eu  # ABC12345 is a Polish format: kept
+    assert apply_country(eu, "auto") is eu  # WWL12345 is a Polish format: kept
 
 
 def _sure_eu(*cands: tuple[str, float], region_confidence: float = 0.95) -> OcrResult:

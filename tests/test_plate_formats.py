@@ -58,6 +58,27 @@ def test_reading_slips_fit_no_format(slip: str) -> None:
     assert european_countries(slip) == ()
 
 
+@pytest.mark.parametrize(
+    "text", ["WE12345", "WE1A234", "KR9XY12", "WWL12AC", "SK12345", "ZS123AC", "PO1234A"]
+)
+def test_polish_registrations_fit_poland(text: str) -> None:
+    assert "PL" in european_countries(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "GBP44JRV",  # a British plate read with its band and a digit dropped (P445JRV)
+        "WE123BD",  # B and D are never serial letters (they pass for 8 and 0)
+        "WWL12OI",
+        "AA12345",  # no voivodeship starts with A
+        "WWL1234567",
+    ],
+)
+def test_shapes_poland_never_issues_are_not_polish(text: str) -> None:
+    assert "PL" not in european_countries(text)
+
+
 def test_spanish_plates_take_consonants_only() -> None:
     assert european_countries("5554FHT") == ("ES",)
     assert not fits_europe("5554AEI")
@@ -66,11 +87,13 @@ def test_spanish_plates_take_consonants_only() -> None:
 @pytest.mark.parametrize(
     ("read", "left"),
     [("GBP445JRV", "P445JRV"), ("ROB123ABC", "B123ABC"), ("GBAB12CDE", "AB12CDE"),
-     ("DMAB1234", None), ("B123ABC", None), ("5554FHI", None), ("GB", None), ("", None)],
+     ("DMAB1234", None), ("B123ABC", None), ("5554FHI", None), ("GB", None), ("", None),
+     ("VNK296GP", None), ("CHAB12CDE", None)],
 )
 def test_a_leading_country_sign_comes_off_only_when_the_rest_fits(
     read: str, left: str | None
 ) -> None:
-    # the least taken off: GB, not Alderney's GBA; DMAB1234 fits as it is (a German district
-    # code of three letters); B123ABC is Bucharest, not a Belgian band
+    # GBAB12CDE: the least taken off (GB, then AB12CDE fits); DMAB1234 fits as it is (a German
+    # district code of three letters); B123ABC is Bucharest, not a Belgian band; Vatican's V and
+    # Switzerland's CH are never on a plate's band (VNK296GP is a South African plate)
     assert without_band(read) == left
