@@ -47,7 +47,11 @@ class DetectorSettings:
     ``refine_max``: plates refined per frame, best first. ``zoom_out``: when the whole-frame
     pass finds no plate, look again at the frame shrunk this many times more, centred on a plain
     canvas (0: off): a photo that is mostly plate puts it far beyond the 200 px the model was
-    trained on; shrunk, it is in range (docs/models-detector.md). ``tile_scale``: when the
+    trained on; shrunk, it is in range (docs/models-detector.md). ``close_up_width``: when
+    above 0, the zoom-out pass runs even when the whole-frame pass found plates, and adds those
+    it finds at least this share of the frame wide: in a close-up photo the whole-frame pass
+    boxes the plate's stickers, county name or half its registration, never the plate itself
+    (still photos only; one more pass per photo). ``tile_scale``: when the
     whole-frame pass sees the frame at less than two thirds of this scale, look at it again in
     overlapping windows at this scale (0: off): a 4K frame is seen at a sixth of its size, where
     a plate 80 px wide spans 13 input pixels and is lost.
@@ -60,6 +64,7 @@ class DetectorSettings:
     refine_plate_px: int = 120
     refine_max: int = 4
     zoom_out: float = 4.0
+    close_up_width: float = 0.0
     tile_scale: float = 0.0
 
     def __post_init__(self) -> None:
@@ -75,9 +80,25 @@ class DetectorSettings:
             raise ValueError(f"refine_max must be 0..64, got {self.refine_max}")
         if not (self.zoom_out == 0 or 1.5 <= self.zoom_out <= 8):
             raise ValueError(f"zoom_out must be 0 or 1.5..8, got {self.zoom_out}")
+        if not (self.close_up_width == 0 or 0.2 <= self.close_up_width <= 1.0):
+            raise ValueError(f"close_up_width must be 0 or 0.2..1, got {self.close_up_width}")
+        if self.close_up_width and not self.zoom_out:
+            raise ValueError("close_up_width needs the zoom-out pass (zoom_out > 0)")
         if not (self.tile_scale == 0 or 0.2 <= self.tile_scale <= 1.0):
             raise ValueError(f"tile_scale must be 0 or 0.2..1, got {self.tile_scale}")
 
+
+# A close-up plate (``DetectorSettings.close_up_width``) overlapped by a plate the whole-frame
+# pass found at least this share as wide is that plate, found twice; narrower ones overlapping
+# it are what the whole-frame pass makes of a close-up (a sticker, half the registration).
+CLOSE_UP_SAME_WIDTH = 0.8
+
+
+def _overlap(a: Box, b: Box) -> bool:
+    """Whether ``a`` and ``b`` share at least half the smaller one's area."""
+    ix = min(a.x + a.w, b.x + b.w) - max(a.x, b.x)
+    iy = min(a.y + a.h, b.y + b.h) - max(a.y, b.y)
+    return ix > 0 and iy > 0 and ix * iy >= 0.5 * min(a.w * a.h, b.w * b.h)
 
 # Windows of the tile pass overlap by this share of their size, so that a plate cut by one
 # window's edge is whole in the next (plates wider than the overlap are the whole-frame pass's).
@@ -179,12 +200,17 @@ class PlateDetector(Closing):
         if wants_windows(lb.scale, self.settings.tile_scale):
             tiles, windows = self.tiled(frame, self.settings.tile_scale)
             found = self._merge_plates(found, tiles, windows)
+        # A close-up's plate is not refined: the second pass would see it beyond its sizes again,
+        # and box the state name or a sticker on it instead.
+        close: list[Detection] = []
         if self.settings.zoom_out and not any(d.label == "plate" for d in found):
             found = found + self.zoomed_out(frame, self.settings.zoom_out)
+        elif self.settings.close_up_width:
+            close = self._close_ups(frame, found)
         if self.settings.refine_plate_px <= 0 or self.settings.refine_max <= 0:
-            return found
+            return close + found
         budget = self.settings.refine_max * windows  # the same budget per window's area
-        refined = []
+        refined = close
         for d in found:
             if d.label == "plate" and budget > 0:
                 budget -= 1
@@ -230,6 +256,19 @@ class PlateDetector(Closing):
         keep = distinct_plates(boxes, scores, self.settings.nms_iou)
         kept = [plates[k] for k in keep][: self.settings.max_detections * windows]
         return kept + [d for d in found if d.label != "plate"]
+
+    def _close_ups(self, frame: np.ndarray, found: list[Detection]) -> list[Detection]:
+        """The zoom-out pass's plates at least ``close_up_width`` of ``frame`` wide that no plate
+        in ``found`` already boxes: one overlapping it (by half the smaller box) and at least
+        :data:`CLOSE_UP_SAME_WIDTH` as wide is the same plate, found by both passes."""
+        wide = self.settings.close_up_width * frame.shape[1]
+        plates = [d.box for d in found if d.label == "plate"]
+        return [
+            d
+            for d in self.zoomed_out(frame, self.settings.zoom_out)
+            if d.box.w >= wide
+            and not any(_overlap(b, d.box) and b.w >= CLOSE_UP_SAME_WIDTH * d.box.w for b in plates)
+        ]
 
     def zoomed_out(self, frame: np.ndarray, factor: float) -> list[Detection]:
         """Plates in ``frame`` shrunk ``factor`` times below its letterbox scale and centred on a

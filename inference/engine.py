@@ -236,6 +236,13 @@ WHOLE_PHOTO_ASPECT = (1.5, 5.5)
 # spans at least this share of the photo's width: narrower ones in a close-up are its renewal
 # stickers and county names, which the detector boxes and the reader reads surely.
 WHOLE_PHOTO_RIVAL_WIDTH = 0.5
+# Still photos: plates the zoom-out pass finds at least this share of the photo wide are added to
+# the whole-frame pass's (``DetectorSettings.close_up_width``), and a plate found at least
+# WHOLE_PHOTO_RIVAL_WIDTH wide that reads like a plate makes the narrower ones its details, as
+# a photo read whole does. A close-up framed squarer than a plate (the US val close-ups given a
+# 4:3 frame) otherwise shows the detector only its stickers and half its registration. At 0.4
+# the pass also boxed again plates of half a sweep frame the whole-frame pass had found.
+CLOSE_UP_WIDTH = 0.7
 PLATE_MAP_MODEL = "platemap"
 # The plate map marks a plate's shrunk core (DB shrink ratio 0.4, training.platemap.targets).
 # Grown back out by 1.3 x area / perimeter: its cores come out fatter than the training target,
@@ -423,6 +430,8 @@ class PlateEngine(Closing):
         ``tiles``: look at frames larger than 1,920 x 1,152 in windows too
         (``DetectorSettings.tile_scale``, at :data:`TILE_SCALE`), and at smaller frames the
         detector sees shrunk in windows at native pixels (``EngineSettings.native_windows``).
+        ``text_fallback`` (still photos) also has the detector look for close-ups' plates
+        (``DetectorSettings.close_up_width``, at :data:`CLOSE_UP_WIDTH`).
 
         Raises :class:`~inference.errors.ModelError` when a model is missing or corrupt, and
         ``ValueError`` for settings out of range.
@@ -435,6 +444,10 @@ class PlateEngine(Closing):
         if tiles:
             detector_settings = replace(
                 detector_settings or DetectorSettings(), tile_scale=TILE_SCALE
+            )
+        if text_fallback:
+            detector_settings = replace(
+                detector_settings or DetectorSettings(), close_up_width=CLOSE_UP_WIDTH
             )
         detector = PlateDetector.load(d, threads, detector_settings)
         reader: PlateReader | None = None
@@ -561,6 +574,12 @@ class PlateEngine(Closing):
             and self.settings.text_fallback
         ):
             observations = self._from_text_lines(rgb)
+        if any(
+            not self._detail(o.detection.box, rgb) and reads_like_plate(o.ocr)
+            for o in observations
+        ):
+            # a close-up: what is narrower is written on that plate
+            observations = [o for o in observations if not self._detail(o.detection.box, rgb)]
         if whole_ocr is not None:
             kept = self._whole_photo(rgb, whole_ocr, observations)
             if kept is not None:
@@ -707,8 +726,9 @@ class PlateEngine(Closing):
 
     @staticmethod
     def _detail(box: Box, rgb: np.ndarray) -> bool:
-        """Whether ``box`` is too narrow to be the plate of a photo that reads as a plate whole
-        (:data:`WHOLE_PHOTO_RIVAL_WIDTH`): a renewal sticker, county name or slogan on it."""
+        """Whether ``box`` is too narrow to be the plate of a photo that reads as a plate whole,
+        or that holds a plate read at least that wide (:data:`WHOLE_PHOTO_RIVAL_WIDTH`): a
+        renewal sticker, county name or slogan on it."""
         return bool(box.w < WHOLE_PHOTO_RIVAL_WIDTH * rgb.shape[1])
 
     @staticmethod

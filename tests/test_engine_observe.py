@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -139,6 +140,58 @@ def test_a_photo_that_is_all_plate_is_found_by_zooming_out() -> None:
     assert plates and plates[0].box.iou(Box(0, 0, w, h)) >= 0.7
     with pytest.raises(ValueError):
         DetectorSettings(zoom_out=1.0)
+
+
+def test_a_close_up_framed_squarer_than_its_plate_is_found_whole_beside_its_details(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``close_up_width``: the zoom-out pass runs although the whole-frame pass found something
+    (a sticker), and only its plates that wide are added."""
+    from inference.detector import DetectorSettings, PlateDetector
+    from inference.engine import DEFAULT_MODEL_DIR
+    from inference.records import Detection
+
+    sticker = Detection(Box(270, 10, 40, 25), 0.9, "plate")
+    plate = Detection(Box(0, 40, 320, 160), 0.7, "plate")
+    small = Detection(Box(100, 100, 60, 20), 0.6, "plate")
+    frame = np.full((240, 320, 3), 128, np.uint8)
+    settings = DetectorSettings(refine_plate_px=0)
+    for width, expected in ((0.0, [sticker]), (0.4, [plate, sticker])):
+        with PlateDetector.load(
+            DEFAULT_MODEL_DIR, settings=replace(settings, close_up_width=width)
+        ) as det:
+            monkeypatch.setattr(det, "decode", lambda out, lb: [sticker])
+            monkeypatch.setattr(det, "zoomed_out", lambda frame, factor: [plate, small])
+            assert det.detect(frame) == expected
+    # a plate the whole-frame pass found already (a small photo sees it in range) is not doubled;
+    # half the registration boxed by the whole-frame pass does not stand for the plate
+    seen = Detection(Box(4, 44, 310, 150), 0.8, "plate")
+    half = Detection(Box(80, 60, 160, 110), 0.8, "plate")
+    for whole_pass, expected in (([seen], [seen]), ([half], [plate, half])):
+        with PlateDetector.load(
+            DEFAULT_MODEL_DIR, settings=replace(settings, close_up_width=0.4)
+        ) as det:
+            monkeypatch.setattr(det, "decode", lambda out, lb, found=whole_pass: found)
+            monkeypatch.setattr(det, "zoomed_out", lambda frame, factor: [plate])
+            assert det.detect(frame) == expected
+    # the close-up's plate is not re-measured by the second pass (which would box its state name)
+    refined: list[Box] = []
+
+    def refine(frame: np.ndarray, d: Detection) -> Detection:
+        refined.append(d.box)
+        return d
+
+    close_ups = DetectorSettings(close_up_width=0.4)
+    with PlateDetector.load(DEFAULT_MODEL_DIR, settings=close_ups) as det:
+        monkeypatch.setattr(det, "decode", lambda out, lb: [sticker])
+        monkeypatch.setattr(det, "zoomed_out", lambda frame, factor: [plate])
+        monkeypatch.setattr(det, "refine", refine)
+        assert det.detect(frame) == [plate, sticker]
+    assert refined == [sticker.box]
+    with pytest.raises(ValueError):
+        DetectorSettings(close_up_width=0.1)
+    with pytest.raises(ValueError):
+        DetectorSettings(close_up_width=0.4, zoom_out=0)
 
 
 def test_a_reading_zone_finds_in_a_4k_frame_what_the_720p_frame_shows(

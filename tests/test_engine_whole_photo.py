@@ -77,3 +77,30 @@ def test_a_photo_that_does_not_read_as_a_plate_keeps_what_was_found() -> None:
     # whole read unsure: not a plate by itself, so the sticker is still looked at and reported
     plates = _observe(FakeDetector(STICKER), WidthReader(whole=0.2))
     assert plates == [(STICKER.box, "1207")]
+
+
+# The same plate framed 4:3 (320x240): the detector finds the plate itself (its zoom-out pass)
+# beside the sticker; the photo is not of a plate's shape, so it is not read whole.
+PLATE_IN_FRAME = Detection(Box(0, 40, 320, 160), 0.7, "plate")
+
+
+def _observe_4x3(detector: FakeDetector, reader: WidthReader) -> list[tuple[Box, str]]:
+    engine = PlateEngine(
+        detector,  # type: ignore[arg-type]
+        reader,  # type: ignore[arg-type]
+        EngineSettings(text_fallback=True, two_rows=False),
+    )
+    with engine:
+        plates = engine.observe(np.full((240, 320, 3), 200, np.uint8)).plates
+    return [(p.detection.box, p.ocr.text) for p in plates]
+
+
+def test_a_plate_found_half_the_photo_wide_makes_the_narrower_ones_its_details() -> None:
+    plates = _observe_4x3(FakeDetector(STICKER, PLATE_IN_FRAME), WidthReader(registration=0.9))
+    assert plates == [(PLATE_IN_FRAME.box, "251RGF")]
+
+
+def test_a_wide_box_that_does_not_read_like_a_plate_leaves_the_others_alone() -> None:
+    # read too unsure to be a plate at all: the sticker is still reported
+    plates = _observe_4x3(FakeDetector(STICKER, PLATE_IN_FRAME), WidthReader(whole=0.2))
+    assert plates == [(STICKER.box, "1207")]
