@@ -35,7 +35,8 @@ MIN_FRAME_SIDE = 16
 
 @dataclass(frozen=True)
 class DetectorSettings:
-    """Detection thresholds (config keys under ``[inference.detector]``).
+    """Detection thresholds and passes (not configurable: the defaults are the measured ones;
+    still photos get windows and close-ups through ``PlateEngine.load``).
 
     ``plate_threshold`` / ``vehicle_threshold``: minimum heatmap score, 0..1 (defaults 0.4 / 0.2,
     from the held-out threshold sweep in ``docs/models-detector.md``; lower finds more distant
