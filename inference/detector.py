@@ -97,9 +97,8 @@ CLOSE_UP_SAME_WIDTH = 0.8
 
 def _overlap(a: Box, b: Box) -> bool:
     """Whether ``a`` and ``b`` share at least half the smaller one's area."""
-    ix = min(a.x + a.w, b.x + b.w) - max(a.x, b.x)
-    iy = min(a.y + a.h, b.y + b.h) - max(a.y, b.y)
-    return ix > 0 and iy > 0 and ix * iy >= 0.5 * min(a.w * a.h, b.w * b.h)
+    shared = a.intersection(b)
+    return shared > 0 and shared >= 0.5 * min(a.w * a.h, b.w * b.h)
 
 # Windows of the tile pass overlap by this share of their size, so that a plate cut by one
 # window's edge is whole in the next (plates wider than the overlap are the whole-frame pass's).

@@ -298,9 +298,8 @@ def reads_like_plate(ocr: OcrResult) -> bool:
 
 
 def _mostly_inside(inner: Box, outer: Box) -> bool:
-    ix = min(inner.x + inner.w, outer.x + outer.w) - max(inner.x, outer.x)
-    iy = min(inner.y + inner.h, outer.y + outer.h) - max(inner.y, outer.y)
-    return ix > 0 and iy > 0 and ix * iy >= 0.5 * inner.w * inner.h
+    shared = inner.intersection(outer)
+    return shared > 0 and shared >= 0.5 * inner.w * inner.h
 
 
 def _same_plate(a: Box, b: Box) -> bool:

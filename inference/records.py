@@ -33,10 +33,14 @@ class Box:
         plate on a vehicle (the tracker) and so decides which rows its overview needs."""
         return self.x <= other.cx <= self.x + self.w and self.y <= other.cy <= self.y + self.h
 
-    def iou(self, other: Box) -> float:
+    def intersection(self, other: Box) -> float:
+        """The area this box shares with ``other``."""
         ix = max(0.0, min(self.x + self.w, other.x + other.w) - max(self.x, other.x))
         iy = max(0.0, min(self.y + self.h, other.y + other.h) - max(self.y, other.y))
-        inter = ix * iy
+        return ix * iy
+
+    def iou(self, other: Box) -> float:
+        inter = self.intersection(other)
         union = self.w * self.h + other.w * other.h - inter
         return inter / union if union > 0 else 0.0
 
