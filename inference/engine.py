@@ -239,9 +239,11 @@ WHOLE_PHOTO_RIVAL_WIDTH = 0.5
 # Still photos: plates the zoom-out pass finds at least this share of the photo wide are added to
 # the whole-frame pass's (``DetectorSettings.close_up_width``), and a plate found at least
 # WHOLE_PHOTO_RIVAL_WIDTH wide that reads like a plate makes the narrower ones its details, as
-# a photo read whole does. A close-up framed squarer than a plate (the US val close-ups given a
-# 4:3 frame) otherwise shows the detector only its stickers and half its registration. At 0.4
-# the pass also boxed again plates of half a sweep frame the whole-frame pass had found.
+# a photo read whole does (that rule holds for every frame; camera frames rarely hold a plate so
+# wide). A close-up framed squarer than a plate (the US val close-ups given a 4:3 frame)
+# otherwise shows the detector only its stickers and half its registration. At 0.4, with a
+# plainer check for a plate already found (IoU >= 0.5), the pass boxed again plates filling half
+# a sweep frame.
 CLOSE_UP_WIDTH = 0.7
 PLATE_MAP_MODEL = "platemap"
 # The plate map marks a plate's shrunk core (DB shrink ratio 0.4, training.platemap.targets).
