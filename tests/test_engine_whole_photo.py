@@ -48,14 +48,17 @@ class WidthReader:
         pass
 
 
-def _observe(detector: FakeDetector, reader: WidthReader) -> list[tuple[Box, str]]:
+def _observe(
+    detector: FakeDetector, reader: WidthReader, height: int = 160
+) -> list[tuple[Box, str]]:
+    """What the engine reports on a plain photo 320 px wide (160 high: a plate's shape)."""
     engine = PlateEngine(
         detector,  # type: ignore[arg-type]
         reader,  # type: ignore[arg-type]
         EngineSettings(text_fallback=True, two_rows=False),
     )
     with engine:
-        plates = engine.observe(np.full((160, 320, 3), 200, np.uint8)).plates
+        plates = engine.observe(np.full((height, 320, 3), 200, np.uint8)).plates
     return [(p.detection.box, p.ocr.text) for p in plates]
 
 
@@ -84,23 +87,12 @@ def test_a_photo_that_does_not_read_as_a_plate_keeps_what_was_found() -> None:
 PLATE_IN_FRAME = Detection(Box(0, 40, 320, 160), 0.7, "plate")
 
 
-def _observe_4x3(detector: FakeDetector, reader: WidthReader) -> list[tuple[Box, str]]:
-    engine = PlateEngine(
-        detector,  # type: ignore[arg-type]
-        reader,  # type: ignore[arg-type]
-        EngineSettings(text_fallback=True, two_rows=False),
-    )
-    with engine:
-        plates = engine.observe(np.full((240, 320, 3), 200, np.uint8)).plates
-    return [(p.detection.box, p.ocr.text) for p in plates]
-
-
 def test_a_plate_found_half_the_photo_wide_makes_the_narrower_ones_its_details() -> None:
-    plates = _observe_4x3(FakeDetector(STICKER, PLATE_IN_FRAME), WidthReader(registration=0.9))
+    plates = _observe(FakeDetector(STICKER, PLATE_IN_FRAME), WidthReader(registration=0.9), 240)
     assert plates == [(PLATE_IN_FRAME.box, "251RGF")]
 
 
 def test_a_wide_box_that_does_not_read_like_a_plate_leaves_the_others_alone() -> None:
     # read too unsure to be a plate at all: the sticker is still reported
-    plates = _observe_4x3(FakeDetector(STICKER, PLATE_IN_FRAME), WidthReader(whole=0.2))
+    plates = _observe(FakeDetector(STICKER, PLATE_IN_FRAME), WidthReader(whole=0.2), 240)
     assert plates == [(STICKER.box, "1207")]
