@@ -38,16 +38,9 @@ _PL_AREA = "[BCDEFGKLNOPRSTWZ]"
 _PL_SERIAL_LETTER = "[ACEFGHJKLMNPRSTUVWXY]"
 
 
-def _pl_serial(*codes: str) -> str:
-    """Polish serial shapes, ``D`` a digit and ``S`` a serial letter, as one alternation."""
-    return "|".join(
-        "".join(_D if c == "D" else _PL_SERIAL_LETTER for c in code) for code in codes
-    )
-
-
-def _shape(code: str) -> str:
-    """``LLDDLLL`` -> a pattern with ``L`` any letter and ``D`` any digit."""
-    return "".join(_L if c == "L" else _D for c in code)
+def _shapes(*codes: str, letter: str = _L) -> str:
+    """``LLDDLLL``, ... -> one alternation of patterns, ``L`` a ``letter`` and ``D`` a digit."""
+    return "|".join("".join(letter if c == "L" else _D for c in code) for code in codes)
 
 
 EUROPEAN_FORMATS: tuple[PlateFormat, ...] = (
@@ -73,15 +66,18 @@ EUROPEAN_FORMATS: tuple[PlateFormat, ...] = (
     PlateFormat("PT", f"{_D}{{4}}{_L}{{2}}|{_L}{{2}}{_D}{{4}}", "1234AB, AB1234"),
     PlateFormat(
         "PL",
-        f"{_PL_AREA}{_L}(?:{_pl_serial('DDDDD', 'DDDDS', 'DDDSS', 'DSDDD', 'DSSDD')})",
+        f"{_PL_AREA}{_L}(?:"
+        + _shapes("DDDDD", "DDDDL", "DDDLL", "DLDDD", "DLLDD", letter=_PL_SERIAL_LETTER)
+        + ")",
         "county of two letters (WE12345, WE123AC)",
     ),
     PlateFormat(
         "PL",
         f"{_PL_AREA}{_L}{{2}}(?:"
-        + _pl_serial(
-            "SDDD", "DDSS", "DSDD", "DDSD", "DSSD", "SSDD",
-            "DDDDD", "DDDDS", "DDDSS", "SDDDS", "SDDSS",
+        + _shapes(
+            "LDDD", "DDLL", "DLDD", "DDLD", "DLLD", "LLDD",
+            "DDDDD", "DDDDL", "DDDLL", "LDDDL", "LDDLL",
+            letter=_PL_SERIAL_LETTER,
         )
         + ")",
         "county of three letters (WWL12AC, WWLA123C)",
@@ -98,12 +94,9 @@ EUROPEAN_FORMATS: tuple[PlateFormat, ...] = (
     # Dutch side codes 1-14: six characters in two or three groups of letters and digits.
     PlateFormat(
         "NL",
-        "|".join(
-            _shape(code)
-            for code in (
-                "LLDDDD", "DDDDLL", "DDLLDD", "LLDDLL", "LLLLDD", "DDLLLL", "DDLLLD",
-                "DLLLDD", "LLDDDL", "LDDDLL", "LLLDDL", "LDDLLL", "DLLDDD", "DDDLLD",
-            )
+        _shapes(
+            "LLDDDD", "DDDDLL", "DDLLDD", "LLDDLL", "LLLLDD", "DDLLLL", "DDLLLD",
+            "DLLLDD", "LLDDDL", "LDDDLL", "LLLDDL", "LDDLLL", "DLLDDD", "DDDLLD",
         ),
         "side codes 1-14 (12ABC3, AB123C)",
     ),
