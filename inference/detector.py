@@ -95,11 +95,6 @@ class DetectorSettings:
 CLOSE_UP_SAME_WIDTH = 0.8
 
 
-def _overlap(a: Box, b: Box) -> bool:
-    """Whether ``a`` and ``b`` share at least half the smaller one's area."""
-    shared = a.intersection(b)
-    return shared > 0 and shared >= 0.5 * min(a.w * a.h, b.w * b.h)
-
 # Windows of the tile pass overlap by this share of their size, so that a plate cut by one
 # window's edge is whole in the next (plates wider than the overlap are the whole-frame pass's).
 TILE_OVERLAP = 0.25
@@ -267,7 +262,7 @@ class PlateDetector(Closing):
             d
             for d in self.zoomed_out(frame, self.settings.zoom_out)
             if d.box.w >= wide
-            and not any(_overlap(b, d.box) and b.w >= CLOSE_UP_SAME_WIDTH * d.box.w for b in plates)
+            and not any(b.overlaps(d.box) and b.w >= CLOSE_UP_SAME_WIDTH * d.box.w for b in plates)
         ]
 
     def zoomed_out(self, frame: np.ndarray, factor: float) -> list[Detection]:

@@ -308,6 +308,40 @@ def _same_plate(a: Box, b: Box) -> bool:
     return a.iou(b) >= MAP_OVERLAP_IOU or _mostly_inside(a, b) or _mostly_inside(b, a)
 
 
+def _another_read_of(o: PlateObservation, plate: PlateObservation) -> bool:
+    """Whether ``o`` reads (part of) the plate ``plate`` reads: their boxes overlap by half the
+    smaller one, ``plate`` reads like a whole plate, and ``o`` either reads a piece of its
+    text or is a smaller box read no more surely (a sticker or slogan on it)."""
+    if o is plate or not reads_like_plate(plate.ocr):
+        return False
+    mine, theirs = o.detection.box, plate.detection.box
+    if not mine.overlaps(theirs):
+        return False
+    if o.ocr.text in plate.ocr.text:
+        return True
+    return mine.w * mine.h < theirs.w * theirs.h and o.ocr.confidence <= plate.ocr.confidence
+
+
+def distinct_plates(observations: list[PlateObservation]) -> list[PlateObservation]:
+    """One read per plate, in the order given. Pure.
+
+    Plates do not overlap, but the passes that look for them do: the close-up pass and the
+    whole-frame pass box the same plate twice (both reads reported), or the whole-frame pass
+    boxes half a close-up's registration (``BNV9071`` and ``NV90``). Whole plates are kept
+    first, the longer and then the surer read before the others.
+    """
+    ranked = sorted(
+        observations,
+        key=lambda o: (reads_like_plate(o.ocr), len(o.ocr.text), o.ocr.confidence),
+        reverse=True,
+    )
+    kept: list[PlateObservation] = []
+    for o in ranked:
+        if not any(_another_read_of(o, k) for k in kept):
+            kept.append(o)
+    return [o for o in observations if any(o is k for k in kept)]
+
+
 @dataclass(frozen=True)
 class PlateCandidate:
     """A plate to read: its box, who found it (``detector``, ``map``, ``both`` or, on still
@@ -581,6 +615,7 @@ class PlateEngine(Closing):
         ):
             # a close-up: what is narrower is written on that plate
             observations = [o for o in observations if not self._detail(o.detection.box, rgb)]
+        observations = distinct_plates(observations)
         if whole_ocr is not None:
             kept = self._whole_photo(rgb, whole_ocr, observations)
             if kept is not None:

@@ -39,6 +39,12 @@ class Box:
         iy = max(0.0, min(self.y + self.h, other.y + other.h) - max(self.y, other.y))
         return ix * iy
 
+    def overlaps(self, other: Box) -> bool:
+        """Whether the two boxes share at least half the smaller one's area: a second box of
+        the same plate, however much larger, or a part of it."""
+        shared = self.intersection(other)
+        return shared > 0 and shared >= 0.5 * min(self.w * self.h, other.w * other.h)
+
     def iou(self, other: Box) -> float:
         inter = self.intersection(other)
         union = self.w * self.h + other.w * other.h - inter
