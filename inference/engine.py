@@ -322,7 +322,7 @@ def _another_read_of(o: PlateObservation, plate: PlateObservation) -> bool:
     return mine.w * mine.h < theirs.w * theirs.h and o.ocr.confidence <= plate.ocr.confidence
 
 
-def distinct_plates(observations: list[PlateObservation]) -> list[PlateObservation]:
+def one_read_per_plate(observations: list[PlateObservation]) -> list[PlateObservation]:
     """One read per plate, in the order given. Pure.
 
     Plates do not overlap, but the passes that look for them do: the close-up pass and the
@@ -615,7 +615,7 @@ class PlateEngine(Closing):
         ):
             # a close-up: what is narrower is written on that plate
             observations = [o for o in observations if not self._detail(o.detection.box, rgb)]
-        observations = distinct_plates(observations)
+        observations = one_read_per_plate(observations)
         if whole_ocr is not None:
             kept = self._whole_photo(rgb, whole_ocr, observations)
             if kept is not None:
