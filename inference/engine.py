@@ -258,6 +258,10 @@ MAP_OVERLAP_IOU = 0.2
 # found plates 0.77 -> 0.80, found at 0.7 59.6 -> 61.2 %; a twelfth of its sweep 0.78 -> 0.80,
 # 62.8 -> 66.0 % (found at 0.5 -0.5 points); always the map's box lost 1.5 points found at 0.5.
 MAP_BOX_AGREES_IOU = 0.5
+# A plate read surely is read again in the map's box when that box is this much wider: the
+# detector boxes a plate far beyond its training sizes short of its ends (a plate half a photo
+# wide), and the sure read is of what the box kept.
+MAP_BOX_WIDER = 1.2
 # A plate whose outline rolls this many degrees or more is also read turned level, when its
 # reads so far are unsure.
 MIN_ROLL_DEG = 3.0
@@ -388,12 +392,20 @@ def plate_roll(cand: PlateCandidate) -> float | None:
     return roll_degrees(np.asarray(mapped.corners, np.float64))
 
 
+def _reads_more(alt: OcrResult, current: OcrResult) -> bool:
+    """Whether ``alt`` reads the current text and more, like a whole plate: the whole of what a
+    box cut short of the plate's ends read part of (European plates half a photo wide, where
+    the detector's box dropped the band and the first letter and read `778NDA` at 0.98)."""
+    return len(alt.text) > len(current.text) and current.text in alt.text and reads_like_plate(alt)
+
+
 def _better_read(alt: OcrResult, current: OcrResult) -> bool:
-    """Whether the other box's read replaces the current one: surer, and no shorter. A box cut
-    through the registration reads its remaining characters confidently (close-ups of
-    Brazilian plates, where the map's box dropped the first letters and read surer); the
-    shorter text is never the better reading of the same plate."""
-    return alt.confidence > current.confidence and len(alt.text) >= len(current.text)
+    """Whether the other box's read replaces an unsure current one: surer and no shorter, or
+    :func:`_reads_more`. A box cut through the registration reads its remaining characters
+    confidently (close-ups of Brazilian plates, where the map's box dropped the first letters
+    and read surer); the shorter text is never the better reading of the same plate."""
+    surer = alt.confidence > current.confidence and len(alt.text) >= len(current.text)
+    return surer or _reads_more(alt, current)
 
 
 def _rgb(frame: np.ndarray) -> np.ndarray:
@@ -578,14 +590,21 @@ class PlateEngine(Closing):
             roll = plate_roll(cand)
             best = first[i] if i < len(first) else self._read_plate(rgb, cand.detection)
             best = self._read_level(rgb, cand.detection, best, roll)
-            if cand.other is not None and not (best is not None and self._sure(best.ocr)):
-                alt = self._read_level(
-                    rgb, cand.other, self._read_plate(rgb, cand.other), roll
-                )
-                if best is None or (alt is not None and _better_read(alt.ocr, best.ocr)):
+            sure = best is not None and self._sure(best.ocr)
+            if cand.other is not None and (
+                best is None
+                or not sure
+                or cand.other.box.w >= MAP_BOX_WIDER * best.detection.box.w
+            ):
+                alt = self._read_level(rgb, cand.other, self._read_plate(rgb, cand.other), roll)
+                if best is None or (
+                    alt is not None
+                    and (_reads_more if sure else _better_read)(alt.ocr, best.ocr)
+                ):
                     best = alt
-            elif (
-                cand.other is not None
+            if (
+                sure
+                and cand.other is not None
                 and best is not None
                 and cand.other.box.iou(best.detection.box) >= MAP_BOX_AGREES_IOU
             ):

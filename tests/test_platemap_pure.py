@@ -290,6 +290,61 @@ def test_a_sure_read_is_reported_in_the_maps_box_when_the_boxes_agree() -> None:
     assert reader.reads == 1 and obs.detection.box == _TightMap.box
 
 
+class _CutBox:
+    """A detector that boxes a plate short of its left end; a map that boxes all of it."""
+
+    def __init__(self, map_box: Box) -> None:
+        self.map_box = map_box
+
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        return [Detection(Box(130, 100, 90, 20), 0.9, "plate")]
+
+    def find(self, frame: np.ndarray) -> list[TextLine]:
+        b = self.map_box
+        corners = ((b.x, b.y), (b.x + b.w, b.y), (b.x + b.w, b.y + b.h), (b.x, b.y + b.h))
+        return [TextLine(b, corners, 0.8)]
+
+    def close(self) -> None:
+        pass
+
+
+class _ReadsWhatIsBoxed:
+    """Reads the cut box's characters surely and the whole plate a little less surely."""
+
+    def __init__(self, whole: str = "B778NDA", sure: float = 0.97) -> None:
+        self.whole, self.sure = whole, sure
+
+    def read(self, crop: np.ndarray) -> OcrResult:
+        text, c = ("778NDA", 0.99) if crop.shape[1] < 105 else (self.whole, self.sure)
+        return OcrResult(text, c, (0.99,) * len(text), (Candidate(text, c),))
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_sure_read_of_a_cut_box_gives_way_to_the_whole_plate_in_a_wider_map_box() -> None:
+    frame = np.zeros((400, 500, 3), np.uint8)
+    wide = _CutBox(Box(100, 100, 120, 20))  # 1.33 times as wide
+    eng = PlateEngine(
+        wide, _ReadsWhatIsBoxed(), EngineSettings(plate_map=True), plate_map=wide  # type: ignore[arg-type]
+    )
+    [obs] = eng.observe(frame).plates
+    assert obs.ocr.text == "B778NDA" and obs.detection.box == wide.map_box
+    # another text in the wider box, less sure: the sure read stands
+    eng.reader = _ReadsWhatIsBoxed("XB12CDE")  # type: ignore[assignment]
+    assert [p.ocr.text for p in eng.observe(frame).plates] == ["778NDA"]
+    # nor does a surer read of as many characters: only a read of more replaces a sure one
+    eng.reader = _ReadsWhatIsBoxed("778N0A", 0.995)  # type: ignore[assignment]
+    assert [p.ocr.text for p in eng.observe(frame).plates] == ["778NDA"]
+    # a map box hardly wider is not read again after a sure read
+    near = _CutBox(Box(127, 100, 104, 20))  # 1.16 times: it would read the whole plate
+    eng = PlateEngine(
+        near, _ReadsWhatIsBoxed(), EngineSettings(plate_map=True), plate_map=near  # type: ignore[arg-type]
+    )
+    [obs] = eng.observe(frame).plates
+    assert obs.ocr.text == "778NDA" and obs.detection.box == near.map_box  # agreeing boxes
+
+
 class _WholeReads:
     """Reads only a whole photo-sized crop (the frame) as a plate, surely; records its thread."""
 
