@@ -25,6 +25,8 @@ from typing import Any
 
 import cv2
 
+from training.realscenes.parts import labelled_photos, write_labels
+
 SHARES = (0.3, 0.45, 0.6)
 MIN_WIDTH = 60.0
 ASPECT = 4 / 3
@@ -83,11 +85,7 @@ def main() -> None:
     src, out = a.root / a.part, a.root / f"framed-{a.part}"
     (out / "images").mkdir(parents=True, exist_ok=True)
     lines, skipped = [], 0
-    for line in (src / "labels.jsonl").read_text().splitlines():
-        r = json.loads(line)
-        img = cv2.imread(str(src / r["image"]), cv2.IMREAD_COLOR)
-        if img is None:
-            continue
+    for r, img in labelled_photos(src):
         fh, fw = img.shape[:2]
         for i, plate in enumerate(r["plates"]):
             if plate.get("text") is None or plate["box"][2] < MIN_WIDTH:
@@ -106,7 +104,7 @@ def main() -> None:
                     "image": name, "source": r.get("source"), "plates": labels,
                     "framing": {"share": share, "plate_width_px": plate["box"][2]},
                 }))
-    (out / "labels.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_labels(out, lines)
     print(f"{out}: {len(lines)} photos, {skipped} windows skipped")
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from training.realscenes.parts import labelled_photos, write_labels
+
 TILE_W, TILE_H = 1280, 720
 GRID = 3
 
@@ -33,12 +35,7 @@ def main() -> None:
     src = a.root / a.part
     out = a.root / f"mosaic-{a.part}"
     (out / "images").mkdir(parents=True, exist_ok=True)
-    rows = [json.loads(line) for line in (src / "labels.jsonl").read_text().splitlines()]
-    frames = []
-    for r in rows:
-        img = cv2.imread(str(src / r["image"]), cv2.IMREAD_COLOR)
-        if img is not None and img.shape[:2] == (TILE_H, TILE_W):
-            frames.append((r, img))
+    frames = [(r, img) for r, img in labelled_photos(src) if img.shape[:2] == (TILE_H, TILE_W)]
     per = GRID * GRID
     lines = []
     for m in range(len(frames) // per):
@@ -54,7 +51,7 @@ def main() -> None:
         name = f"images/mosaic-{a.part}-{m:03d}.jpg"
         cv2.imwrite(str(out / name), canvas, [cv2.IMWRITE_JPEG_QUALITY, a.quality])
         lines.append(json.dumps({"image": name, "source": sources, "plates": plates}))
-    (out / "labels.jsonl").write_text("\n".join(lines) + "\n")
+    write_labels(out, lines)
     print(f"{out}: {len(lines)} frames of {TILE_W * GRID}x{TILE_H * GRID}, "
           f"{sum(len(json.loads(x)['plates']) for x in lines)} plates")
 

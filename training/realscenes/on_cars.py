@@ -27,6 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from training.realscenes.parts import labelled_photos, write_labels
 from training.recognizer.crop_eval import SETS, labelled_crops
 from training.recognizer.splits import DATASETS
 
@@ -59,17 +60,13 @@ def main() -> None:
     p.add_argument("--root", type=Path, default=Path("build/realscenes"))
     a = p.parse_args()
     src = a.root / a.part
-    scenes = [json.loads(line) for line in (src / "labels.jsonl").read_text().splitlines()]
     for region, name in SETS:
         crops = [(rgb, text) for rgb, text in labelled_crops(a.data, name, a.split) if text]
         out = a.root / f"on-cars-{region}-{a.part}"
         (out / "images").mkdir(parents=True, exist_ok=True)
         supply = itertools.cycle(crops)
         lines, dropped = [], 0
-        for r in scenes:
-            bgr = cv2.imread(str(src / r["image"]), cv2.IMREAD_COLOR)
-            if bgr is None:
-                continue
+        for r, bgr in labelled_photos(src):
             photo = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             plates = []
             for pl in r["plates"]:
@@ -90,7 +87,7 @@ def main() -> None:
                 [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY],
             )
             lines.append(json.dumps({"image": image, "source": r.get("source"), "plates": plates}))
-        (out / "labels.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        write_labels(out, lines)
         print(f"{out}: {len(lines)} photos, {dropped} plates left as they were (edge of photo)")
 
 

@@ -21,6 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from training.realscenes.parts import labelled_photos, write_labels
+
 DEGREES = (8.0, 15.0)
 
 
@@ -39,11 +41,7 @@ def main() -> None:
     src, out = a.root / a.part, a.root / f"tilt-{a.part}"
     (out / "images").mkdir(parents=True, exist_ok=True)
     lines, kept, dropped = [], 0, 0
-    for line in (src / "labels.jsonl").read_text().splitlines():
-        r = json.loads(line)
-        img = cv2.imread(str(src / r["image"]), cv2.IMREAD_COLOR)
-        if img is None:
-            continue
+    for r, img in labelled_photos(src):
         h, w = img.shape[:2]
         deg = angle_for(r["image"])
         m = cv2.getRotationMatrix2D((w / 2, h / 2), deg, 1.0)
@@ -65,7 +63,7 @@ def main() -> None:
         name = r["image"]
         cv2.imwrite(str(out / name), turned, [cv2.IMWRITE_JPEG_QUALITY, 95])
         lines.append(json.dumps({**r, "plates": plates}))
-    (out / "labels.jsonl").write_text("\n".join(lines) + "\n")
+    write_labels(out, lines)
     print(f"{out}: {len(lines)} photos, {kept} plates ({dropped} left the frame when turned)")
 
 
