@@ -101,6 +101,12 @@ def test_one_mapped_plate_is_not_given_to_two_detections() -> None:
     assert [c.source for c in merge_mapped(found, mapped)] == ["both", "detector"]
 
 
+def _upright(b: Box) -> TextLine:
+    """A plate map's line whose outline is the box itself."""
+    corners = ((b.x, b.y), (b.x + b.w, b.y), (b.x + b.w, b.y + b.h), (b.x, b.y + b.h))
+    return TextLine(b, corners, 0.8)
+
+
 class _OneBox:
     def detect(self, frame: np.ndarray) -> list[Detection]:
         return [Detection(Box(100, 100, 120, 20), 0.9, "plate")]
@@ -113,11 +119,7 @@ class _Map:
     """A plate map that boxes part of the detector's plate and a word elsewhere."""
 
     def find(self, frame: np.ndarray) -> list[TextLine]:
-        def line(x: float, y: float, w: float) -> TextLine:
-            return TextLine(Box(x, y, w, 20), ((x, y), (x + w, y), (x + w, y + 20),
-                                               (x, y + 20)), 0.8)
-
-        return [line(150, 100, 70), line(250, 200, 40)]
+        return [_upright(Box(150, 100, 70, 20)), _upright(Box(250, 200, 40, 20))]
 
     def close(self) -> None:
         pass
@@ -269,9 +271,7 @@ class _TightMap:
     box = Box(105, 100, 110, 20)
 
     def find(self, frame: np.ndarray) -> list[TextLine]:
-        b = self.box
-        corners = ((b.x, b.y), (b.x + b.w, b.y), (b.x + b.w, b.y + b.h), (b.x, b.y + b.h))
-        return [TextLine(b, corners, 0.8)]
+        return [_upright(self.box)]
 
     def close(self) -> None:
         pass
@@ -300,9 +300,7 @@ class _CutBox:
         return [Detection(Box(130, 100, 90, 20), 0.9, "plate")]
 
     def find(self, frame: np.ndarray) -> list[TextLine]:
-        b = self.map_box
-        corners = ((b.x, b.y), (b.x + b.w, b.y), (b.x + b.w, b.y + b.h), (b.x, b.y + b.h))
-        return [TextLine(b, corners, 0.8)]
+        return [_upright(self.map_box)]
 
     def close(self) -> None:
         pass
