@@ -5,7 +5,12 @@ are cut by people and come from the same sources as the training crops. It tells
 to the reader helps or hurts each source, and it is what a fine-tuning run may be compared on
 (``--split val``); ``--split test`` is for the figures in docs/models-ocr.md.
 
+``--folder`` reads instead the photos of a folder that holds one plate per photo, each plate cut
+at its true box with a margin (``training.realscenes.true_box``): the reader given the box, per
+region, on real scenes (docs/evaluation.md).
+
     PYTHONPATH=. .venv/bin/python -m training.recognizer.crop_eval [--model-dir DIR] [--split val]
+    PYTHONPATH=. .venv/bin/python -m training.recognizer.crop_eval --folder FOLDER
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -43,6 +49,43 @@ def labelled_crops(data: Path, name: str, split: str) -> list[tuple[np.ndarray, 
     return out
 
 
+def folder_crops(folder: Path) -> list[tuple[np.ndarray, str, str]]:
+    """The readable plate of each photo of a one-plate-per-photo ``vigil eval`` folder
+    (``training.realscenes.true_box``) with its text and region family (``other`` when the
+    label names none of the reader's regions)."""
+    from training.realscenes.parts import labelled_photos
+
+    out = []
+    for r, bgr in labelled_photos(folder):
+        for p in r["plates"]:
+            if p.get("text"):
+                family = (p.get("region") or "").split("-")[0]
+                region = family if family in ("us", "eu", "br") else "other"
+                out.append((cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), p["text"], region))
+    return out
+
+
+def score(reader: Any, items: list[tuple[np.ndarray, str, str]]) -> dict[str, dict[str, float]]:
+    """Exact read, truth among the top-10 and region head right, per region, in %."""
+    tally: dict[str, list[int]] = {}
+    for img, text, region in items:
+        r = reader.read(img)
+        t = tally.setdefault(region, [0, 0, 0, 0])
+        t[0] += 1
+        t[1] += r.text == text
+        t[2] += any(c.text == text for c in r.candidates)
+        t[3] += (r.region or "").split("-")[0] == region
+    return {
+        region: {
+            "crops": n,
+            "exact": round(100 * exact / n, 1),
+            "top10": round(100 * top / n, 1),
+            "region": round(100 * region_ok / n, 1),
+        }
+        for region, (n, exact, top, region_ok) in sorted(tally.items())
+    }
+
+
 def main() -> None:
     from inference.ocr import PlateReader
 
@@ -50,25 +93,23 @@ def main() -> None:
     p.add_argument("--model-dir", type=Path, default=Path("inference/models"))
     p.add_argument("--split", choices=("val", "test"), default="val")
     p.add_argument("--data", type=Path, default=DATASETS)
+    p.add_argument(
+        "--folder",
+        type=Path,
+        default=None,
+        help="read the photos of this one-plate-per-photo folder (training.realscenes.true_box) "
+        "instead of the crop sets",
+    )
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
     reader = PlateReader.load(a.model_dir, 1, top_n=10)
-    result: dict[str, dict[str, float]] = {}
-    for region, name in SETS:
-        items = crops(a.data, name, a.split)
-        exact = top = region_ok = 0
-        for img, text in items:
-            r = reader.read(img)
-            exact += r.text == text
-            top += any(c.text == text for c in r.candidates)
-            region_ok += (r.region or "").split("-")[0] == region
-        n = max(1, len(items))
-        result[region] = {
-            "crops": len(items),
-            "exact": round(100 * exact / n, 1),
-            "top10": round(100 * top / n, 1),
-            "region": round(100 * region_ok / n, 1),
-        }
+    if a.folder is not None:
+        result = score(reader, folder_crops(a.folder))
+    else:
+        result = {}
+        for region, name in SETS:
+            items = [(img, text, region) for img, text in crops(a.data, name, a.split)]
+            result.update(score(reader, items))
     if a.json:
         print(json.dumps(result))
     else:
