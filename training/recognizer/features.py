@@ -48,11 +48,17 @@ def _jpeg(img: np.ndarray, q: int) -> np.ndarray:
     return cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else img
 
 
-def photometric(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+# Narrowest plate, in pixels, that augmentation shrinks a crop to before scaling it back.
+SMALL_MIN_WIDTH = 40
+
+
+def photometric(
+    rng: np.random.Generator, img: np.ndarray, small_min: int = SMALL_MIN_WIDTH
+) -> np.ndarray:
     out = img
     if rng.random() < 0.5:  # a small, distant plate
         h, w = out.shape[:2]
-        target_w = int(rng.uniform(40, 110))
+        target_w = int(rng.uniform(small_min, 110))
         if w > target_w:
             s = target_w / w
             small = cv2.resize(out, (target_w, max(4, int(h * s))), interpolation=cv2.INTER_AREA)

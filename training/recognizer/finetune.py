@@ -36,6 +36,7 @@ from training.recognizer import graph
 from training.recognizer.crop_eval import SETS, crops
 from training.recognizer.features import (
     REGIONS,
+    SMALL_MIN_WIDTH,
     WIDTH,
     WORK,
     items,
@@ -130,9 +131,11 @@ def draw(  # type: ignore[no-untyped-def]
     n: int,
     mix: tuple[float, ...] = SHARE,
     hard: float = 0.0,
+    small_min: int = SMALL_MIN_WIDTH,
 ):
     """``n`` augmented inputs; a ``hard`` share of them rolled, and as many at IR night or in
-    glare (``hard_cases``)."""
+    glare (``hard_cases``); half of those ``photometric`` touches shrunk to a plate
+    ``small_min`` to 110 px wide first."""
     xs, texts, regions = [], [], []
     share = np.array([mix[i] if pool[s] else 0.0 for i, s in enumerate(SOURCES)])
     share /= share.sum()
@@ -148,7 +151,7 @@ def draw(  # type: ignore[no-untyped-def]
         else:
             crop = it["image"] if rng.random() < 0.2 else jitter_plate_crop(rng, it["image"])
         if rng.random() < 0.8:
-            crop = photometric(rng, crop)
+            crop = photometric(rng, crop, small_min)
         if crop.shape[0] < 2 or crop.shape[1] < 2:
             continue
         if rng.random() < hard:
@@ -177,6 +180,8 @@ def _extra_args(a: argparse.Namespace) -> str:
         out += f" --hard {a.hard}"
     if a.lr != 1e-3:
         out += f" --lr {a.lr}"
+    if a.small_min != SMALL_MIN_WIDTH:
+        out += f" --small-min {a.small_min}"
     return out
 
 
@@ -201,6 +206,12 @@ def main() -> None:
         help="start from this finetuned.npz (pulled towards it) instead of the pretrained net",
     )
     p.add_argument("--hard", type=float, default=0.0, help="share of rolled / night / glare")
+    p.add_argument(
+        "--small-min",
+        type=int,
+        default=SMALL_MIN_WIDTH,
+        help="narrowest plate (px) the small-plate augmentation shrinks to",
+    )
     p.add_argument("--out", type=Path, default=OUT, help="checkpoints and finetuned.npz")
     p.add_argument(
         "--eu-texts",
@@ -280,7 +291,7 @@ def main() -> None:
     sums = np.zeros(3)
     t0 = time.time()
     for s in range(step0, a.steps):
-        x, texts, regions = draw(rng, pool, a.batch, mix, a.hard)
+        x, texts, regions = draw(rng, pool, a.batch, mix, a.hard, a.small_min)
         labels, lengths = encode(np.array(texts), MAX_LABEL)
         has_text = np.array([len(t) > 0 for t in texts], np.float32)
         warm = min(1.0, (s + 1) / 50)
@@ -321,6 +332,7 @@ def main() -> None:
             "mix": dict(zip(SOURCES, mix, strict=True)),
             "init": None if a.init is None else str(a.init),
             "hard_share": a.hard,
+            "small_min_width": a.small_min,
             "val_exact_us_br_crops": round(score, 4),
             "pool": {k: len(v) for k, v in pool.items()},
             "eu_texts": None
