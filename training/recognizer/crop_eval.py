@@ -18,11 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import cv2
 import numpy as np
 
+from inference.records import OcrResult
 from training.recognizer.splits import DATASETS, split_of, trusted_text
 
 SETS = (("us", "us-plate-photos"), ("br", "openalpr-traindetector-br-crops"))
@@ -65,7 +66,11 @@ def folder_crops(folder: Path) -> list[tuple[np.ndarray, str, str]]:
     return out
 
 
-def score(reader: Any, items: list[tuple[np.ndarray, str, str]]) -> dict[str, dict[str, float]]:
+class Reader(Protocol):
+    def read(self, crop_rgb: np.ndarray) -> OcrResult: ...
+
+
+def score(reader: Reader, items: list[tuple[np.ndarray, str, str]]) -> dict[str, dict[str, float]]:
     """Exact read, truth among the top-10 and region head right, per region, in %."""
     tally: dict[str, list[int]] = {}
     for img, text, region in items:
