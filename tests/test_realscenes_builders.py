@@ -12,7 +12,8 @@ import numpy as np
 from inference.records import Candidate, OcrResult
 from training.realscenes.framing import framed_labels, window
 from training.realscenes.on_cars import pasted
-from training.realscenes.true_box import cut, cut_label
+from training.realscenes.parts import moved_label
+from training.realscenes.true_box import cut
 from training.recognizer.crop_eval import folder_crops, score
 
 
@@ -58,7 +59,7 @@ def test_a_true_box_cut_has_the_margin_of_the_reading_issue_clipped_to_the_photo
 
 def test_a_cut_label_is_the_plate_in_the_cut_pixels() -> None:
     plate = {"box": [300.0, 200.0, 100.0, 20.0], "text": "B123ABC", "region": "eu"}
-    assert cut_label(plate, (292, 197, 116, 26)) == {
+    assert moved_label(plate, 292, 197) == {
         "box": [8.0, 3.0, 100.0, 20.0], "text": "B123ABC", "region": "eu"
     }
 

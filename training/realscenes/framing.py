@@ -25,7 +25,7 @@ from typing import Any
 
 import cv2
 
-from training.realscenes.parts import labelled_photos, write_labels
+from training.realscenes.parts import labelled_photos, moved_label, write_labels
 
 SHARES = (0.3, 0.45, 0.6)
 MIN_WIDTH = 60.0
@@ -71,8 +71,7 @@ def framed_labels(
             continue
         if not _inside(p["box"], win):
             return None
-        x, y, w, h = p["box"]
-        out.append({**p, "box": [round(x - wx, 1), round(y - wy, 1), w, h]})
+        out.append(moved_label(p, wx, wy))
     return out
 
 

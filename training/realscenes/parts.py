@@ -25,3 +25,9 @@ def labelled_photos(folder: Path) -> Iterator[tuple[dict[str, Any], np.ndarray]]
 def write_labels(folder: Path, lines: list[str]) -> None:
     """``folder/labels.jsonl`` from JSON lines."""
     (folder / "labels.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def moved_label(plate: dict[str, Any], x0: float, y0: float) -> dict[str, Any]:
+    """``plate``'s label in the pixels of a picture cut from its photo at (``x0``, ``y0``)."""
+    x, y, w, h = plate["box"]
+    return {**plate, "box": [round(x - x0, 1), round(y - y0, 1), w, h]}

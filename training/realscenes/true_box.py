@@ -20,11 +20,10 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
 import cv2
 
-from training.realscenes.parts import labelled_photos, write_labels
+from training.realscenes.parts import labelled_photos, moved_label, write_labels
 
 MARGIN = (0.08, 0.15)  # of the plate's width at each side, of its height above and below
 MIN_SIDE = 8  # px: a cut smaller than this has nothing to read
@@ -43,12 +42,6 @@ def cut(
     if x1 - x0 < MIN_SIDE or y1 - y0 < MIN_SIDE:
         return None
     return x0, y0, x1 - x0, y1 - y0
-
-
-def cut_label(plate: dict[str, Any], win: tuple[int, int, int, int]) -> dict[str, Any]:
-    """``plate``'s label in the cut's pixels."""
-    x, y, w, h = plate["box"]
-    return {**plate, "box": [round(x - win[0], 1), round(y - win[1], 1), w, h]}
 
 
 def main() -> None:
@@ -72,7 +65,7 @@ def main() -> None:
             name = f"images/{Path(r['image']).stem}--p{i}.png"
             cv2.imwrite(str(out / name), img[y0 : y0 + wh, x0 : x0 + ww])
             lines.append(json.dumps({
-                "image": name, "source": r.get("source"), "plates": [cut_label(plate, win)],
+                "image": name, "source": r.get("source"), "plates": [moved_label(plate, x0, y0)],
             }))
     write_labels(out, lines)
     print(f"{out}: {len(lines)} cuts, {skipped} plates too small to cut")

@@ -23,6 +23,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from inference.engine import region_family
 from inference.records import OcrResult
 from training.recognizer.splits import DATASETS, split_of, trusted_text
 
@@ -60,7 +61,7 @@ def folder_crops(folder: Path) -> list[tuple[np.ndarray, str, str]]:
     for r, bgr in labelled_photos(folder):
         for p in r["plates"]:
             if p.get("text"):
-                family = (p.get("region") or "").split("-")[0]
+                family = region_family(p.get("region"))
                 region = family if family in ("us", "eu", "br") else "other"
                 out.append((cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), p["text"], region))
     return out
@@ -79,7 +80,7 @@ def score(reader: Reader, items: list[tuple[np.ndarray, str, str]]) -> dict[str,
         t[0] += 1
         t[1] += r.text == text
         t[2] += any(c.text == text for c in r.candidates)
-        t[3] += (r.region or "").split("-")[0] == region
+        t[3] += region_family(r.region) == region
     return {
         region: {
             "crops": n,
