@@ -102,3 +102,43 @@ def test_manifest_carries_licence_and_metrics() -> None:
     assert "Apache" in data["licence"]  # the upstream weights' notice travels with the model
     assert data["training_data"] and data["metrics"]["real_scene_test"]["exact_read"] > 0.5
     assert (MODELS / "ocr.tflite").stat().st_size < 8 * 1024 * 1024
+
+
+def test_every_weighted_layer_runs_in_float_with_int8_grid_weights() -> None:
+    """No dynamic-range ("hybrid") layer: XNNPACK does not run those (3x slower here). The
+    weights come from float16 constants through DEQUANTIZE, and hold at most 256 values per
+    output channel: the int8 grid the quantiser chose (training.recognizer.float16_weights)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interp = Interpreter(
+        model_path=str(MODELS / "ocr.tflite"),
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        experimental_preserve_all_tensors=True,
+    )
+    interp.allocate_tensors()
+    interp.invoke()
+    tensors = {t["index"]: t for t in interp.get_tensor_details()}
+    produced_by_dequantize = {
+        op["outputs"][0]: op["inputs"][0]
+        for op in interp._get_ops_details()
+        if op["op_name"] == "DEQUANTIZE"
+    }
+    layers = [
+        op
+        for op in interp._get_ops_details()
+        if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+    ]
+    assert len(layers) >= 40
+    from_int8 = 0
+    for op in layers:
+        w = op["inputs"][1]
+        assert tensors[w]["dtype"] == np.float32, op  # an int8 weight here is a hybrid layer
+        if w not in produced_by_dequantize:
+            continue  # small layers the quantiser left in float32
+        from_int8 += 1
+        assert tensors[produced_by_dequantize[w]]["dtype"] == np.float16
+        values = interp.get_tensor(w)
+        axis = values.ndim - 1 if op["op_name"] == "DEPTHWISE_CONV_2D" else 0
+        per_channel = np.moveaxis(values, axis, 0).reshape(values.shape[axis], -1)
+        assert max(len(np.unique(c)) for c in per_channel) <= 256, op
+    assert from_int8 >= 35
