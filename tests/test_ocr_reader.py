@@ -118,15 +118,12 @@ def test_every_weighted_layer_runs_in_float_with_int8_grid_weights() -> None:
     interp.allocate_tensors()
     interp.invoke()
     tensors = {t["index"]: t for t in interp.get_tensor_details()}
+    ops = interp._get_ops_details()
     produced_by_dequantize = {
-        op["outputs"][0]: op["inputs"][0]
-        for op in interp._get_ops_details()
-        if op["op_name"] == "DEQUANTIZE"
+        op["outputs"][0]: op["inputs"][0] for op in ops if op["op_name"] == "DEQUANTIZE"
     }
     layers = [
-        op
-        for op in interp._get_ops_details()
-        if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+        op for op in ops if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
     ]
     assert len(layers) >= 40
     from_int8 = 0

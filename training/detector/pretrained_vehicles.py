@@ -32,6 +32,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from inference.geometry import nms
+
 MODEL_NAME = "object_detection_ssd_mobilenetv2_oidv4_fp16.tflite"
 MODEL_SHA256 = "d0a5255bf8c4f5a0bc4240741a76c41d5e939f7655078f945f50ab53a9375da6"
 LABELS_NAME = "object_detection_oidv4_labelmap.txt"
@@ -118,11 +120,7 @@ def decode(
     fw, fh = frame_wh
     keep = np.nonzero(score >= threshold)[0]
     boxes = np.stack([(xc - w / 2) * fw, (yc - h / 2) * fh, w * fw, h * fh], axis=1)[keep]
-    if not len(keep):
-        return np.zeros((0, 4)), np.zeros(0)
-    idx = np.asarray(
-        cv2.dnn.NMSBoxes(boxes.tolist(), score[keep].tolist(), threshold, NMS_IOU), int
-    ).reshape(-1)
+    idx = nms(boxes, score[keep], NMS_IOU)
     return boxes[idx], score[keep][idx]
 
 
@@ -130,7 +128,7 @@ def main() -> None:
     from ai_edge_litert.interpreter import Interpreter
 
     from training.detector.data import splits
-    from training.detector.eval import _ap, _match
+    from training.detector.eval import _ap, _frame, _match
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tarball", type=Path, required=True, help="npm pack of @mediapipe/objectron")
@@ -147,12 +145,8 @@ def main() -> None:
     n_gt, times = 0, []
     frames = [s for s in splits()[1] if s.has_vehicle_labels]
     for scene in frames:
-        bgr = cv2.imread(str(scene.path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise OSError(f"cannot read {scene.path}")
-        x = cv2.resize(
-            cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (INPUT, INPUT), interpolation=cv2.INTER_AREA
-        )
+        rgb = _frame(scene)
+        x = cv2.resize(rgb, (INPUT, INPUT), interpolation=cv2.INTER_AREA)
         t0 = time.perf_counter()
         it.set_tensor(inp["index"], (x.astype(np.float32) / 127.5 - 1.0)[None])
         it.invoke()
@@ -161,7 +155,7 @@ def main() -> None:
             it.get_tensor(enc_out["index"])[0],
             it.get_tensor(cls_out["index"])[0],
             classes,
-            (bgr.shape[1], bgr.shape[0]),
+            (rgb.shape[1], rgb.shape[0]),
             anchor,
         )
         tp, _ = _match(boxes, sc, scene.vehicles)

@@ -6,7 +6,8 @@ graph from the ``rapidocr-onnxruntime`` 1.4.4 wheel -> head replaced by the plat
 else the pretrained rows for blank/0-9/A-Z) at a fixed 48x240 input -> onnx2tf (float SavedModel)
 -> TFLite with int8 weights and float activations (dynamic-range quantisation), whose int8
 weights are then stored as float16 behind DEQUANTIZE ops (``float16_weights``: XNNPACK runs
-those layers, it does not run dynamic-range ones; 3x faster here, same memory). Full int8
+those layers, it does not run dynamic-range ones; 3x faster here, about 2 MB more resident in
+the daemon). Full int8
 post-training quantisation of this backbone is not used: it fell to 6 % exact on real plates
 (``../shared/DEPENDENCIES.md``), see ``docs/models-ocr.md``.
 
