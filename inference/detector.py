@@ -30,6 +30,9 @@ from inference.runtime import TFLiteModel, quantize
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "detector"
+# The same weights for a smaller input (training.detector.window_model): the passes that look at
+# part of a frame (a plate's second look, the zoom-out pass) fit in it and cost a quarter.
+WINDOW_MODEL_NAME = "detector_window"
 MIN_FRAME_SIDE = 16
 
 
@@ -139,10 +142,17 @@ def as_grey(frame: object) -> np.ndarray:
 
 
 class PlateDetector(Closing):
-    """The detector model plus its pre- and post-processing. One per worker thread."""
+    """The detector model plus its pre- and post-processing. One per worker thread.
 
-    def __init__(self, model: TFLiteModel, settings: DetectorSettings) -> None:
+    ``window`` is the same detector for a smaller input (``detector_window``), used by the
+    passes whose canvas fits in it; without it every pass runs the whole-frame model.
+    """
+
+    def __init__(
+        self, model: TFLiteModel, settings: DetectorSettings, window: TFLiteModel | None = None
+    ) -> None:
         self._model = model
+        self._window = window
         self.settings = settings
         labels = model.manifest.labels
         try:
@@ -157,6 +167,9 @@ class PlateDetector(Closing):
         if len(spec.shape) != 4 or spec.shape[0] != 1 or spec.shape[3] != 1:
             raise ModelError(f"detector input must be 1xHxWx1 grey, manifest says {spec.shape}")
         self.input_hw: tuple[int, int] = (spec.shape[1], spec.shape[2])
+        self.window_hw = self.input_hw
+        if window is not None:
+            self.window_hw = _window_hw(window, model)
         # Pixel -> input tensor value in one table lookup instead of float maths per frame.
         levels = np.arange(256, dtype=np.float32) / 255.0
         self._lut = quantize(levels, spec) if spec.quantized else levels
@@ -171,7 +184,11 @@ class PlateDetector(Closing):
         settings: DetectorSettings | None = None,
         name: str = MODEL_NAME,
     ) -> PlateDetector:
-        return cls(TFLiteModel.load(model_dir, name, threads), settings or DetectorSettings())
+        model = TFLiteModel.load(model_dir, name, threads)
+        window = None
+        if name == MODEL_NAME and (model_dir / f"{WINDOW_MODEL_NAME}.json").is_file():
+            window = TFLiteModel.load(model_dir, WINDOW_MODEL_NAME, threads)
+        return cls(model, settings or DetectorSettings(), window)
 
     @property
     def manifest_name(self) -> str:
@@ -183,9 +200,15 @@ class PlateDetector(Closing):
         return self._run(boxed), lb
 
     def _run(self, boxed: np.ndarray) -> dict[str, np.ndarray]:
-        """Model outputs for one grey image already the size of the input."""
-        out = self._model.run(self._lut[boxed][None, :, :, None])
+        """Model outputs for one grey image the size of either model's input."""
+        model = self._window if boxed.shape == self.window_hw and self._window else self._model
+        out = model.run(self._lut[boxed][None, :, :, None])
         return {k: v[0] for k, v in out.items()}
+
+    def _raw_window(self, frame: np.ndarray) -> tuple[dict[str, np.ndarray], Letterbox]:
+        """:meth:`raw` in the window model (the whole-frame one where there is none)."""
+        boxed, lb = letterbox(as_grey(frame), self.window_hw)
+        return self._run(boxed), lb
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
         """Every plate and vehicle in ``frame``, best first per class, boxes in frame pixels."""
@@ -274,11 +297,14 @@ class PlateDetector(Closing):
         scale = min(iw / fw, ih / fh) / factor
         nw, nh = max(1, round(fw * scale)), max(1, round(fh * scale))
         small = cv2.resize(grey, (nw, nh), interpolation=cv2.INTER_AREA)
+        # The same scale on the window model's smaller canvas when the shrunk frame fits it.
+        if nh <= self.window_hw[0] and nw <= self.window_hw[1]:
+            ih, iw = self.window_hw
         canvas = np.full((ih, iw), int(small.mean()), np.uint8)
         x0, y0 = (iw - nw) // 2, (ih - nh) // 2
         canvas[y0 : y0 + nh, x0 : x0 + nw] = small
         out = self._run(canvas)
-        same = Letterbox(scale=1.0, frame_hw=(ih, iw), input_hw=self.input_hw)
+        same = Letterbox(scale=1.0, frame_hw=(ih, iw), input_hw=(ih, iw))
         found = []
         for d in self.decode(out, same):
             if d.label != "plate":
@@ -296,7 +322,7 @@ class PlateDetector(Closing):
         pixels; unchanged when the window would be the whole frame or the pass finds no plate
         near the first box."""
         b = det.box
-        ih, iw = self.input_hw
+        ih, iw = self.window_hw
         fh, fw = frame.shape[:2]
         scale = self.settings.refine_plate_px / max(b.w, 1.0)
         win_w, win_h = iw / scale, ih / scale
@@ -307,7 +333,7 @@ class PlateDetector(Closing):
         window = frame[y0 : y0 + int(np.ceil(win_h)), x0 : x0 + int(np.ceil(win_w))]
         if min(window.shape[:2]) < MIN_FRAME_SIDE:
             return det
-        out, lb = self.raw(window)
+        out, lb = self._raw_window(window)
         best: Detection | None = None
         best_dist = 0.6  # centre distance, in plate widths + heights, to count as the same plate
         for e in self.decode(out, lb):
@@ -372,3 +398,26 @@ class PlateDetector(Closing):
 
     def close(self) -> None:
         self._model.close()
+        if self._window is not None:
+            self._window.close()
+
+
+def _window_hw(window: TFLiteModel, model: TFLiteModel) -> tuple[int, int]:
+    """The window model's input size, once it is known to hold ``model``'s weights."""
+    same = window.manifest.labels.get("same_weights_as")
+    if not isinstance(same, dict) or same.get("sha256") != model.manifest.sha256:
+        raise ModelError(
+            f"{window.manifest.name} was not made from this {model.manifest.name} "
+            f"(sha256 {model.manifest.sha256[:12]}...): run training.detector.window_model again"
+        )
+    spec, full = window.manifest.input("image"), model.manifest.input("image")
+    if (
+        len(spec.shape) != 4
+        or spec.shape[3] != 1
+        or spec.shape[1] > full.shape[1]
+        or spec.shape[2] > full.shape[2]
+    ):
+        raise ModelError(f"{window.manifest.name} input {spec.shape} is not a smaller grey input")
+    if spec.quantization != full.quantization or spec.dtype != full.dtype:
+        raise ModelError(f"{window.manifest.name} input is not quantised like the detector's")
+    return (spec.shape[1], spec.shape[2])

@@ -192,3 +192,57 @@ def test_a_4k_frame_is_looked_at_in_windows() -> None:
     assert sum(d.label == "plate" for d in dets) <= sum(
         len(FRAMES[n]["plates"]) + 1 for n in names
     )
+
+
+def _constants(path: Path) -> dict[str, np.ndarray]:
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interp = Interpreter(
+        model_path=str(path),
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
+    interp.allocate_tensors()
+    computed = {i for op in interp._get_ops_details() for i in op["outputs"]}
+    computed |= {d["index"] for d in interp.get_input_details()}
+    return {
+        d["name"]: interp.get_tensor(d["index"]).copy()
+        for d in interp.get_tensor_details()
+        if d["index"] not in computed and d["name"]  # unnamed: kernels' scratch
+    }
+
+
+def test_window_model_holds_the_detectors_weights_for_half_the_input() -> None:
+    """detector_window is detector.tflite for a 320x192 input (training.detector.window_model):
+    every weight and quantisation identical, only the shapes the upsampling spells out differ."""
+    window = json.loads((MODELS / "detector_window.json").read_text())
+    full = json.loads((MODELS / "detector.json").read_text())
+    assert window["labels"]["same_weights_as"]["sha256"] == full["sha256"]
+    assert window["inputs"][0]["shape"] == [1, 192, 320, 1]
+    assert window["inputs"][0]["quantization"] == full["inputs"][0]["quantization"]
+    a, b = _constants(MODELS / "detector.tflite"), _constants(MODELS / "detector_window.tflite")
+    weights = [k for k, v in a.items() if v.ndim >= 1 and v.size > 8]
+    assert len(weights) >= 40
+    for k in weights:
+        assert np.array_equal(a[k], b[k]), k
+
+
+def test_the_committed_detector_takes_its_window_model(detector: PlateDetector) -> None:
+    assert detector.window_hw == (192, 320)  # so the held-out frames above ran through it
+
+
+def test_window_model_of_another_detector_refused(tmp_path: Path) -> None:
+    d = _copy_models(tmp_path)
+    for f in ("detector_window.tflite", "detector_window.json"):
+        shutil.copy(MODELS / f, d / f)
+    m = json.loads((d / "detector_window.json").read_text())
+    m["labels"]["same_weights_as"]["sha256"] = "0" * 64
+    (d / "detector_window.json").write_text(json.dumps(m))
+    with pytest.raises(ModelError, match="was not made from"):
+        PlateDetector.load(d)
+
+
+def test_without_a_window_model_every_pass_runs_the_whole_frame_model(tmp_path: Path) -> None:
+    with PlateDetector.load(_copy_models(tmp_path)) as det:
+        assert det.window_hw == det.input_hw == (384, 640)
+        name = sorted(FRAMES)[0]
+        assert all(iou >= 0.5 for iou in _found(det.detect(_rgb(name)), _expected(name)))
