@@ -478,7 +478,8 @@ class PlateEngine(Closing):
         (``DetectorSettings.tile_scale``, at :data:`TILE_SCALE`), and at smaller frames the
         detector sees shrunk in windows at native pixels (``EngineSettings.native_windows``).
         ``text_fallback`` (still photos) also has the detector look for close-ups' plates
-        (``DetectorSettings.close_up_width``, at :data:`CLOSE_UP_WIDTH`).
+        (``DetectorSettings.close_up_width``, at :data:`CLOSE_UP_WIDTH`) and take each plate's
+        second look in the whole-frame model (``DetectorSettings.window_refine`` off).
 
         Raises :class:`~inference.errors.ModelError` when a model is missing or corrupt, and
         ``ValueError`` for settings out of range.
@@ -492,9 +493,11 @@ class PlateEngine(Closing):
             detector_settings = replace(
                 detector_settings or DetectorSettings(), tile_scale=TILE_SCALE
             )
-        if text_fallback:
+        if text_fallback:  # still photos: close-ups, and each plate's box at full cost
             detector_settings = replace(
-                detector_settings or DetectorSettings(), close_up_width=CLOSE_UP_WIDTH
+                detector_settings or DetectorSettings(),
+                close_up_width=CLOSE_UP_WIDTH,
+                window_refine=False,
             )
         detector = PlateDetector.load(d, threads, detector_settings)
         reader: PlateReader | None = None

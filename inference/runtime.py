@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from drivers.resource import Closing
+from inference import file_pages
 from inference.errors import ModelError
 from inference.manifest import ModelManifest, TensorSpec
 
@@ -97,6 +98,7 @@ class TFLiteModel(Closing):
         self._interp: Any = interpreter
         self._in = input_index
         self._out = output_index
+        self._pages_released = False
 
     @classmethod
     def load(cls, model_dir: Path, name: str, threads: int = 1) -> TFLiteModel:
@@ -173,6 +175,10 @@ class TFLiteModel(Closing):
                     x = x.astype(want)
             self._interp.set_tensor(self._in[spec.name], x)
         self._interp.invoke()
+        if not self._pages_released:
+            # XNNPACK has packed the weights on this first run; the file's pages are dead.
+            self._pages_released = True
+            file_pages.release(self.path)
         out: dict[str, np.ndarray] = {}
         for spec in self.manifest.outputs:
             y = self._interp.get_tensor(self._out[spec.name])

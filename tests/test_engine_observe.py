@@ -212,3 +212,17 @@ def test_a_reading_zone_finds_in_a_4k_frame_what_the_720p_frame_shows(
         obs = max(zoned, key=lambda o: o.detection.box.iou(truth))
         assert obs.detection.box.iou(truth) >= 0.5
     assert sorted(o.ocr.text for o in zoned) == sorted(o.ocr.text for o in alone)
+
+
+def test_the_daemon_takes_a_plates_second_look_in_the_window_model_still_photos_do_not(
+    engine: PlateEngine,
+) -> None:
+    """The window model's second look costs a quarter and boxes a few plates worse: the daemon
+    (votes over frames) takes it, `vigil read` / `vigil eval` (one photo) do not."""
+    assert engine.detector.settings.window_refine and engine.detector.window_hw == (192, 320)
+    with PlateEngine.load(text_fallback=True) as still:
+        assert not still.detector.settings.window_refine
+        name = "romanian-lp-robertlucian-00077.jpg"
+        daemon_reads = {o.ocr.text for o in engine.observe(_rgb(name)).plates}
+        still_reads = {o.ocr.text for o in still.observe(_rgb(name)).plates}
+        assert daemon_reads and daemon_reads <= still_reads

@@ -4,14 +4,14 @@ The detector is fully convolutional except for its upsampling, which the int8 ex
 RESHAPE + TILE with constant shapes (nearest-neighbour, exact in int8). XNNPACK fixes every
 shape when it takes the graph, so the interpreter cannot simply be resized: this rewrites the
 input's shape, each RESHAPE's constant target and every tensor's stored shape for an input
-``factor`` times smaller on both sides, and checks the result on the interpreter with XNNPACK.
+smaller size, and checks the result on the interpreter with XNNPACK.
 
 The second look at a plate the whole-frame pass found (``DetectorSettings.refine_plate_px``:
 the plate spans 120 input pixels) and the zoom-out pass (the frame shrunk to a quarter of the
 input) do not need a 640x384 canvas; at half the size the same scales fit and the pass costs a
 quarter (docs/models-detector.md, "Cost").
 
-    PYTHONPATH=. .venv-train/bin/python -m training.detector.window_model [--factor 2]
+    PYTHONPATH=. .venv-train/bin/python -m training.detector.window_model [--size 320x192]
 
 Writes ``inference/models/detector_window.tflite`` and ``detector_window.json``: the manifest of
 ``detector.json`` with the new shapes, sha256 and size, and ``labels.same_weights_as`` naming the
@@ -39,8 +39,8 @@ NAME = "detector_window"
 COARSEST_STRIDE = 32
 
 
-def rewrite(model: bytes, factor: int) -> bytes:
-    """``model`` for an input ``factor`` times smaller on both sides."""
+def rewrite(model: bytes, size_hw: tuple[int, int]) -> bytes:
+    """``model`` for an input of ``size_hw`` (rows, columns; multiples of 32)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils as fu
@@ -51,9 +51,18 @@ def rewrite(model: bytes, factor: int) -> bytes:
     g = m.subgraphs[0]
     (inp,) = g.inputs
     _, h, w, c = (int(s) for s in g.tensors[inp].shape)
-    if h % (COARSEST_STRIDE * factor) or w % (COARSEST_STRIDE * factor):
-        raise ValueError(f"input {w}x{h} does not divide by {COARSEST_STRIDE}x{factor}")
-    small = [1, h // factor, w // factor, c]
+    nh, nw = size_hw
+    if nh % COARSEST_STRIDE or nw % COARSEST_STRIDE or nh > h or nw > w:
+        raise ValueError(f"{nw}x{nh} is not a multiple of {COARSEST_STRIDE} within {w}x{h}")
+    # Each spatial size in a RESHAPE target is the input's rows or columns over a stride (32 to
+    # 4); the two series must not share a value, or a size could not be told row from column.
+    strides = [COARSEST_STRIDE >> k for k in range(4)]
+    rows = {h // s: nh // s for s in strides}
+    cols = {w // s: nw // s for s in strides}
+    if set(rows) & set(cols):
+        raise ValueError(f"input {w}x{h}: row and column sizes coincide, cannot rewrite")
+    sizes = rows | cols
+    small = [1, nh, nw, c]
     g.tensors[inp].shape = np.array(small, np.int32)
     g.tensors[inp].shapeSignature = None
     reshape = schema.BuiltinOperator.RESHAPE
@@ -65,9 +74,11 @@ def rewrite(model: bytes, factor: int) -> bytes:
         dims = np.frombuffer(bytes(m.buffers[target.buffer].data), np.int32).copy()
         # Batch first, channels last; the spatial axes are the ones above 2 (the inserted
         # upsampling axes hold 1 or 2 and keep it).
-        inner = dims[1:-1]
-        inner[inner > 2] //= factor
-        dims[1:-1] = inner
+        for i in range(1, len(dims) - 1):
+            if dims[i] > 2:
+                if int(dims[i]) not in sizes:
+                    raise ValueError(f"RESHAPE target {dims.tolist()}: {dims[i]} is no map size")
+                dims[i] = sizes[int(dims[i])]
         m.buffers[target.buffer].data = np.frombuffer(dims.tobytes(), np.uint8)
         if op.builtinOptions is not None and getattr(op.builtinOptions, "newShape", None):
             op.builtinOptions.newShape = [int(d) for d in dims]
@@ -86,7 +97,7 @@ def rewrite(model: bytes, factor: int) -> bytes:
     return bytes(fu.convert_object_to_bytearray(m))
 
 
-def manifest_for(source: dict[str, Any], path: Path, factor: int) -> dict[str, Any]:
+def manifest_for(source: dict[str, Any], path: Path, size: str) -> dict[str, Any]:
     """``source``'s manifest for the rewritten file at ``path`` (tensor specs read back from it,
     names and order kept: only the shapes change)."""
     out = json.loads(json.dumps(source))
@@ -110,10 +121,10 @@ def manifest_for(source: dict[str, Any], path: Path, factor: int) -> dict[str, A
         size_bytes=len(blob),
         metrics={},
         float_metrics={},
-        note=f"the detector's weights for an input {factor}x smaller on both sides, for the "
+        note=f"the detector's weights for a {size} input, for the "
         "passes over part of a frame; the figures are those of the pair, in detector.json",
         trainer=f"{source['trainer']} && PYTHONPATH=. .venv-train/bin/python -m "
-        f"training.detector.window_model --factor {factor}",
+        f"training.detector.window_model --size {size}",
     )
     parse_manifest(out, source=NAME)
     return out
@@ -134,17 +145,20 @@ def check(model: bytes, small_hw: tuple[int, int]) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--factor", type=int, default=2)
+    p.add_argument("--size", default="320x192", help="input columns x rows, multiples of 32")
+    p.add_argument("--out", type=Path, help="folder for the two files (default: --models)")
     p.add_argument("--models", type=Path, default=MODELS)
     a = p.parse_args()
     source = json.loads((a.models / f"{SOURCE}.json").read_text())
-    out = rewrite((a.models / source["file"]).read_bytes(), a.factor)
-    ih, iw = source["inputs"][0]["shape"][1:3]
-    check(out, (ih // a.factor, iw // a.factor))
-    path = a.models / f"{NAME}.tflite"
+    nw, nh = (int(v) for v in a.size.split("x"))
+    out = rewrite((a.models / source["file"]).read_bytes(), (nh, nw))
+    check(out, (nh, nw))
+    dest = a.out or a.models
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / f"{NAME}.tflite"
     path.write_bytes(out)
-    manifest = manifest_for(source, path, a.factor)
-    (a.models / f"{NAME}.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    manifest = manifest_for(source, path, a.size)
+    (dest / f"{NAME}.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     print(f"{path}: input {manifest['inputs'][0]['shape']}, {len(out)} bytes")
 
 
