@@ -61,11 +61,11 @@ def test_not_utf8_and_missing_file(tmp_path):
 def test_good_config_is_typed_and_frozen(tmp_path):
     path = tmp_path / "vigil.toml"
     path.write_text("[unit]\ncamera_id = 'pole-7'\nsite_latitude = 45\nsite_longitude = -122.5\n"
-                    "[inference]\nthreads = 2\n")
+                    "[inference]\nthreads = 3\n")
     s = config.load(path)
     assert s.unit.camera_id == "pole-7"
     assert s.unit.site_latitude == 45.0 and isinstance(s.unit.site_latitude, float)
-    assert s.inference.threads == 2
+    assert s.inference.threads == 3
     with pytest.raises(AttributeError):
         s.unit.camera_id = "x"  # frozen
 
