@@ -40,12 +40,25 @@ def check_models(model_dir: Path) -> None:
     manifests = sorted(model_dir.glob("*.json"))
     if not manifests:
         raise ValueError(f"no model manifests in {model_dir}")
+    loaded: dict[str, ModelManifest] = {}
     for path in manifests:
         m = ModelManifest.load(path)
         model = model_dir / m.file
         data = model.read_bytes()
         if len(data) != m.size_bytes or hashlib.sha256(data).hexdigest() != m.sha256:
             raise ValueError(f"{model.name} does not match its manifest {path.name}")
+        loaded[m.name] = m
+    # A model made from another (the detector's window model) must come with that very one: the
+    # daemon would refuse the pair at start and the update would only roll back then.
+    for m in loaded.values():
+        same = m.labels.get("same_weights_as")
+        if isinstance(same, dict):
+            base = loaded.get(str(same.get("model")))
+            if base is None or base.sha256 != same.get("sha256"):
+                raise ValueError(
+                    f"{m.name} was made from {same.get('model')} {str(same.get('sha256'))[:12]}..."
+                    " which this model directory does not hold"
+                )
 
 
 def ota_root(settings: Any) -> Path:
