@@ -191,9 +191,15 @@ class PlateDetector(Closing):
     ) -> PlateDetector:
         model = TFLiteModel.load(model_dir, name, threads)
         window = None
-        if name == MODEL_NAME and (model_dir / f"{WINDOW_MODEL_NAME}.json").is_file():
-            window = TFLiteModel.load(model_dir, WINDOW_MODEL_NAME, threads)
-        return cls(model, settings or DetectorSettings(), window)
+        try:
+            if name == MODEL_NAME and (model_dir / f"{WINDOW_MODEL_NAME}.json").is_file():
+                window = TFLiteModel.load(model_dir, WINDOW_MODEL_NAME, threads)
+            return cls(model, settings or DetectorSettings(), window)
+        except BaseException:
+            model.close()
+            if window is not None:
+                window.close()
+            raise
 
     @property
     def manifest_name(self) -> str:
@@ -204,16 +210,17 @@ class PlateDetector(Closing):
         boxed, lb = letterbox(as_grey(frame), self.input_hw)
         return self._run(boxed), lb
 
-    def _run(self, boxed: np.ndarray) -> dict[str, np.ndarray]:
-        """Model outputs for one grey image the size of either model's input."""
-        model = self._window if boxed.shape == self.window_hw and self._window else self._model
+    def _run(self, boxed: np.ndarray, window: bool = False) -> dict[str, np.ndarray]:
+        """Model outputs for one grey image already the size of the input (``window``: of the
+        window model's input, ``window_hw``)."""
+        model = self._window if window and self._window is not None else self._model
         out = model.run(self._lut[boxed][None, :, :, None])
         return {k: v[0] for k, v in out.items()}
 
     def _raw_window(self, frame: np.ndarray) -> tuple[dict[str, np.ndarray], Letterbox]:
         """:meth:`raw` in the window model (the whole-frame one where there is none)."""
         boxed, lb = letterbox(as_grey(frame), self.window_hw)
-        return self._run(boxed), lb
+        return self._run(boxed, window=True), lb
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
         """Every plate and vehicle in ``frame``, best first per class, boxes in frame pixels."""
@@ -303,12 +310,13 @@ class PlateDetector(Closing):
         nw, nh = max(1, round(fw * scale)), max(1, round(fh * scale))
         small = cv2.resize(grey, (nw, nh), interpolation=cv2.INTER_AREA)
         # The same scale on the window model's smaller canvas when the shrunk frame fits it.
-        if nh <= self.window_hw[0] and nw <= self.window_hw[1]:
+        in_window = nh <= self.window_hw[0] and nw <= self.window_hw[1]
+        if in_window:
             ih, iw = self.window_hw
         canvas = np.full((ih, iw), int(small.mean()), np.uint8)
         x0, y0 = (iw - nw) // 2, (ih - nh) // 2
         canvas[y0 : y0 + nh, x0 : x0 + nw] = small
-        out = self._run(canvas)
+        out = self._run(canvas, window=in_window)
         same = Letterbox(scale=1.0, frame_hw=(ih, iw), input_hw=(ih, iw))
         found = []
         for d in self.decode(out, same):
