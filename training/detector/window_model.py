@@ -3,20 +3,22 @@
 The detector is fully convolutional except for its upsampling, which the int8 export spells as
 RESHAPE + TILE with constant shapes (nearest-neighbour, exact in int8). XNNPACK fixes every
 shape when it takes the graph, so the interpreter cannot simply be resized: this rewrites the
-input's shape, each RESHAPE's constant target and every tensor's stored shape for an input
-smaller size, and checks the result on the interpreter with XNNPACK.
+input's shape, each RESHAPE's constant target and every tensor's stored shape for a smaller
+input, and checks the result on the interpreter with XNNPACK.
 
 The second look at a plate the whole-frame pass found (``DetectorSettings.refine_plate_px``:
 the plate spans 120 input pixels) and the zoom-out pass (the frame shrunk to a quarter of the
 input) do not need a 640x384 canvas; at half the size the same scales fit and the pass costs a
-quarter (docs/models-detector.md, "Cost").
+quarter (docs/models-detector.md, "The window model": the daemon runs both passes in it, still
+photos the zoom-out pass only).
 
     PYTHONPATH=. .venv-train/bin/python -m training.detector.window_model [--size 320x192]
 
 Writes ``inference/models/detector_window.tflite`` and ``detector_window.json``: the manifest of
 ``detector.json`` with the new shapes, sha256 and size, and ``labels.same_weights_as`` naming the
-detector file it was made from (the runtime refuses a pair that does not match). Its metrics are
-the whole-frame model's and it says so. Run it again after every detector export.
+detector file it was made from (the runtime and the OTA model check refuse a pair that does not
+match). It carries no metrics of its own: the end-to-end figures are the pair's, in
+``detector.json``. Run it again after every detector export.
 """
 
 from __future__ import annotations
@@ -107,8 +109,9 @@ def manifest_for(source: dict[str, Any], path: Path, size: str) -> dict[str, Any
         for spec in out[kind]:
             spec["shape"] = by_name[spec["name"]]["shape"]
     ih, iw = out["inputs"][0]["shape"][1:3]
+    sh, sw = source["inputs"][0]["shape"][1:3]
     out["inputs"][0]["normalisation"] = source["inputs"][0]["normalisation"].replace(
-        "640x384", f"{iw}x{ih}"
+        f"{sw}x{sh}", f"{iw}x{ih}"
     )
     # The runtime refuses a window model that is not the loaded detector's (a model update
     # that replaced one and not the other).
