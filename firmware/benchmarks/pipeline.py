@@ -91,6 +91,7 @@ def one_pass(state_dir: Path) -> dict[str, float]:
     wall = end - (watch.first_frame_s or end)
     frames = c.counters.get("frames")
     return {
+        "threads": s.inference.threads,
         "wall_s": wall,
         "cpu_s": cpu,
         "frames": frames,
@@ -119,5 +120,6 @@ def run(quick: bool = False) -> dict[str, Any]:
             "reads_per_pass": [r["reads"] for r in results],
             "passes": passes,
             "footage": "firmware/sample/footage.avi (1280x720, 257 frames)",
+            "threads": results[0]["threads"],  # interpreter threads per model ([inference])
         },
     )
