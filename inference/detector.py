@@ -205,10 +205,13 @@ class PlateDetector(Closing):
     def manifest_name(self) -> str:
         return self._model.manifest.name
 
-    def raw(self, frame: np.ndarray) -> tuple[dict[str, np.ndarray], Letterbox]:
-        """Model outputs (dequantised, batch dim dropped) for ``frame`` and its letterbox."""
-        boxed, lb = letterbox(as_grey(frame), self.input_hw)
-        return self._run(boxed), lb
+    def raw(
+        self, frame: np.ndarray, window: bool = False
+    ) -> tuple[dict[str, np.ndarray], Letterbox]:
+        """Model outputs (dequantised, batch dim dropped) for ``frame`` and its letterbox;
+        ``window``: in the window model (the whole-frame one where there is none)."""
+        boxed, lb = letterbox(as_grey(frame), self.window_hw if window else self.input_hw)
+        return self._run(boxed, window), lb
 
     def _run(self, boxed: np.ndarray, window: bool = False) -> dict[str, np.ndarray]:
         """Model outputs for one grey image already the size of the input (``window``: of the
@@ -216,11 +219,6 @@ class PlateDetector(Closing):
         model = self._window if window and self._window is not None else self._model
         out = model.run(self._lut[boxed][None, :, :, None])
         return {k: v[0] for k, v in out.items()}
-
-    def _raw_window(self, frame: np.ndarray) -> tuple[dict[str, np.ndarray], Letterbox]:
-        """:meth:`raw` in the window model (the whole-frame one where there is none)."""
-        boxed, lb = letterbox(as_grey(frame), self.window_hw)
-        return self._run(boxed, window=True), lb
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
         """Every plate and vehicle in ``frame``, best first per class, boxes in frame pixels."""
@@ -335,7 +333,8 @@ class PlateDetector(Closing):
         pixels; unchanged when the window would be the whole frame or the pass finds no plate
         near the first box."""
         b = det.box
-        ih, iw = self.window_hw if self.settings.window_refine else self.input_hw
+        in_window = self.settings.window_refine
+        ih, iw = self.window_hw if in_window else self.input_hw
         fh, fw = frame.shape[:2]
         scale = self.settings.refine_plate_px / max(b.w, 1.0)
         win_w, win_h = iw / scale, ih / scale
@@ -346,7 +345,7 @@ class PlateDetector(Closing):
         window = frame[y0 : y0 + int(np.ceil(win_h)), x0 : x0 + int(np.ceil(win_w))]
         if min(window.shape[:2]) < MIN_FRAME_SIDE:
             return det
-        out, lb = self._raw_window(window) if self.settings.window_refine else self.raw(window)
+        out, lb = self.raw(window, in_window)
         best: Detection | None = None
         best_dist = 0.6  # centre distance, in plate widths + heights, to count as the same plate
         for e in self.decode(out, lb):

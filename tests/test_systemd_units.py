@@ -100,6 +100,12 @@ def test_exposure_at_most_1_5(tmp_path):
     assert exposure <= 1.5, proc.stdout
 
 
+def _skip_without_sandbox(rc, err):
+    """Skip where the host cannot build tests.kit.sandbox (it exits 3, or unshare is refused)."""
+    if rc == 3 or (rc not in (None, 0) and "unshare" in err and "Operation not permitted" in err):
+        pytest.skip(f"cannot build the sandbox on this host: {err.strip()[-300:]}")
+
+
 def _run_daemon_sandboxed(tmp_path, **env_extra):
     """`vigil run` on the simulation rig for 25 s inside tests.kit.sandbox (the unit's
     namespaces, /dev, /proc, network, MDWE and system-call deny-list without systemd); its
@@ -117,8 +123,7 @@ def _run_daemon_sandboxed(tmp_path, **env_extra):
         out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
         err = e.stderr.decode() if isinstance(e.stderr, bytes) else (e.stderr or "")
         rc = None
-    if rc == 3 or (rc not in (None, 0) and "unshare" in err and "Operation not permitted" in err):
-        pytest.skip(f"cannot build the sandbox on this host: {err.strip()[-300:]}")
+    _skip_without_sandbox(rc, err)
     return out
 
 
@@ -156,9 +161,7 @@ def _pass_ms_sandboxed(**env_extra):
     cmd = [sys.executable, "-m", "tests.kit.sandbox", sys.executable, "-c", _PASS_MS]
     proc = subprocess.run(cmd, cwd=UNIT.parents[1], env=env, capture_output=True, text=True,
                           timeout=120)
-    if proc.returncode == 3 or (proc.returncode and "unshare" in proc.stderr
-                                and "Operation not permitted" in proc.stderr):
-        pytest.skip(f"cannot build the sandbox on this host: {proc.stderr.strip()[-300:]}")
+    _skip_without_sandbox(proc.returncode, proc.stderr)
     assert proc.returncode == 0, proc.stderr[-2000:]
     ms = [float(line.split()[1]) for line in proc.stdout.splitlines() if line.startswith("PASS_MS")]
     return ms[0], proc.stderr
