@@ -110,3 +110,24 @@ def test_service_response_binds_challenge_person_and_role() -> None:
 def test_fuzz_service_responses_are_refused_cleanly(text: str) -> None:
     with pytest.raises(AccountError):
         accounts.verify_service_response("vigil-service/1:u:AAAA", text, PUB)
+
+
+def test_a_base64_key_that_begins_with_a_slash_is_a_key_not_a_path(tmp_path) -> None:
+    """One Ed25519 key in 64 has base64 starting with "/"; it was read as a file path."""
+    from cryptography.hazmat.primitives import serialization
+
+    raw = Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    raw = b"\xfc" + raw[1:]  # base64 begins with "/"
+    text = base64.b64encode(raw).decode()
+    assert text.startswith("/")
+    key = accounts.load_public_key(text)
+    assert key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw) == raw
+    pem = tmp_path / "agency.pem"
+    pem.write_bytes(key.public_bytes(serialization.Encoding.PEM,
+                                     serialization.PublicFormat.SubjectPublicKeyInfo))
+    assert accounts.load_public_key(str(pem)).public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw) == raw
+    with pytest.raises(AccountError):
+        accounts.load_public_key(str(tmp_path / "missing.pem"))

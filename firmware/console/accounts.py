@@ -83,7 +83,8 @@ def load_public_key(value: str) -> Ed25519PublicKey:
     """An Ed25519 public key from base64 of its 32 raw bytes, or from a PEM file."""
     text = value.strip()
     try:
-        if text.startswith(("/", ".")):
+        # Base64 may itself begin with "/": 32 bytes' worth of it is a key, never a path.
+        if text.startswith(("/", ".")) and not _raw_key_b64(text):
             key = serialization.load_pem_public_key(Path(text).read_bytes())
             if not isinstance(key, Ed25519PublicKey):
                 raise AccountError(f"{text} is not an Ed25519 public key")
@@ -91,6 +92,13 @@ def load_public_key(value: str) -> Ed25519PublicKey:
         return Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
     except (ValueError, OSError, binascii.Error) as e:
         raise AccountError(f"unreadable Ed25519 public key: {e}") from e
+
+
+def _raw_key_b64(text: str) -> bool:
+    try:
+        return len(base64.b64decode(text, validate=True)) == 32
+    except (ValueError, binascii.Error):
+        return False
 
 
 def public_key_text(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
