@@ -33,14 +33,14 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from firmware.console import auth
 from firmware.errors import FirmwareError
+from firmware.public_keys import PublicKeyError, load_ed25519_public_key
+from firmware.public_keys import public_key_text as public_key_text  # the console tools' name
 from storage.roles import LOGIN_NAME, RESERVED_LOGIN_NAMES, ROLES, Role
 
 FORMAT = "vigil-console-accounts/1"
@@ -80,32 +80,11 @@ class AccountList:
 
 
 def load_public_key(value: str) -> Ed25519PublicKey:
-    """An Ed25519 public key from base64 of its 32 raw bytes, or from a PEM file."""
-    text = value.strip()
+    """An Ed25519 public key as the config writes it (:mod:`firmware.public_keys`)."""
     try:
-        # Base64 may itself begin with "/": 32 bytes' worth of it is a key, never a path.
-        if text.startswith(("/", ".")) and not _raw_key_b64(text):
-            key = serialization.load_pem_public_key(Path(text).read_bytes())
-            if not isinstance(key, Ed25519PublicKey):
-                raise AccountError(f"{text} is not an Ed25519 public key")
-            return key
-        return Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
-    except (ValueError, OSError, binascii.Error) as e:
+        return load_ed25519_public_key(value)
+    except PublicKeyError as e:
         raise AccountError(f"unreadable Ed25519 public key: {e}") from e
-
-
-def _raw_key_b64(text: str) -> bool:
-    try:
-        return len(base64.b64decode(text, validate=True)) == 32
-    except (ValueError, binascii.Error):
-        return False
-
-
-def public_key_text(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
-    """The base64 form :func:`load_public_key` reads (what goes into the config)."""
-    pub = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
-    raw = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return base64.b64encode(raw).decode("ascii")
 
 
 # ---------------------------------------------------------------------------------- account list

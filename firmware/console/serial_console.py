@@ -99,8 +99,8 @@ class ConsoleSettings:
                                  "empty = no local account.")
     accounts_file: str = setting("", doc="Signed per-person account list (docs/console.md); "
                                  "empty = none.")
-    accounts_key: str = setting("", doc="Ed25519 public key (base64 or a PEM file) that signs "
-                                "accounts_file: the agency's or the vendor's.")
+    accounts_key: str = setting("", doc="Ed25519 public key (base64, or a file: PEM, raw or "
+                                "base64) that signs accounts_file: the agency's or the vendor's.")
     service_key: str = setting("", doc="The vendor's Ed25519 public key for the offline "
                                "field-service login; empty = no service login.")
     idle_timeout_s: float = setting(300.0, min=10.0, max=3600.0,

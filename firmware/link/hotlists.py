@@ -21,7 +21,6 @@ Format and signing: docs/hotlists.md.
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import threading
@@ -31,7 +30,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from drivers.clock import Clock
@@ -54,6 +52,7 @@ from firmware.link.hotlist_index import (
     HotlistStorageError,
     IndexMeta,
 )
+from firmware.public_keys import PublicKeyError, load_ed25519_public_key
 from firmware.uplink.transport import Transport, TransportError
 from inference.hotlist_matcher import ConfusionTable, HotlistError, HotlistMatcher, MatcherSettings
 
@@ -128,24 +127,12 @@ class MemoryFloors:
 
 
 def load_public_key(value: str) -> Ed25519PublicKey:
-    """From base64 of the raw 32 bytes, or a file holding PEM, raw bytes or base64."""
+    """The agency's key as the config writes it (:mod:`firmware.public_keys`)."""
     if not value:
         raise HotlistSignatureError("hotlists.agency_public_key is not set")
-    data: bytes
-    p = Path(value)
-    data = p.read_bytes() if len(value) < 4096 and p.is_file() else value.encode()
     try:
-        if data.lstrip().startswith(b"-----BEGIN"):
-            key = serialization.load_pem_public_key(data)
-            if not isinstance(key, Ed25519PublicKey):
-                raise HotlistSignatureError("agency public key is not an Ed25519 key")
-            return key
-        if len(data) == 32:
-            return Ed25519PublicKey.from_public_bytes(data)
-        return Ed25519PublicKey.from_public_bytes(base64.b64decode(data.strip(), validate=True))
-    except HotlistSignatureError:
-        raise
-    except ValueError as e:
+        return load_ed25519_public_key(value)
+    except PublicKeyError as e:
         raise HotlistSignatureError(f"agency public key unreadable: {e}") from e
 
 
