@@ -33,7 +33,8 @@ from typing import IO, Any
 import cv2
 import numpy as np
 
-from inference.engine import COUNTRIES, STILL_MAX_PLATES, PlateEngine
+from inference.engine import PlateEngine
+from inference.engine_options import add_engine_arguments, load_engine
 from inference.errors import InferenceError
 from inference.records import FrameResult
 
@@ -64,28 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="images, folders (searched recursively) and video files")
     parser.add_argument("--jsonl", required=True, metavar="OUT",
                         help="JSON Lines output file ('-' for stdout)")
-    parser.add_argument("--country", choices=COUNTRIES, default="auto",
-                        help="prefer this country's plate formats (default: auto)")
-    parser.add_argument("--top-n", type=int, default=10, help="OCR candidates per plate (1-50)")
-    parser.add_argument("--threads", type=int, default=1, help="interpreter threads per model")
+    add_engine_arguments(parser)
     parser.add_argument("--every", type=int, default=1, metavar="N",
                         help="in videos, read every Nth frame (default: every frame)")
-    parser.add_argument("--model-dir", type=Path, default=None,
-                        help="models folder (default: the installed inference/models)")
-    parser.add_argument("--no-text-fallback", dest="text_fallback", action="store_false",
-                        help="do not read the text detector's lines where the plate detector "
-                             "finds nothing legible (faster on videos, where most frames "
-                             "show no plate; default: read them)")
-    parser.add_argument("--no-plate-map", dest="plate_map", action="store_false",
-                        help="do not look for plates with the plate map too (about 30 ms a "
-                             "frame; default: look)")
-    parser.add_argument("--no-tiles", dest="tiles", action="store_false",
-                        help="do not look at frames in windows too: frames over 1920x1152 at "
-                             "half size, smaller ones the detector sees shrunk at native pixels "
-                             "(about 0.4 s more on a 4K frame, about a third more on a "
-                             "1280x720 one; default: look)")
-    parser.add_argument("--max-plates", type=int, default=STILL_MAX_PLATES, metavar="N",
-                        help=f"plates read per image or frame, 1-64 (default {STILL_MAX_PLATES})")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
                         help="refuse images or video frames larger than N pixels "
                              f"(default {DEFAULT_MAX_PIXELS:,})")
@@ -263,10 +245,7 @@ def run(args: argparse.Namespace) -> int:
     items = collect(list(args.paths))
     missing = [i for i in items if not i.path.exists()]
     try:
-        engine = PlateEngine.load(args.model_dir, threads=args.threads, top_n=args.top_n,
-                                  country=args.country, text_fallback=args.text_fallback,
-                                  plate_map=args.plate_map,
-                                  tiles=args.tiles, max_plates=args.max_plates)
+        engine = load_engine(args)
     except (InferenceError, ValueError) as e:
         print(f"vigil read: {e}", file=sys.stderr)
         return 2

@@ -472,14 +472,18 @@ class PlateEngine(Closing):
         text_fallback: bool = False,
         plate_map: bool = False,
         tiles: bool = False,
+        photos: bool = False,
     ) -> PlateEngine:
         """Load both models from ``model_dir`` (default: the package's ``inference/models``).
         ``tiles``: look at frames larger than 1,920 x 1,152 in windows too
         (``DetectorSettings.tile_scale``, at :data:`TILE_SCALE`), and at smaller frames the
         detector sees shrunk in windows at native pixels (``EngineSettings.native_windows``).
-        ``text_fallback`` (still photos) also has the detector look for close-ups' plates
-        (``DetectorSettings.close_up_width``, at :data:`CLOSE_UP_WIDTH`) and take each plate's
-        second look in the whole-frame model (``DetectorSettings.window_refine`` off).
+        ``photos``: the frames are still photos, each read once (``vigil read``, ``vigil
+        eval``), not a camera's frames that the tracker votes over: the detector also looks
+        for close-ups' plates (``DetectorSettings.close_up_width``, at :data:`CLOSE_UP_WIDTH`)
+        and takes each plate's second look in the whole-frame model
+        (``DetectorSettings.window_refine`` off; the window model's look is cheaper and boxes
+        a few plates worse, which the vote over a pass's frames absorbs).
 
         Raises :class:`~inference.errors.ModelError` when a model is missing or corrupt, and
         ``ValueError`` for settings out of range.
@@ -493,7 +497,7 @@ class PlateEngine(Closing):
             detector_settings = replace(
                 detector_settings or DetectorSettings(), tile_scale=TILE_SCALE
             )
-        if text_fallback:  # still photos: close-ups, and each plate's box at full cost
+        if photos:
             detector_settings = replace(
                 detector_settings or DetectorSettings(),
                 close_up_width=CLOSE_UP_WIDTH,
@@ -533,7 +537,7 @@ class PlateEngine(Closing):
         text-line fallback, plate map, windows on large frames, :data:`STILL_MAX_PLATES`."""
         return cls.load(
             model_dir, threads=threads, text_fallback=True, plate_map=True, tiles=True,
-            max_plates=STILL_MAX_PLATES,
+            max_plates=STILL_MAX_PLATES, photos=True,
         )
 
     def observe(self, frame_rgb: np.ndarray, frame_time_s: float = 0.0) -> FrameResult:

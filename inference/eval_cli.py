@@ -25,7 +25,8 @@ import cv2
 import numpy as np
 
 from inference.batch_read import Item, read_image
-from inference.engine import COUNTRIES, STILL_MAX_PLATES, PlateEngine
+from inference.engine import PlateEngine
+from inference.engine_options import add_engine_arguments, load_engine
 from inference.errors import InferenceError
 from inference.evaluation import (
     WIDTH_BUCKETS,
@@ -201,45 +202,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "dataset", type=Path, metavar="DATASET", help="folder with labels.jsonl and its images"
     )
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    parser.add_argument(
-        "--country", choices=COUNTRIES, default="auto", help="as for vigil read (default: auto)"
-    )
-    parser.add_argument("--top-n", type=int, default=10, help="OCR candidates per plate (1-50)")
-    parser.add_argument("--threads", type=int, default=1, help="interpreter threads per model")
-    parser.add_argument(
-        "--model-dir",
-        type=Path,
-        default=None,
-        help="models folder (default: the installed inference/models)",
-    )
-    parser.add_argument(
-        "--no-text-fallback",
-        dest="text_fallback",
-        action="store_false",
-        help="do not read the text detector's lines when the plate detector finds nothing "
-        "legible (as the daemon does; default: read them, as vigil read does)",
-    )
-    parser.add_argument(
-        "--no-plate-map",
-        dest="plate_map",
-        action="store_false",
-        help="do not look for plates with the plate map too (as the daemon does; default: "
-        "look, as vigil read does)",
-    )
-    parser.add_argument(
-        "--no-tiles",
-        dest="tiles",
-        action="store_false",
-        help="do not look at frames in windows too (over 1920x1152 at half size, smaller ones "
-        "at native pixels; as the daemon does; default: look, as vigil read does)",
-    )
-    parser.add_argument(
-        "--max-plates",
-        type=int,
-        default=STILL_MAX_PLATES,
-        metavar="N",
-        help=f"plates read per photo, 1-64 (default {STILL_MAX_PLATES}, as vigil read)",
-    )
+    add_engine_arguments(parser)
     parser.add_argument(
         "--zone",
         type=Zone.parse,
@@ -278,16 +241,7 @@ def run(args: argparse.Namespace) -> int:
         dataset = load_dataset(args.dataset)
         if args.zone is not None:
             dataset = [in_zone(img, args.zone) for img in dataset]
-        engine: Any = PlateEngine.load(
-            args.model_dir,
-            threads=args.threads,
-            top_n=args.top_n,
-            country=args.country,
-            text_fallback=args.text_fallback,
-            plate_map=args.plate_map,
-            tiles=args.tiles,
-            max_plates=args.max_plates,
-        )
+        engine: Any = load_engine(args)
     except (InferenceError, ValueError) as e:
         print(f"vigil eval: {e}", file=sys.stderr)
         return 2

@@ -220,7 +220,7 @@ def test_the_daemon_takes_a_plates_second_look_in_the_window_model_still_photos_
     """The window model's second look costs a quarter and boxes a few plates worse: the daemon
     (votes over frames) takes it, `vigil read` / `vigil eval` (one photo) do not."""
     assert engine.detector.settings.window_refine and engine.detector.window_hw == (192, 320)
-    with PlateEngine.load(text_fallback=True) as still:
+    with PlateEngine.load(text_fallback=True, photos=True) as still:
         assert not still.detector.settings.window_refine
         name = "romanian-lp-robertlucian-00077.jpg"
         daemon_reads = {o.ocr.text for o in engine.observe(_rgb(name)).plates}

@@ -104,7 +104,7 @@ class _BlindDetector:
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[PlateEngine]:
-    with PlateEngine.load(text_fallback=True) as e:
+    with PlateEngine.load(text_fallback=True, photos=True) as e:
         yield e
 
 
