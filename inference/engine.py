@@ -697,19 +697,34 @@ class PlateEngine(Closing):
             crop, ocr = self._surer(rgb, det, crop, ocr)
         if self.settings.two_rows:
             ocr = self._rows(crop, ocr)
+            if rows.may_be_one_row(det.box, ocr):
+                det, crop, ocr = self._complete_rows(rgb, det, crop, ocr)
         return PlateObservation(det, ocr, crop)
 
     def _rows(self, crop: np.ndarray, ocr: OcrResult) -> OcrResult:
-        """``ocr``, or the crop read row by row when it may be a two-row plate
-        (``inference.rows``) and those reads joined are the better read."""
+        """``ocr``, or the crop's two rows read as one line when it may be a two-row plate
+        (``inference.rows``) and that is the better read."""
         if not rows.may_have_two_rows(crop, ocr):
             return ocr
-        upper, lower = rows.split_rows(crop)
-        joined = rows.join_rows(
-            self.reader.read(upper), self.reader.read(lower), ocr, self.settings.top_n
-        )
-        joined = apply_country(joined, self.settings.country)
-        return joined if rows.rows_read_better(joined, ocr) else ocr
+        line = apply_country(self.reader.read(rows.stitched(crop)), self.settings.country)
+        return line if rows.rows_read_better(line, ocr) else ocr
+
+    def _complete_rows(
+        self, rgb: np.ndarray, det: Detection, crop: np.ndarray, ocr: OcrResult
+    ) -> tuple[Detection, np.ndarray, OcrResult]:
+        """``det`` grown to take in a second row above or below it (``rows.row_completions``),
+        with that crop and its stitched read, when one reads better than ``ocr``; else as
+        given. The grown box is the plate's from then on (its corners, of the row, dropped)."""
+        better = []
+        for box in rows.row_completions(det.box, rgb.shape[:2]):
+            grown = replace(det, box=box, corners=None)
+            c = plate_crop(rgb, grown)
+            if c.shape[0] < rows.MIN_CROP_ROWS or c.shape[1] < 2:
+                continue
+            line = apply_country(self.reader.read(rows.stitched(c)), self.settings.country)
+            if rows.rows_read_better(line, ocr):
+                better.append((grown, c, line))
+        return max(better, key=lambda b: b[2].confidence, default=(det, crop, ocr))
 
     def _read_level(
         self,
@@ -824,6 +839,8 @@ class PlateEngine(Closing):
             if crop.shape[0] < 2 or crop.shape[1] < 2:
                 continue
             ocr = self._read(crop)
+            if self.settings.two_rows:  # the lines' two-row unions (``plate_candidates``)
+                ocr = self._rows(crop, ocr)
             if reads_like_plate(ocr):
                 kept.append(PlateObservation(det, ocr, crop))
             if len(kept) >= self.settings.max_plates:

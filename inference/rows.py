@@ -2,18 +2,21 @@
 
 The reader reads one line. Handed a two-row plate it reads one row, often surely (``6255BXX``
 read ``BXX``), so a plate whose crop is short enough to hold two rows is also cut at the gap
-between its rows and each row read as a line; the rows' reads are joined into one read here.
-Pure: the engine does the reading and chooses between the two.
+between its rows and the rows put side by side, upper row first, as the one line the reader
+knows (:func:`stitched`). Reading each row alone and joining the reads did worse: the reader
+sees a line of two to four characters, unlike any plate it learnt, and its two reads' errors
+multiply. With the true box given, on synthetic two-row plates pasted over the real dev
+scenes' plates (``training/realscenes/two_rows.py``), Mercosur motorcycle / square European
+plates read 51.7 / 49.5 % row by row against 66.8 / 74.0 % stitched (0 % as one line).
+Pure: the engine does the reading and chooses between the reads.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
-
+import cv2
 import numpy as np
 
-from inference.records import Candidate, OcrResult
+from inference.records import Box, OcrResult
 
 # A crop at most this wide for its height may hold two rows: square plates are 1.2-1.7:1, a
 # one-row plate 4-5:1 (2:1 for US ones: they are tried too when read short).
@@ -28,11 +31,23 @@ MIN_CROP_ROWS = 16
 # characters (GN64 / OTP, ABC / 1D23, 6255 / BXX). Longer reads were tried too when unsure, and
 # a US plate's state name was joined to its number (TEXAS1032148, tilted dev third).
 ONE_ROW_MAX_CHARS = 5
-# The rows' joined read replaces the one-line read when it is longer, no longer than a
-# registration (191D12345; a US plate's upper "row" is its state name, TEXAS + 1032148) and at
-# least this sure.
+# The rows' read replaces the one-line read when it is longer, no longer than a registration
+# (191D12345; a US plate's upper "row" is its state name, TEXAS + 1032148) and at least this
+# sure.
 TWO_ROW_MIN_CONFIDENCE = 0.5
 MAX_REGISTRATION_CHARS = 9
+# A box at least this many times as wide as high read short may hold one row of a two-row plate
+# boxed alone (the detector boxes a Mercosur motorcycle plate's lower row, ``5661``, surely):
+# the box is also grown by :data:`ROW_REACH` of its height upwards and, separately, downwards,
+# and each grown box read stitched (:func:`row_completions`).
+ONE_ROW_MIN_ASPECT = TWO_ROW_MAX_ASPECT
+# The other row is at most this many of the boxed row's heights away (a Mercosur plate's upper
+# row and band together are about 1.1 of its lower row).
+ROW_REACH = 1.2
+MIN_ROW_PX = 8
+# The blank between the stitched rows, as a fraction of their height: a word space, so the
+# reader neither joins the rows' facing characters nor reads the rows' cut edges as one.
+STITCH_GAP = 0.25
 
 
 def may_have_two_rows(crop: np.ndarray, ocr: OcrResult) -> bool:
@@ -42,11 +57,36 @@ def may_have_two_rows(crop: np.ndarray, ocr: OcrResult) -> bool:
     return h >= MIN_CROP_ROWS and w <= TWO_ROW_MAX_ASPECT * h and len(ocr.text) <= ONE_ROW_MAX_CHARS
 
 
-def rows_read_better(rows: OcrResult, line: OcrResult) -> bool:
-    """Whether the rows' joined read replaces the one-line read of the same crop."""
+def may_be_one_row(box: Box, ocr: OcrResult) -> bool:
+    """Whether a plate boxed as ``box`` and read as ``ocr`` may be one row of a two-row plate:
+    a row's shape, read short."""
     return (
-        len(line.text) < len(rows.text) <= MAX_REGISTRATION_CHARS
-        and rows.confidence >= TWO_ROW_MIN_CONFIDENCE
+        box.h >= MIN_ROW_PX
+        and box.w >= ONE_ROW_MIN_ASPECT * box.h
+        and len(ocr.text) <= ONE_ROW_MAX_CHARS
+    )
+
+
+def row_completions(box: Box, frame_hw: tuple[int, int]) -> list[Box]:
+    """``box`` grown by :data:`ROW_REACH` of its height upwards, and downwards, each clipped to
+    the frame; a growth the frame leaves no room for is left out."""
+    fh = float(frame_hw[0])
+    reach = ROW_REACH * box.h
+    out = []
+    top = max(0.0, box.y - reach)
+    if box.y - top >= 0.5 * box.h:
+        out.append(Box(box.x, top, box.w, box.y + box.h - top))
+    bottom = min(fh, box.y + box.h + reach)
+    if bottom - (box.y + box.h) >= 0.5 * box.h:
+        out.append(Box(box.x, box.y, box.w, bottom - box.y))
+    return out
+
+
+def rows_read_better(rows: OcrResult, line: OcrResult) -> bool:
+    """Whether the rows' read (stitched) replaces the one-line read of the same crop: longer,
+    no longer than a registration, and either sure enough or surer than the one-line read."""
+    return len(line.text) < len(rows.text) <= MAX_REGISTRATION_CHARS and (
+        rows.confidence >= TWO_ROW_MIN_CONFIDENCE or rows.confidence > line.confidence
     )
 
 
@@ -69,30 +109,18 @@ def split_rows(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return crop[: min(h, gap + pad)], crop[max(0, gap - pad) :]
 
 
-def join_rows(upper: OcrResult, lower: OcrResult, whole: OcrResult, top_n: int) -> OcrResult:
-    """One read of a two-row plate from its rows' reads; region from the whole plate's read.
+def stitched(crop: np.ndarray) -> np.ndarray:
+    """The crop's two rows (:func:`split_rows`) side by side as one line, each scaled to the
+    taller one's height, with :data:`STITCH_GAP` of the plate's own colour between them."""
+    upper, lower = split_rows(crop)
+    h = max(upper.shape[0], lower.shape[0])
 
-    The rows are read independently, so the plate's probability is the product of theirs, and
-    its candidates are the likeliest pairs of the rows' candidates."""
-    pairs = heapq.nlargest(
-        top_n,
-        itertools.product(upper.candidates, lower.candidates),
-        key=lambda p: p[0].confidence * p[1].confidence,
-    )
-    seen: set[str] = set()
-    candidates: list[Candidate] = []
-    for a, b in pairs:
-        text = a.text + b.text
-        if text not in seen:
-            seen.add(text)
-            candidates.append(Candidate(text, a.confidence * b.confidence))
-    text = upper.text + lower.text
-    return OcrResult(
-        text=text,
-        confidence=upper.confidence * lower.confidence,
-        char_confidences=upper.char_confidences + lower.char_confidences,
-        candidates=tuple(candidates),
-        region=whole.region,
-        region_confidence=whole.region_confidence,
-        plate_class="partial" if "?" in text else "full",
-    )
+    def to_height(row: np.ndarray) -> np.ndarray:
+        w = max(2, round(row.shape[1] * h / row.shape[0]))
+        interp = cv2.INTER_AREA if row.shape[0] > h else cv2.INTER_LINEAR
+        return cv2.resize(np.ascontiguousarray(row), (w, h), interpolation=interp)
+
+    background = np.median(crop.reshape(-1, *crop.shape[2:]), axis=0).astype(crop.dtype)
+    gap = np.empty((h, max(2, round(h * STITCH_GAP)), *crop.shape[2:]), crop.dtype)
+    gap[...] = background
+    return np.concatenate([to_height(upper), gap, to_height(lower)], axis=1)

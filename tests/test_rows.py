@@ -1,13 +1,13 @@
-"""Two-row plates: where the rows part, and how their reads join."""
+"""Two-row plates: where the rows part, and how they become one line."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
-import pytest
 
 from inference import rows
-from inference.records import Candidate, OcrResult
+from inference.engine import EngineSettings, PlateEngine
+from inference.records import Box, Candidate, Detection, OcrResult
 
 
 def _two_row_plate() -> np.ndarray:
@@ -42,22 +42,78 @@ def test_only_short_crops_read_short_are_tried() -> None:
     assert not rows.may_have_two_rows(tiny, _read(("CDE", 0.5)))
 
 
-def test_joined_rows_multiply_and_keep_the_whole_plates_region() -> None:
-    upper = _read(("AB12", 0.9), ("A812", 0.05))
-    lower = _read(("CDE", 0.8), ("COE", 0.1))
-    whole = _read(("CDE", 0.95), region="eu")
-    out = rows.join_rows(upper, lower, whole, top_n=3)
-    assert out.text == "AB12CDE"
-    assert out.confidence == pytest.approx(0.72)
-    assert [c.text for c in out.candidates] == ["AB12CDE", "AB12COE", "A812CDE"]
-    assert out.char_confidences == (0.9,) * 7
-    assert out.region == "eu" and out.plate_class == "full"
+def test_stitched_rows_make_one_line_upper_row_first() -> None:
+    img = _two_row_plate()
+    line = rows.stitched(img)
+    upper, lower = rows.split_rows(img)
+    h = max(upper.shape[0], lower.shape[0])
+    assert line.shape[0] == h and line.dtype == img.dtype and line.ndim == 3
+    assert line.shape[1] > 2 * img.shape[1]  # both rows and the gap between them
+    ink = (line < 128).any(axis=(0, 2))
+    gap = slice(line.shape[1] // 2 - 2, line.shape[1] // 2 + 2)
+    assert not ink[gap].any()  # the plate's own background between the rows
+    assert ink[: line.shape[1] // 2 - 2].any() and ink[line.shape[1] // 2 + 2 :].any()
+    grey = rows.stitched(img[:, :, 0])
+    assert grey.ndim == 2 and grey.shape[0] == h
 
 
 def test_the_rows_read_wins_when_longer_and_sure_enough() -> None:
     line = _read(("BXX", 0.9))
     assert rows.rows_read_better(_read(("6255BXX", 0.6)), line)
     assert not rows.rows_read_better(_read(("6255BXX", 0.4)), line)  # under 0.5
+    doubtful = _read(("T7TR", 0.12))
+    assert rows.rows_read_better(_read(("PBT0Q73", 0.3)), doubtful)  # surer than the line
+    assert not rows.rows_read_better(_read(("PBT0Q73", 0.1)), doubtful)
     assert not rows.rows_read_better(_read(("BX", 0.99)), line)  # not longer
     state_and_number = _read(("TEXAS1032148", 0.9))  # a US plate's state name is no row
     assert not rows.rows_read_better(state_and_number, _read(("1032148", 0.9)))
+
+
+def test_a_row_shaped_box_read_short_may_be_one_row() -> None:
+    row = Box(100, 100, 60, 20)
+    assert rows.may_be_one_row(row, _read(("1D23", 0.95)))
+    assert not rows.may_be_one_row(row, _read(("ABC1D23", 0.95)))  # a whole plate's read
+    assert not rows.may_be_one_row(Box(100, 100, 40, 30), _read(("1D23", 0.95)))  # squarish
+    assert not rows.may_be_one_row(Box(100, 100, 30, 6), _read(("1D2", 0.95)))  # too few rows
+
+
+def test_a_row_is_grown_up_and_down_within_the_frame() -> None:
+    up, down = rows.row_completions(Box(100, 100, 60, 20), (400, 500))
+    assert up == Box(100, 76, 60, 44) and down == Box(100, 100, 60, 44)
+    (only_down,) = rows.row_completions(Box(100, 5, 60, 20), (400, 500))
+    assert only_down.y == 5  # no room above for half a row
+    (only_up,) = rows.row_completions(Box(100, 375, 60, 20), (400, 500))
+    assert only_up.y + only_up.h == 395
+
+
+class _LowerRow:
+    """A detector that boxes the lower row of a two-row plate alone."""
+
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        return [Detection(Box(100, 124, 60, 20), 0.9, "plate")]
+
+    def close(self) -> None:
+        pass
+
+
+class _ByShape:
+    """The row alone reads 1D23 surely; two rows side by side (a long line) read the plate."""
+
+    def read(self, crop: np.ndarray) -> OcrResult:
+        h, w = crop.shape[:2]
+        text, conf = ("ABC1D23", 0.9) if w > 4 * h else ("1D23", 0.97)
+        return OcrResult(text, conf, (0.9,) * len(text), (Candidate(text, conf),))
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_engine_grows_a_lone_row_to_the_whole_plate() -> None:
+    frame = np.zeros((400, 500, 3), np.uint8)
+    eng = PlateEngine(_LowerRow(), _ByShape(), EngineSettings())  # type: ignore[arg-type]
+    (plate,) = eng.observe(frame).plates
+    assert plate.ocr.text == "ABC1D23"
+    b = plate.detection.box
+    assert b.h > 40 and b.x == 100 and plate.detection.corners is None
+    eng.settings = EngineSettings(two_rows=False)
+    assert [p.ocr.text for p in eng.observe(frame).plates] == ["1D23"]
