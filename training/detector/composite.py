@@ -19,7 +19,8 @@ import numpy as np
 from training.synth import render_plate
 
 POOL = 600
-REGIONS = ("us", "us", "us", "eu", "eu", "br")  # US first: no real US scenes in the training sets
+REGIONS = ("us", "us", "us", "eu", "eu", "br")
+TWO_ROW_STYLES = ("eu2", "mercosur2")  # US first: no real US scenes in the training sets
 MIN_W, MAX_W = 7.0, 200.0
 
 
@@ -47,9 +48,10 @@ class SynthPaster:
 
     def __init__(
         self, seed: int = 0, pool: int = POOL, real: list[Path] | None = None,
-        real_share: float = 0.0,
+        real_share: float = 0.0, two_row_share: float = 0.0,
     ) -> None:
         self._rng = np.random.default_rng(seed)
+        self._two_row_share = two_row_share
         self._pool = [self._render() for _ in range(pool)]
         self.rendered = pool
         self._real = real or []
@@ -57,6 +59,12 @@ class SynthPaster:
         self._real_cache: dict[int, np.ndarray] = {}
 
     def _render(self) -> np.ndarray:
+        if self._rng.random() < self._two_row_share:
+            # Square European and Mercosur motorcycle plates: 2.5 % of the renders otherwise
+            # (the region mix and each region's style weights), and the detector missed them.
+            style = str(self._rng.choice(TWO_ROW_STYLES))
+            plate = render_plate(self._rng, style=style)
+            return cv2.cvtColor(plate.image, cv2.COLOR_RGB2GRAY)
         region = str(self._rng.choice(REGIONS))
         plate = render_plate(self._rng, region=region)
         return cv2.cvtColor(plate.image, cv2.COLOR_RGB2GRAY)

@@ -73,12 +73,12 @@ class Schedule(tf.keras.optimizers.schedules.LearningRateSchedule):
         return {"peak": self.peak, "warmup": self.warmup, "total": self.total}
 
 
-def make_paste(seed: int, real_share: float = 0.0) -> SynthPaster:
+def make_paste(seed: int, real_share: float = 0.0, two_row_share: float = 0.0) -> SynthPaster:
     from training.detector.composite import SynthPaster, real_plate_crops
     from training.recognizer.splits import DATASETS
 
     real = real_plate_crops(DATASETS) if real_share > 0 else None
-    return SynthPaster(seed=seed, real=real, real_share=real_share)
+    return SynthPaster(seed=seed, real=real, real_share=real_share, two_row_share=two_row_share)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--synth-p", type=float, default=0.5, help="share of crops that get them")
     p.add_argument("--real-share", type=float, default=0.0,
                    help="share of pasted plates that are real plate photos (crop sets)")
+    p.add_argument("--two-row-share", type=float, default=0.0,
+                   help="share of synthetic plates drawn as two-row plates (square European, "
+                        "Mercosur motorcycle); 0 keeps the region and style mix")
+    p.add_argument("--freeze-bn", action="store_true",
+                   help="keep every batch norm as it is (inference mode): needed when --init "
+                        "comes from training.detector.from_tflite, whose norms hold folded biases")
     p.add_argument("--work", type=Path, default=WORK)
     p.add_argument("--init", type=Path, help="start from these weights (fine-tuning)")
     p.add_argument("--threads", type=int, default=1)
@@ -114,7 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     log.info("loaded %d training scenes (%d held out)", len(items), len(test))
     # A resumed run seeds its plate pool by the epoch it starts at, so its renders are new ones
     # (and the count of distinct renders in state.json stays true).
-    paste = make_paste(1234 + state["epoch"], args.real_share) if args.synth else None
+    paste = (
+        make_paste(1234 + state["epoch"], args.real_share, args.two_row_share)
+        if args.synth else None
+    )
     probs = None
     if args.openimages_share is not None:
         is_oi = np.array([it.scene.source == OPENIMAGES for it in items])
@@ -123,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     class_weight = tf.constant([1.0, args.vehicle_weight])
 
     model = build((CROP, CROP))
+    if args.freeze_bn:
+        for layer in model.layers:
+            if type(layer).__name__ == "BatchNormalization":
+                layer.trainable = False
     total = args.epochs * args.steps
     opt = tf.keras.optimizers.Adam(Schedule(args.lr, args.warmup, total))
     if state["epoch"] > 0 and ckpt.exists():
