@@ -51,8 +51,8 @@ STITCH_GAP = 0.25
 
 
 def may_have_two_rows(crop: np.ndarray, ocr: OcrResult) -> bool:
-    """Whether a plate read as ``ocr`` from ``crop`` is worth reading row by row: short enough
-    to hold two rows, and read short as one line."""
+    """Whether a plate read as ``ocr`` from ``crop`` is worth reading with its rows side by
+    side (:func:`stitched`): short enough to hold two rows, and read short as one line."""
     h, w = crop.shape[:2]
     return h >= MIN_CROP_ROWS and w <= TWO_ROW_MAX_ASPECT * h and len(ocr.text) <= ONE_ROW_MAX_CHARS
 

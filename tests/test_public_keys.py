@@ -1,4 +1,4 @@
-"""One rule for the Ed25519 public keys in the config (hotlist agency, console accounts, service)."""
+"""One rule for the Ed25519 public keys in the config (hotlist agency, console accounts)."""
 
 from __future__ import annotations
 

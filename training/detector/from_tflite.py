@@ -70,7 +70,8 @@ def _const(m: Any, index: int) -> tuple[np.ndarray, np.ndarray, int]:
     t = m.subgraphs[0].tensors[index]
     dtype = {9: np.int8, 2: np.int32}[int(t.type)]  # TensorType INT8, INT32
     data = np.frombuffer(bytes(m.buffers[t.buffer].data), dtype).reshape(t.shape)
-    return data, np.asarray(t.quantization.scale, np.float64), int(t.quantization.quantizedDimension)
+    q = t.quantization
+    return data, np.asarray(q.scale, np.float64), int(q.quantizedDimension)
 
 
 def _dequantised(m: Any, index: int) -> np.ndarray:
