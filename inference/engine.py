@@ -90,7 +90,8 @@ class EngineSettings:
     # exactly as with every crop read, for a fifth less time per photo (dev third 128 -> 105
     # ms); 0.95 and 0.9 lost a plate or two on the sweep.
     sure_read: float | None = 0.98
-    # A plate short enough to hold two rows, read short as one line, is also read row by row
+    # A plate short enough to hold two rows, read short as one line, is also read with its rows
+    # side by side, and a row-shaped box read short is grown by a row to find the other one
     # (``inference.rows``).
     two_rows: bool = True
     # Still photos only: a frame the detector sees shrunk (a 1280x720 one at half size) is also
