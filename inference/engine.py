@@ -134,6 +134,32 @@ EU_FORMAT_CONFIDENCE = 0.9
 EU_FORMAT_RATIO = 0.1
 
 
+# A read of a plate's two rows put side by side (``inference.rows``) whose top candidate fits no
+# Brazilian format takes the likeliest candidate that does, when that candidate is at least this
+# share as likely as the top one and the country is ``auto``. The region head never learnt the
+# Mercosur motorcycle plate (two rows) and calls it European, so the Brazil re-ranking above
+# never starts for it; square European and British plates fit no Brazilian format. Synthetic
+# two-row plates cut at their true box, read stitched: Mercosur 68.3 -> 76.1 %, European 75.5 %
+# either way (docs/models-ocr.md).
+TWO_ROW_BRAZIL_RATIO = 0.1
+
+
+def prefer_brazil_two_row(ocr: OcrResult, country: str) -> OcrResult:
+    """``ocr`` (a stitched two-row read) re-ranked by Brazil's formats when the country is
+    ``auto`` and a likely candidate fits one (:data:`TWO_ROW_BRAZIL_RATIO`). Pure."""
+    if country != "auto" or not ocr.candidates:
+        return ocr
+    fits = _fits("br")
+    if fits(ocr.text.replace("?", "A")):
+        return ocr
+    top = ocr.candidates[0].confidence
+    if not any(
+        fits(c.text) and c.confidence >= TWO_ROW_BRAZIL_RATIO * top for c in ocr.candidates
+    ):
+        return ocr
+    return apply_country(ocr, "br")
+
+
 def _fits(country: str) -> Callable[[str], bool]:
     if country == "eu":
         return fits_europe
@@ -707,8 +733,13 @@ class PlateEngine(Closing):
         (``inference.rows``) and that is the better read."""
         if not rows.may_have_two_rows(crop, ocr):
             return ocr
-        line = apply_country(self.reader.read(rows.stitched(crop)), self.settings.country)
+        line = self._read_stitched(crop)
         return line if rows.rows_read_better(line, ocr) else ocr
+
+    def _read_stitched(self, crop: np.ndarray) -> OcrResult:
+        """``crop``'s two rows read side by side as one line (``inference.rows``)."""
+        line = apply_country(self.reader.read(rows.stitched(crop)), self.settings.country)
+        return prefer_brazil_two_row(line, self.settings.country)
 
     def _complete_rows(
         self, rgb: np.ndarray, det: Detection, crop: np.ndarray, ocr: OcrResult
@@ -722,7 +753,7 @@ class PlateEngine(Closing):
             c = plate_crop(rgb, grown)
             if c.shape[0] < rows.MIN_CROP_ROWS or c.shape[1] < 2:
                 continue
-            line = apply_country(self.reader.read(rows.stitched(c)), self.settings.country)
+            line = self._read_stitched(c)
             if rows.rows_read_better(line, ocr):
                 better.append((grown, c, line))
         return max(better, key=lambda b: b[2].confidence, default=(det, crop, ocr))

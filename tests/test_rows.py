@@ -117,3 +117,16 @@ def test_the_engine_grows_a_lone_row_to_the_whole_plate() -> None:
     assert b.h > 40 and b.x == 100 and plate.detection.corners is None
     eng.settings = EngineSettings(two_rows=False)
     assert [p.ocr.text for p in eng.observe(frame).plates] == ["1D23"]
+
+
+def test_a_stitched_read_prefers_a_likely_brazilian_format_only_in_auto() -> None:
+    from inference.engine import prefer_brazil_two_row
+
+    motorcycle = _read(("OLV85T958", 0.5), ("OLV5T95", 0.1), ("0LV5T95", 0.04), region="eu")
+    out = prefer_brazil_two_row(motorcycle, "auto")
+    assert out.text == "OLV5T95" and out.region is None  # the region head's "eu" dropped
+    assert prefer_brazil_two_row(motorcycle, "eu") == motorcycle  # a set country decides
+    unlikely = _read(("OLV85T958", 0.9), ("OLV5T95", 0.05))  # under a tenth of the top
+    assert prefer_brazil_two_row(unlikely, "auto") == unlikely
+    square = _read(("SG944N", 0.7), ("SG9444N", 0.2))  # a European square plate: no fit
+    assert prefer_brazil_two_row(square, "auto") == square
