@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 from training.detector.model import build  # noqa: E402
 from training.detector.sampler import CROP  # noqa: E402
 from training.detector.spec import INPUT_HW  # noqa: E402
+from training.tflite_ops import op_builtin  # noqa: E402
 
 MODEL = Path("inference/models/detector.tflite")
 # Ops the int8 graph adds around the Keras layers: (de)quantisation, the heatmap's sigmoid and
@@ -54,11 +55,11 @@ def _graph(model: bytes) -> tuple[Any, list[Op], dict[str, int]]:
     m = fu.convert_bytearray_to_object(bytearray(model))
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     g = m.subgraphs[0]
-    ops = []
-    for op in g.operators:
-        code = m.operatorCodes[op.opcodeIndex]
-        ops.append(Op(names[max(code.builtinCode, code.deprecatedBuiltinCode)],
-                      tuple(int(i) for i in op.inputs), tuple(int(i) for i in op.outputs)))
+    ops = [
+        Op(names[op_builtin(m, op)], tuple(int(i) for i in op.inputs),
+           tuple(int(i) for i in op.outputs))
+        for op in g.operators
+    ]
     (sig,) = m.signatureDefs
     outputs = {t.name.decode() if isinstance(t.name, bytes) else t.name: int(t.tensorIndex)
                for t in sig.outputs}
@@ -90,9 +91,10 @@ def _keras_inputs(layer: Any) -> list[Any]:
     return list(node.input_tensors)
 
 
-def pair_convolutions(model: bytes, keras_model: Any) -> list[tuple[int, Any]]:
+def pair_convolutions(
+    ops: list[Op], outputs: dict[str, int], keras_model: Any
+) -> list[tuple[int, Any]]:
     """(op index, Keras layer) for every convolution, found by walking back from the outputs."""
-    m, ops, outputs = _graph(model)
     producer = {t: i for i, op in enumerate(ops) for t in op.outputs}
     pairs: dict[int, Any] = {}
     seen: set[tuple[int, int]] = set()
@@ -147,8 +149,8 @@ def _norm_after(layer: Any, keras_model: Any) -> Any | None:
 
 def load_into(model_bytes: bytes, keras_model: Any) -> int:
     """Set ``keras_model``'s weights from the int8 file; the number of convolutions set."""
-    m, ops, _ = _graph(model_bytes)
-    pairs = pair_convolutions(model_bytes, keras_model)
+    m, ops, outputs = _graph(model_bytes)
+    pairs = pair_convolutions(ops, outputs, keras_model)
     for i, layer in pairs:
         op = ops[i]
         kernel = _dequantised(m, op.inputs[1])  # (out, kh, kw, in) or (1, kh, kw, channels)
@@ -175,15 +177,17 @@ def agreement(model_path: Path, keras_model: Any, frames: list[np.ndarray]) -> d
     it.allocate_tensors()
     (inp,) = it.get_input_details()
     runner = it.get_signature_runner()
+    (input_name,) = runner.get_input_details()
+    out_quant = {k: v["quantization"] for k, v in runner.get_output_details().items()}
+    s, z = inp["quantization"]
     diffs: dict[str, list[float]] = {}
     for x in frames:
-        s, z = inp["quantization"]
         q = np.clip(np.round(x / s + z), -128, 127).astype(np.int8)[None, :, :, None]
-        out = runner(**{runner.get_input_details().popitem()[0]: q})
+        out = runner(**{input_name: q})
         ref = keras_model(x[None, :, :, None].astype(np.float32), training=False)
         for name, arr in out.items():
-            d = it.get_signature_runner().get_output_details()[name]["quantization"]
-            got = (arr.astype(np.float32) - d[1]) * d[0]
+            scale, zero = out_quant[name]
+            got = (arr.astype(np.float32) - zero) * scale
             want = np.asarray(ref[name])
             diffs.setdefault(name, []).append(float(np.abs(got - want).max()))
     return {k: max(v) for k, v in diffs.items()}

@@ -33,6 +33,7 @@ import numpy as np
 
 from inference.manifest import parse_manifest
 from training.manifest_tools import tensor_specs
+from training.tflite_ops import op_builtin
 
 MODELS = Path("inference/models")
 SOURCE = "detector"
@@ -69,8 +70,7 @@ def rewrite(model: bytes, size_hw: tuple[int, int]) -> bytes:
     g.tensors[inp].shapeSignature = None
     reshape = schema.BuiltinOperator.RESHAPE
     for op in g.operators:
-        code = m.operatorCodes[op.opcodeIndex]
-        if max(code.builtinCode, code.deprecatedBuiltinCode) != reshape:
+        if op_builtin(m, op) != reshape:
             continue
         target = g.tensors[op.inputs[1]]
         dims = np.frombuffer(bytes(m.buffers[target.buffer].data), np.int32).copy()

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from training.tflite_ops import builtin_code, op_builtin
+
 HYBRID_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 DEQUANTIZE_FLOAT16_VERSION = 3  # the DEQUANTIZE op version that takes float16 input
 
@@ -47,9 +49,8 @@ def rewrite(model: bytes) -> tuple[bytes, int]:
     for g in m.subgraphs:
         operators: list[Any] = []
         for op in g.operators:
-            code = m.operatorCodes[op.opcodeIndex]
             weight = op.inputs[1] if len(op.inputs) > 1 else -1
-            if max(code.builtinCode, code.deprecatedBuiltinCode) in hybrid and weight >= 0:
+            if op_builtin(m, op) in hybrid and weight >= 0:
                 t = g.tensors[weight]
                 # A weight shared by two layers is float32 after the first rewrite.
                 if _is_int8_constant(m, t, schema):
@@ -71,7 +72,7 @@ def rewrite(model: bytes) -> tuple[bytes, int]:
 
 def _opcode(m: Any, schema: Any, builtin: int) -> int:
     for i, oc in enumerate(m.operatorCodes):
-        if max(oc.builtinCode, oc.deprecatedBuiltinCode) == builtin:
+        if builtin_code(oc) == builtin:
             oc.version = max(oc.version, DEQUANTIZE_FLOAT16_VERSION)
             return i
     oc = schema.OperatorCodeT()

@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 from inference.ocr import preprocess  # noqa: E402
 from training.recognizer.crop_eval import SETS, crops  # noqa: E402
 from training.recognizer.splits import DATASETS  # noqa: E402
+from training.tflite_ops import op_builtin  # noqa: E402
 
 MODELS = Path("inference/models")
 
@@ -47,10 +48,9 @@ def as_float32(model: bytes) -> bytes:
     for g in m.subgraphs:
         kept = []
         for op in g.operators:
-            code = m.operatorCodes[op.opcodeIndex]
             src = g.tensors[op.inputs[0]] if op.inputs is not None and len(op.inputs) else None
             if (
-                max(code.builtinCode, code.deprecatedBuiltinCode) == dequantize
+                op_builtin(m, op) == dequantize
                 and src is not None
                 and src.type == schema.TensorType.FLOAT16
                 and m.buffers[src.buffer].data is not None
