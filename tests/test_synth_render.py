@@ -24,7 +24,7 @@ def test_every_style_renders_canonical_text_and_aspect(style: str) -> None:
         assert c == 3 and p.image.dtype == np.uint8
         if style in ASPECT:
             assert abs(w / h - ASPECT[style]) < 0.1
-        assert p.rows == (2 if style in ("eu2", "mercosur2") else 1)
+        assert p.rows == (2 if style in ("eu2", "mercosur2", "grey2") else 1)
         assert p.plate_class == ("paper" if style == "paper" else "full")
         assert p.image.std() > 10  # something was drawn
 

@@ -28,7 +28,7 @@ from training.realscenes.on_cars import JPEG_QUALITY, pasted
 from training.realscenes.parts import labelled_photos, write_labels
 from training.synth.render import render_plate
 
-STYLES = {"mercosur2": "br", "eu2": "eu"}
+STYLES = {"mercosur2": "br", "eu2": "eu", "grey2": "br"}
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +102,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=MODEL_DIR)
     p.add_argument("--float", dest="float32", action="store_true",
                    help="write the float32 twin instead (for the int8-vs-float comparison)")
+    p.add_argument("--created", default=date.today().isoformat(), help="the manifest's date")
     p.add_argument("--hybrid", action="store_true",
                    help="keep the int8 weights in dynamic-range (hybrid) layers, as TFLite's "
                    "converter writes them (for the speed comparison)")
@@ -121,15 +123,29 @@ def main() -> None:
         metrics = meta.get("metrics", {})
         trainer = meta["trainer"]
         eu = meta.get("finetune", {}).get("eu_texts")
+        two_row = meta.get("finetune", {}).get("two_row_share")
         if eu:
+            # Read-back weights bring their pseudo-text entry along; this run's replaces it.
             training_data = [
-                *training_data,
+                *(t for t in training_data if "recognizer.pseudo_eu" not in str(t["set"])),
                 {
                     "set": "openalpr-traindetector-eu-crops with the texts two recognizers read "
                     "alike (training.recognizer.pseudo_eu), drawn with fresh augmentation in "
                     "fine-tuning",
                     "licence": "AGPL-3.0",
                     "count": eu["labelled"],
+                },
+            ]
+        if two_row:
+            training_data = [
+                *training_data,
+                {
+                    "set": "two-row plates rendered here (training.synth: Mercosur and grey "
+                    "Brazilian motorcycle plates, square European plates; training fonts), pasted "
+                    "on the real-scene dev part or on rendered backgrounds, read with their rows "
+                    f"side by side; {two_row:.0%} of every batch",
+                    "licence": "generated (fonts: see ../shared/datasets/fonts/licenses)",
+                    "count": 0,
                 },
             ]
     elif a.heads:
@@ -177,7 +193,7 @@ def main() -> None:
         licence="AGPL-3.0-or-later (fine-tuned on AGPL-3.0 data); upstream weights Apache-2.0",
         metrics=metrics,
         float_metrics={},
-        created="2026-12-02",
+        created=a.created,
         trainer=f"training.recognizer.export: {trainer}",
         output_names=lambda o: "chars" if len(o["shape"]) == 3 else "region",
     )

@@ -125,6 +125,62 @@ def to_input(crop_bgr: np.ndarray) -> np.ndarray:
     return rgb_input(crop_bgr[:, :, ::-1])
 
 
+# Two-row plates (``--two-row``) are rendered (training fonts), each style's region taught to
+# the region head: the Mercosur and the older grey motorcycle plates, square European plates.
+TWO_ROW_STYLES = {"mercosur2": "br", "grey2": "br", "eu2": "eu"}
+# Of a two-row plate's width, how wide it is pasted over a real scene plate's box (a square
+# plate as wide as a long one would cover half the car).
+TWO_ROW_PASTE_WIDTH = (0.4, 0.8)
+# How much looser (or tighter, below 0) than the plate its cut is, in widths and heights. The
+# engine cuts a detector box with a margin (``engine.BOX_MARGIN``); looser cuts than these put
+# the row gap outside the band ``inference.rows`` looks in, and no stitching can read them.
+TWO_ROW_LOOSE = ((-0.05, 0.25), (-0.05, 0.3))
+
+
+def _two_row_cut(rng: np.random.Generator, img: np.ndarray, box: list[float]) -> np.ndarray:
+    x, y, w, h = box
+    (gw0, gw1), (gh0, gh1) = TWO_ROW_LOOSE
+    nw, nh = w * (1 + rng.uniform(gw0, gw1)), h * (1 + rng.uniform(gh0, gh1))
+    cx = x + w / 2 + rng.uniform(-0.05, 0.05) * w
+    cy = y + h / 2 + rng.uniform(-0.06, 0.06) * h
+    x0, y0 = int(max(0, cx - nw / 2)), int(max(0, cy - nh / 2))
+    x1, y1 = int(min(img.shape[1], cx + nw / 2)), int(min(img.shape[0], cy + nh / 2))
+    return img[y0 : max(y1, y0 + 2), x0 : max(x1, x0 + 2)]
+
+
+def two_row_crop(
+    rng: np.random.Generator, scenes: list[dict], style: str, split: str = "train",
+    small_min: int = SMALL_MIN_WIDTH,
+) -> tuple[np.ndarray, str]:
+    """A rendered two-row plate of ``style`` cut as the engine cuts it (loose or tight, on a real
+    scene half the time, else on the renderer's own background, in perspective), touched like the
+    other crops, then its rows put side by side (``inference.rows.stitched``) as the engine
+    reads it: (BGR picture, text)."""
+    from inference.rows import stitched
+    from training.realscenes.on_cars import pasted
+    from training.synth import augment_plate, render_plate
+
+    plate = render_plate(rng, style=style, split=split)
+    crop = None
+    if scenes and rng.random() < 0.5:
+        it = scenes[int(rng.integers(len(scenes)))]
+        img = it["image"].copy()
+        x, y, w, h = it["box"]
+        f = rng.uniform(*TWO_ROW_PASTE_WIDTH)
+        box = pasted(img, cv2.cvtColor(plate.image, cv2.COLOR_RGB2BGR),
+                     (x + w * (1 - f) / 2, y, w * f, h))
+        if box is not None:
+            crop = _two_row_cut(rng, img, list(box))
+    if crop is None:
+        pic, corners = augment_plate(rng, plate.image, strength=0.7)
+        xs, ys = [c[0] for c in corners], [c[1] for c in corners]
+        box = [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
+        crop = _two_row_cut(rng, cv2.cvtColor(pic, cv2.COLOR_RGB2BGR), box)
+    if rng.random() < 0.8:
+        crop = photometric(rng, crop, small_min)
+    return stitched(crop), plate.text
+
+
 def draw(  # type: ignore[no-untyped-def]
     rng: np.random.Generator,
     pool: dict[str, list[dict]],
@@ -132,14 +188,24 @@ def draw(  # type: ignore[no-untyped-def]
     mix: tuple[float, ...] = SHARE,
     hard: float = 0.0,
     small_min: int = SMALL_MIN_WIDTH,
+    two_row: float = 0.0,
 ):
     """``n`` augmented inputs; a ``hard`` share of them rolled, and as many at IR night or in
     glare (``hard_cases``); half of those ``photometric`` touches shrunk to a plate
-    ``small_min`` to 110 px wide first."""
+    ``small_min`` to 110 px wide first; a ``two_row`` share rendered two-row plates read with
+    their rows side by side (:func:`two_row_crop`)."""
     xs, texts, regions = [], [], []
     share = np.array([mix[i] if pool[s] else 0.0 for i, s in enumerate(SOURCES)])
     share /= share.sum()
     while len(xs) < n:
+        if two_row and rng.random() < two_row:
+            style = list(TWO_ROW_STYLES)[int(rng.integers(len(TWO_ROW_STYLES)))]
+            crop, text = two_row_crop(rng, pool["scene"], style, small_min=small_min)
+            if min(crop.shape[:2]) >= 2:
+                xs.append(to_input(crop))
+                texts.append(text)
+                regions.append(REGIONS.index(TWO_ROW_STYLES[style]))
+            continue
         src = SOURCES[int(rng.choice(len(SOURCES), p=share))]
         it = pool[src][int(rng.integers(len(pool[src])))]
         roll = rng.random() < hard
@@ -182,6 +248,10 @@ def _extra_args(a: argparse.Namespace) -> str:
         out += f" --lr {a.lr}"
     if a.small_min != SMALL_MIN_WIDTH:
         out += f" --small-min {a.small_min}"
+    if a.two_row:
+        out += f" --two-row {a.two_row}"
+    if a.heads != WORK / "heads.npz":
+        out += f" --heads {a.heads}"
     return out
 
 
@@ -212,6 +282,8 @@ def main() -> None:
         default=SMALL_MIN_WIDTH,
         help="narrowest plate (px) the small-plate augmentation shrinks to",
     )
+    p.add_argument("--two-row", type=float, default=0.0,
+                   help="share of rendered two-row plates, read with their rows side by side")
     p.add_argument("--out", type=Path, default=OUT, help="checkpoints and finetuned.npz")
     p.add_argument(
         "--eu-texts",
@@ -285,13 +357,33 @@ def main() -> None:
     pool = load_pool(a.data, a.eu_texts)
     mix = SHARE if a.eu_texts is None else EU_TEXT_SHARE
     print({k: len(v) for k, v in pool.items()}, f"loaded in {time.time() - t0:.0f} s", flush=True)
+    # Diagnostic only: rendered in the held-out font, on the same scenes the training pastes on.
+    two_row_val = []
+    if a.two_row:
+        vrng = np.random.default_rng(20261204)
+        for style in TWO_ROW_STYLES:
+            for _ in range(50):
+                crop, text = two_row_crop(vrng, pool["scene"], style, split="test")
+                two_row_val.append((crop[:, :, ::-1].copy(), text))
+
+    def validate_two_rows() -> str:
+        if not two_row_val:
+            return ""
+        ok = 0
+        for k in range(0, len(two_row_val), 32):
+            chunk = two_row_val[k : k + 32]
+            x = np.stack([rgb_input(img) for img, _ in chunk])
+            out = infer(tf.constant(x)).numpy()
+            ok += sum(greedy(o) == t for o, (_, t) in zip(out, chunk, strict=True))
+        return f", two-row rendered {ok / len(two_row_val):.3f}"
+
     if step0 == 0:
-        print(f"val exact before: {validate():.3f}", flush=True)
+        print(f"val exact before: {validate():.3f}{validate_two_rows()}", flush=True)
     rng = np.random.default_rng([20261202, step0])
     sums = np.zeros(3)
     t0 = time.time()
     for s in range(step0, a.steps):
-        x, texts, regions = draw(rng, pool, a.batch, mix, a.hard, a.small_min)
+        x, texts, regions = draw(rng, pool, a.batch, mix, a.hard, a.small_min, a.two_row)
         labels, lengths = encode(np.array(texts), MAX_LABEL)
         has_text = np.array([len(t) > 0 for t in texts], np.float32)
         warm = min(1.0, (s + 1) / 50)
@@ -317,7 +409,7 @@ def main() -> None:
             np.savez(ckpt.with_suffix(".tmp.npz"), __step=s + 1, **net.weights())
             ckpt.with_suffix(".tmp.npz").replace(ckpt)
         if (s + 1) % (a.save_every * 4) == 0:
-            print(f"val exact at step {s + 1}: {validate():.3f}", flush=True)
+            print(f"val exact at step {s + 1}: {validate():.3f}{validate_two_rows()}", flush=True)
     score = validate()
     print(f"val exact final: {score:.3f}", flush=True)
     meta = {
@@ -333,6 +425,8 @@ def main() -> None:
             "init": None if a.init is None else str(a.init),
             "hard_share": a.hard,
             "small_min_width": a.small_min,
+            "two_row_share": a.two_row,
+            "two_row_styles": TWO_ROW_STYLES if a.two_row else None,
             "val_exact_us_br_crops": round(score, 4),
             "pool": {k: len(v) for k, v in pool.items()},
             "eu_texts": None

@@ -320,15 +320,21 @@ def main() -> None:
     a = p.parse_args()
     values, manifest = rebuild(a.model)
     a.out.mkdir(parents=True, exist_ok=True)
+    # What export.py and finetune.py read from a weights file's meta: the file's regions, its
+    # training data but the upstream network (export.py names that itself) and its trainer.
     meta = {
-        "from": str(a.model),
-        "sha256": manifest.get("sha256"),
-        "how": "training.recognizer.from_tflite: the committed file's weights, folds undone",
+        "regions": manifest["labels"]["regions"],
+        "training_data": [
+            t for t in manifest["training_data"] if not str(t["set"]).startswith("PP-OCRv4")
+        ],
+        "metrics": {},
+        "trainer": f"{manifest['trainer']}; read back from {a.model} (sha256 "
+        f"{manifest['sha256'][:12]}) by training.recognizer.from_tflite",
     }
     np.savez(a.out / "finetuned.npz", meta=json.dumps(meta), **values)
     np.savez(
         a.out / "heads.npz",
-        meta=json.dumps({**manifest.get("training", {}), **meta}),
+        meta=json.dumps(meta),
         char_w=values[graph.HEAD_W], char_b=values[graph.HEAD_B],
         region_w=values["region_w"], region_b=values["region_b"],
     )

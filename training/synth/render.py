@@ -31,11 +31,13 @@ EU2_SIZE = (340, 200)  # two-row EU (e.g. 340 x 200 mm)
 BR_SIZE = (400, 130)  # Mercosur 400 x 130 mm, ~3.1:1
 BR2_SIZE = (200, 170)  # Mercosur motorcycle, two rows
 
-STYLES = ("us", "paper", "eu1", "eu2", "mercosur", "mercosur2", "grey")
+STYLES = ("us", "paper", "eu1", "eu2", "mercosur", "mercosur2", "grey", "grey2")
 _STYLE_BY_REGION = {
     "us": ("us", "paper"),
     "eu": ("eu1", "eu2"),
-    "br": ("mercosur", "mercosur2", "grey"),
+    # grey2 (the pre-Mercosur motorcycle plate) is drawn only when asked for: it came after
+    # the detector's synthetic data was fixed, whose draws must not change.
+    "br": ("mercosur", "mercosur2", "grey", "grey2"),
 }
 
 
@@ -228,8 +230,9 @@ def _render_eu(rng, country: str, display: str, font: str, rows: int) -> np.ndar
 
 
 def _render_br(rng, style: str, display: str, font: str) -> np.ndarray:  # type: ignore[no-untyped-def]
-    if style == "grey":
-        W, H = BR_SIZE
+    if style in ("grey", "grey2"):
+        two = style == "grey2"
+        W, H = BR2_SIZE if two else BR_SIZE
         red = rng.random() < 0.3  # commercial plates: red with white letters
         bg = (150, 25, 30) if red else tuple(int(v) for v in rng.uniform(170, 215, 3))
         ink = (235, 235, 235) if red else (25, 25, 25)
@@ -245,7 +248,12 @@ def _render_br(rng, style: str, display: str, font: str) -> np.ndarray:  # type:
             ink,
             rng,
         )
-        _draw_text(canvas, display, font, (0.05 * W, 0.27 * H, 0.95 * W, 0.92 * H), ink, rng)
+        if two:  # letters over digits (ABC / 1234)
+            a, b = formats.canonical(display)[:3], formats.canonical(display)[3:]
+            _draw_text(canvas, a, font, (0.12 * W, 0.24 * H, 0.88 * W, 0.58 * H), ink, rng)
+            _draw_text(canvas, b, font, (0.06 * W, 0.62 * H, 0.94 * W, 0.94 * H), ink, rng)
+        else:
+            _draw_text(canvas, display, font, (0.05 * W, 0.27 * H, 0.95 * W, 0.92 * H), ink, rng)
         return canvas
     two = style == "mercosur2"
     W, H = BR2_SIZE if two else BR_SIZE
@@ -308,7 +316,7 @@ def _choose(rng: np.random.Generator, region: str | None, style: str | None) -> 
             raise ValueError(f"unknown EU country in region {region!r}")
         region = f"eu-{c}"
     if style is None:
-        weights = {"us": [0.9, 0.1], "eu": [0.7, 0.3], "br": [0.5, 0.15, 0.35]}[family]
+        weights = {"us": [0.9, 0.1], "eu": [0.7, 0.3], "br": [0.5, 0.15, 0.35, 0.0]}[family]
         style = str(rng.choice(_STYLE_BY_REGION[family], p=weights))
     elif style not in _STYLE_BY_REGION[family]:
         raise ValueError(f"style {style!r} does not fit region {region!r}")
@@ -333,7 +341,7 @@ def render_plate(
     font = _pick_font(rng, split)
     region, style = _choose(rng, region, style)
     state = region[3:]
-    rows = 2 if style in ("eu2", "mercosur2") else 1
+    rows = 2 if style in ("eu2", "mercosur2", "grey2") else 1
     if style == "us":
         display = text if text is not None else formats.us_text(rng, state)
         image = _render_us(rng, state, display, font)
@@ -347,7 +355,7 @@ def render_plate(
         display = (
             text
             if text is not None
-            else formats.br_text(rng, "grey" if style == "grey" else "mercosur")
+            else formats.br_text(rng, "grey" if style in ("grey", "grey2") else "mercosur")
         )
         image = _render_br(rng, style, display, font)
     canon = formats.canonical(display)
