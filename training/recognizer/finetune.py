@@ -236,6 +236,10 @@ def greedy(logits: np.ndarray) -> str:
     return "".join(graph.ALPHABET[k] for k in best_path(logits, 0)[0])
 
 
+def _steps(text: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in text.split(",") if v.strip())
+
+
 def _extra_args(a: argparse.Namespace) -> str:
     """The command-line options that made these weights, beyond ``--steps``."""
     out = ""
@@ -250,6 +254,8 @@ def _extra_args(a: argparse.Namespace) -> str:
         out += f" --small-min {a.small_min}"
     if a.two_row:
         out += f" --two-row {a.two_row}"
+    if a.average:
+        out += " --average " + ",".join(str(k) for k in a.average)
     if a.heads != WORK / "heads.npz":
         out += f" --heads {a.heads}"
     return out
@@ -284,6 +290,9 @@ def main() -> None:
     )
     p.add_argument("--two-row", type=float, default=0.0,
                    help="share of rendered two-row plates, read with their rows side by side")
+    p.add_argument("--average", type=_steps, default=(), metavar="STEP,STEP,...",
+                   help="write the mean of the weights at these steps (multiples of "
+                   "--save-every; those past --steps are only saved) instead of the last ones")
     p.add_argument("--out", type=Path, default=OUT, help="checkpoints and finetuned.npz")
     p.add_argument(
         "--eu-texts",
@@ -292,6 +301,8 @@ def main() -> None:
         help="European crop texts from pseudo_eu.py (default: their region only)",
     )
     a = p.parse_args()
+    if any(k % a.save_every or k <= 0 for k in a.average):
+        p.error("--average steps must be multiples of --save-every")
     tf.config.threading.set_intra_op_parallelism_threads(a.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     out_dir: Path = a.out
@@ -301,9 +312,12 @@ def main() -> None:
     heads_meta = json.loads(str(h["meta"]))
     model = graph.deploy_model(WIDTH, h["char_w"], h["char_b"], h["region_w"], h["region_b"])
     net = OnnxNet(model)
+    init_from = ""
     if a.init is not None:
         init = np.load(a.init, allow_pickle=False)
         net.assign({k: init[k] for k in net.weights()})
+        if "meta" in init.files:  # say what the starting weights were
+            init_from = f"; starting from {a.init}: {json.loads(str(init['meta']))['trainer']}"
     start_values = net.weights()
     ckpt = out_dir / "ckpt.npz"
     step0 = 0
@@ -408,13 +422,23 @@ def main() -> None:
             t0 = time.time()
             np.savez(ckpt.with_suffix(".tmp.npz"), __step=s + 1, **net.weights())
             ckpt.with_suffix(".tmp.npz").replace(ckpt)
+            if s + 1 in a.average:
+                snap = out_dir / f"step-{s + 1}.npz"
+                np.savez(snap.with_suffix(".tmp.npz"), **net.weights())
+                snap.with_suffix(".tmp.npz").replace(snap)
         if (s + 1) % (a.save_every * 4) == 0:
             print(f"val exact at step {s + 1}: {validate():.3f}{validate_two_rows()}", flush=True)
+    averaged = [k for k in a.average if k <= a.steps]  # a run in stages names them all
+    if averaged:
+        # The learning rate is constant, so the last weights wander round a minimum; their mean
+        # over the named steps sits nearer its middle (stochastic weight averaging).
+        snaps = [np.load(out_dir / f"step-{k}.npz") for k in averaged]
+        net.assign({k: np.mean([sn[k] for sn in snaps], axis=0) for k in net.weights()})
     score = validate()
-    print(f"val exact final: {score:.3f}", flush=True)
+    print(f"val exact final: {score:.3f}{validate_two_rows()}", flush=True)
     meta = {
         **heads_meta,
-        "trainer": TRAINER.format(steps=a.steps, extra=_extra_args(a)),
+        "trainer": TRAINER.format(steps=a.steps, extra=_extra_args(a)) + init_from,
         "finetune": {
             "steps": a.steps,
             "batch": a.batch,
@@ -427,6 +451,7 @@ def main() -> None:
             "small_min_width": a.small_min,
             "two_row_share": a.two_row,
             "two_row_styles": TWO_ROW_STYLES if a.two_row else None,
+            "averaged_steps": averaged,
             "val_exact_us_br_crops": round(score, 4),
             "pool": {k: len(v) for k, v in pool.items()},
             "eu_texts": None
