@@ -358,14 +358,18 @@ def main() -> None:
     infer = tf.function(lambda x: net(x, [graph.HEAD_ADD_OUT])[0])
     val = val_items(a.data)
 
-    def validate() -> float:
+    def exact(items: list[tuple[np.ndarray, str]]) -> float:
+        """Share of ``items`` (RGB crop, text) the float network reads greedily right."""
         ok = 0
-        for k in range(0, len(val), 32):
-            chunk = val[k : k + 32]
+        for k in range(0, len(items), 32):
+            chunk = items[k : k + 32]
             x = np.stack([rgb_input(img) for img, _ in chunk])
             out = infer(tf.constant(x)).numpy()
             ok += sum(greedy(o) == t for o, (_, t) in zip(out, chunk, strict=True))
-        return ok / max(1, len(val))
+        return ok / max(1, len(items))
+
+    def validate() -> float:
+        return exact(val)
 
     t0 = time.time()
     pool = load_pool(a.data, a.eu_texts)
@@ -381,15 +385,7 @@ def main() -> None:
                 two_row_val.append((crop[:, :, ::-1].copy(), text))
 
     def validate_two_rows() -> str:
-        if not two_row_val:
-            return ""
-        ok = 0
-        for k in range(0, len(two_row_val), 32):
-            chunk = two_row_val[k : k + 32]
-            x = np.stack([rgb_input(img) for img, _ in chunk])
-            out = infer(tf.constant(x)).numpy()
-            ok += sum(greedy(o) == t for o, (_, t) in zip(out, chunk, strict=True))
-        return f", two-row rendered {ok / len(two_row_val):.3f}"
+        return f", two-row rendered {exact(two_row_val):.3f}" if two_row_val else ""
 
     if step0 == 0:
         print(f"val exact before: {validate():.3f}{validate_two_rows()}", flush=True)
