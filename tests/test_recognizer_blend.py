@@ -19,8 +19,8 @@ def test_share_walks_from_start_to_tuned() -> None:
     at0, half, at1 = (blend(start, tuned, s) for s in (0.0, 0.5, 1.0))
     for k in start:
         np.testing.assert_array_equal(at0[k], start[k])
-        np.testing.assert_allclose(at1[k], tuned[k], rtol=1e-6)
-        np.testing.assert_allclose(half[k], (start[k] + tuned[k]) / 2, rtol=1e-6)
+        np.testing.assert_allclose(at1[k], tuned[k], atol=1e-6)
+        np.testing.assert_allclose(half[k], (start[k] + tuned[k]) / 2, atol=1e-6)
         assert half[k].dtype == np.float32 and half[k].shape == start[k].shape
 
 
