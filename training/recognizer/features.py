@@ -76,12 +76,23 @@ def photometric(
     return out
 
 
-def jitter_crop(rng: np.random.Generator, img: np.ndarray, box: list[float]) -> np.ndarray:
+# How much looser (or tighter, below 0) than the plate a detector-like cut is, in widths and
+# heights, and how far its centre strays, in the same units.
+LOOSE = ((-0.05, 0.5), (-0.1, 0.7))
+SHIFT = (0.1, 0.15)
+
+
+def jitter_crop(
+    rng: np.random.Generator, img: np.ndarray, box: list[float],
+    loose: tuple[tuple[float, float], tuple[float, float]] = LOOSE,
+    shift: tuple[float, float] = SHIFT,
+) -> np.ndarray:
     """Cut ``box`` from ``img`` the way a detector might: loose or tight, shifted."""
     x, y, w, h = box
-    gw, gh = rng.uniform(-0.05, 0.5), rng.uniform(-0.1, 0.7)
-    cx = x + w / 2 + rng.uniform(-0.1, 0.1) * w
-    cy = y + h / 2 + rng.uniform(-0.15, 0.15) * h
+    (gw0, gw1), (gh0, gh1) = loose
+    gw, gh = rng.uniform(gw0, gw1), rng.uniform(gh0, gh1)
+    cx = x + w / 2 + rng.uniform(-shift[0], shift[0]) * w
+    cy = y + h / 2 + rng.uniform(-shift[1], shift[1]) * h
     nw, nh = w * (1 + gw), h * (1 + gh)
     x0, y0 = int(max(0, cx - nw / 2)), int(max(0, cy - nh / 2))
     x1 = int(min(img.shape[1], cx + nw / 2))

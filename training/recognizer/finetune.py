@@ -131,21 +131,12 @@ TWO_ROW_STYLES = {"mercosur2": "br", "grey2": "br", "eu2": "eu"}
 # Of a two-row plate's width, how wide it is pasted over a real scene plate's box (a square
 # plate as wide as a long one would cover half the car).
 TWO_ROW_PASTE_WIDTH = (0.4, 0.8)
-# How much looser (or tighter, below 0) than the plate its cut is, in widths and heights. The
-# engine cuts a detector box with a margin (``engine.BOX_MARGIN``); looser cuts than these put
-# the row gap outside the band ``inference.rows`` looks in, and no stitching can read them.
+# How much looser (or tighter) than the plate a two-row plate's cut is, and how far its centre
+# strays (``features.jitter_crop``). The engine cuts a detector box with a margin
+# (``engine.BOX_MARGIN``); looser cuts than these put the row gap outside the band
+# ``inference.rows`` looks in, and no stitching can read them.
 TWO_ROW_LOOSE = ((-0.05, 0.25), (-0.05, 0.3))
-
-
-def _two_row_cut(rng: np.random.Generator, img: np.ndarray, box: list[float]) -> np.ndarray:
-    x, y, w, h = box
-    (gw0, gw1), (gh0, gh1) = TWO_ROW_LOOSE
-    nw, nh = w * (1 + rng.uniform(gw0, gw1)), h * (1 + rng.uniform(gh0, gh1))
-    cx = x + w / 2 + rng.uniform(-0.05, 0.05) * w
-    cy = y + h / 2 + rng.uniform(-0.06, 0.06) * h
-    x0, y0 = int(max(0, cx - nw / 2)), int(max(0, cy - nh / 2))
-    x1, y1 = int(min(img.shape[1], cx + nw / 2)), int(min(img.shape[0], cy + nh / 2))
-    return img[y0 : max(y1, y0 + 2), x0 : max(x1, x0 + 2)]
+TWO_ROW_SHIFT = (0.05, 0.06)
 
 
 def two_row_crop(
@@ -170,12 +161,14 @@ def two_row_crop(
         box = pasted(img, cv2.cvtColor(plate.image, cv2.COLOR_RGB2BGR),
                      (x + w * (1 - f) / 2, y, w * f, h))
         if box is not None:
-            crop = _two_row_cut(rng, img, list(box))
+            crop = jitter_crop(rng, img, list(box), TWO_ROW_LOOSE, TWO_ROW_SHIFT)
     if crop is None:
         pic, corners = augment_plate(rng, plate.image, strength=0.7)
         xs, ys = [c[0] for c in corners], [c[1] for c in corners]
         box = [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
-        crop = _two_row_cut(rng, cv2.cvtColor(pic, cv2.COLOR_RGB2BGR), box)
+        crop = jitter_crop(
+            rng, cv2.cvtColor(pic, cv2.COLOR_RGB2BGR), box, TWO_ROW_LOOSE, TWO_ROW_SHIFT
+        )
     if rng.random() < 0.8:
         crop = photometric(rng, crop, small_min)
     return stitched(crop), plate.text

@@ -37,10 +37,10 @@ import onnx
 from onnx import helper, numpy_helper
 
 from training.recognizer import graph
+from training.recognizer.features import WIDTH
 from training.recognizer.trainable import _is_weight
 
 MODEL = Path("inference/models/ocr.tflite")
-WIDTH = 240
 # TFLite constants that are the converter's own, not weights: hard-swish's 3 and 1/6, and the
 # layer norms' epsilon (a scalar of shape ()).
 _ARITH_PREFIX = "arith.constant"
@@ -51,7 +51,6 @@ class OnnxUnit:
     kind: str  # conv | fc | mul | add
     weight: str
     bias: str | None = None
-    group: int = 1
     bn: tuple[str, str, str, str, float] | None = None  # scale, bias, mean, var, epsilon
     affine: tuple[str, str] | None = None  # scale and bias folded in after the convolution
     hard_sigmoid: tuple[float, float] | None = None  # alpha, beta folded in after those
@@ -100,14 +99,8 @@ def onnx_units(model: onnx.ModelProto) -> tuple[list[OnnxUnit], dict[str, np.nda
         if w is None or w not in weights:
             continue
         if n.op_type == "Conv":
-            attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
-            unit = OnnxUnit(
-                "conv",
-                w,
-                n.input[2] if len(n.input) > 2 and n.input[2] else None,
-                int(attrs.get("group", 1)),
-                shape=weights[w].shape,
-            )
+            bias = n.input[2] if len(n.input) > 2 and n.input[2] else None
+            unit = OnnxUnit("conv", w, bias, shape=weights[w].shape)
             out = n.output[0]
             bn = only_consumer(out, "BatchNormalization")
             if bn is not None:
@@ -214,33 +207,33 @@ def unfold(units: list[OnnxUnit], weights: dict[str, np.ndarray], tfl: list[Tfli
             if kernel.shape != o.shape:
                 raise ValueError(f"{o.weight}: kernel {kernel.shape}, graph {o.shape}")
             assert t.bias is not None
-            scale = np.ones(o.shape[0], np.float32)
-            shift = np.zeros(o.shape[0], np.float32)  # b' = b * scale + shift
+            # The file's kernel is the graph's times the norm's scale, then the affine's and
+            # the hard sigmoid's (``post``); its bias b' = (b - mean) * s_bn + beta, then
+            # times ``post`` plus ``post_shift`` (b and mean 0 where there is no norm / bias).
+            s_bn = np.ones(o.shape[0], np.float32)
             if o.bn is not None:
-                g, beta, mean, var, eps = o.bn
-                s = weights[g] / np.sqrt(weights[var] + eps)
-                scale, shift = s, weights[beta] - weights[mean] * s
+                g, _, _, var, eps = o.bn
+                s_bn = weights[g] / np.sqrt(weights[var] + eps)
+            post, post_shift = 1.0, 0.0
             if o.affine is not None:
                 a, c = (float(weights[n].reshape(-1)[0]) for n in o.affine)
-                scale, shift = scale * a, shift * a + c
+                post, post_shift = a, c
             if o.hard_sigmoid is not None:
                 alpha, beta_hs = o.hard_sigmoid
-                scale, shift = scale * alpha, shift * alpha + beta_hs
+                post, post_shift = post * alpha, post_shift * alpha + beta_hs
+            scale = s_bn * post
             if np.min(np.abs(scale)) < 1e-6:
                 raise ValueError(f"{o.weight}: a folded scale is ~0")
             out[o.weight] = (kernel / scale[:, None, None, None]).astype(np.float32)
+            before_post = (t.bias - post_shift) / post
             if o.bn is not None:
-                # No convolution bias: the norm's bias carries the file's bias. With beta 0 the
-                # chain maps b' = beta * post + shift, post the scale after the norm.
-                g, beta, mean, var, eps = o.bn
-                s_bn = weights[g] / np.sqrt(weights[var] + eps)
-                post = scale / s_bn
-                zero_beta_shift = shift - weights[beta] * post
-                out[beta] = ((t.bias - zero_beta_shift) / post).astype(np.float32)
+                # No convolution bias: the norm's bias carries the file's bias.
+                _, beta, mean, _, _ = o.bn
+                out[beta] = (before_post + weights[mean] * s_bn).astype(np.float32)
+            elif o.bias is not None:
+                out[o.bias] = before_post.astype(np.float32)
             else:
-                if o.bias is None:
-                    raise ValueError(f"{o.weight}: the file has a bias the graph cannot hold")
-                out[o.bias] = ((t.bias - shift) / scale).astype(np.float32)
+                raise ValueError(f"{o.weight}: the file has a bias the graph cannot hold")
         elif o.kind == "fc":
             out[o.weight] = t.weight.T.reshape(o.shape).astype(np.float32)
             if o.bias is not None and t.bias is not None:
@@ -273,11 +266,11 @@ def check(values: dict[str, np.ndarray], path: Path, crops: list[np.ndarray]) ->
     import onnxruntime as ort
     from ai_edge_litert.interpreter import Interpreter
 
-    from training.recognizer.finetune import rgb_input
+    from training.recognizer.finetune import HEAD_NAMES, rgb_input
 
     model = graph.deploy_model(
         WIDTH, values[graph.HEAD_W], values[graph.HEAD_B], values["region_w"], values["region_b"],
-        overrides={k: v for k, v in values.items() if k not in _HEADS},
+        overrides={k: v for k, v in values.items() if k not in HEAD_NAMES},
     )
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     it = Interpreter(str(path))
@@ -303,9 +296,6 @@ def check(values: dict[str, np.ndarray], path: Path, crops: list[np.ndarray]) ->
         "greedy_path_equal": agree / n,
         "region_equal": region_agree / n,
     }
-
-
-_HEADS = (graph.HEAD_W, graph.HEAD_B, "region_w", "region_b")
 
 
 def main() -> None:

@@ -32,6 +32,7 @@ BR_SIZE = (400, 130)  # Mercosur 400 x 130 mm, ~3.1:1
 BR2_SIZE = (200, 170)  # Mercosur motorcycle, two rows
 
 STYLES = ("us", "paper", "eu1", "eu2", "mercosur", "mercosur2", "grey", "grey2")
+TWO_ROW_STYLES = frozenset(("eu2", "mercosur2", "grey2"))
 _STYLE_BY_REGION = {
     "us": ("us", "paper"),
     "eu": ("eu1", "eu2"),
@@ -249,7 +250,8 @@ def _render_br(rng, style: str, display: str, font: str) -> np.ndarray:  # type:
             rng,
         )
         if two:  # letters over digits (ABC / 1234)
-            a, b = formats.canonical(display)[:3], formats.canonical(display)[3:]
+            canon = formats.canonical(display)
+            a, b = canon[:3], canon[3:]
             _draw_text(canvas, a, font, (0.12 * W, 0.24 * H, 0.88 * W, 0.58 * H), ink, rng)
             _draw_text(canvas, b, font, (0.06 * W, 0.62 * H, 0.94 * W, 0.94 * H), ink, rng)
         else:
@@ -341,7 +343,7 @@ def render_plate(
     font = _pick_font(rng, split)
     region, style = _choose(rng, region, style)
     state = region[3:]
-    rows = 2 if style in ("eu2", "mercosur2", "grey2") else 1
+    rows = 2 if style in TWO_ROW_STYLES else 1
     if style == "us":
         display = text if text is not None else formats.us_text(rng, state)
         image = _render_us(rng, state, display, font)
