@@ -160,6 +160,21 @@ def prefer_brazil_two_row(ocr: OcrResult, country: str) -> OcrResult:
     return apply_country(ocr, "br")
 
 
+def two_row_formats(ocr: OcrResult, country: str) -> OcrResult:
+    """A stitched two-row read (``inference.rows``) re-ranked by plate formats. Pure.
+
+    In ``auto`` Brazil's formats come before Europe's: the region head calls the Mercosur
+    motorcycle plate European, and Europe's rule (:func:`apply_country`) would trade a read
+    that fits Brazil (ABC1D23) for a less likely one that fits a European format (ABC1234,
+    the older Brazilian format too), which is how ``IYW5Z31`` at 0.70 was reported as
+    ``IYW5231`` at 0.13."""
+    if country == "auto":
+        brazil = prefer_brazil_two_row(ocr, country)
+        if _fits("br")(brazil.text.replace("?", "A")):
+            return brazil
+    return apply_country(ocr, country)
+
+
 def _fits(country: str) -> Callable[[str], bool]:
     if country == "eu":
         return fits_europe
@@ -738,8 +753,7 @@ class PlateEngine(Closing):
 
     def _read_stitched(self, crop: np.ndarray) -> OcrResult:
         """``crop``'s two rows read side by side as one line (``inference.rows``)."""
-        line = apply_country(self.reader.read(rows.stitched(crop)), self.settings.country)
-        return prefer_brazil_two_row(line, self.settings.country)
+        return two_row_formats(self.reader.read(rows.stitched(crop)), self.settings.country)
 
     def _complete_rows(
         self, rgb: np.ndarray, det: Detection, crop: np.ndarray, ocr: OcrResult

@@ -17,9 +17,13 @@ def _two_row_plate() -> np.ndarray:
     return img
 
 
-def _read(*cands: tuple[str, float], region: str | None = None) -> OcrResult:
+def _read(
+    *cands: tuple[str, float], region: str | None = None, region_confidence: float = 0.8
+) -> OcrResult:
     c = tuple(Candidate(t, p) for t, p in cands)
-    return OcrResult(c[0].text, c[0].confidence, (0.9,) * len(c[0].text), c, region, 0.8)
+    return OcrResult(
+        c[0].text, c[0].confidence, (0.9,) * len(c[0].text), c, region, region_confidence
+    )
 
 
 def test_the_rows_part_between_the_lines_of_text() -> None:
@@ -130,3 +134,15 @@ def test_a_stitched_read_prefers_a_likely_brazilian_format_only_in_auto() -> Non
     assert prefer_brazil_two_row(unlikely, "auto") == unlikely
     square = _read(("SG944N", 0.7), ("SG9444N", 0.2))  # a European square plate: no fit
     assert prefer_brazil_two_row(square, "auto") == square
+
+
+def test_a_stitched_read_that_fits_brazil_is_not_traded_for_a_european_format() -> None:
+    from inference.engine import EU_FORMAT_CONFIDENCE, apply_country, two_row_formats
+
+    mercosur = _read(("IYW5Z31", 0.7), ("IYW5231", 0.13), region="eu",
+                     region_confidence=EU_FORMAT_CONFIDENCE)
+    assert apply_country(mercosur, "auto").text == "IYW5231"  # one-row plates: Europe's rule
+    assert two_row_formats(mercosur, "auto") == mercosur
+    assert two_row_formats(mercosur, "eu").text == "IYW5231"  # a set country still decides
+    square = _read(("SG944N", 0.7), ("SG9444N", 0.2), region="eu")
+    assert two_row_formats(square, "auto") == apply_country(square, "auto")
