@@ -16,12 +16,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from training.detector.decoys import render_decoy
 from training.synth import render_plate
 
 POOL = 600
 REGIONS = ("us", "us", "us", "eu", "eu", "br")
 TWO_ROW_STYLES = ("eu2", "mercosur2")  # US first: no real US scenes in the training sets
 MIN_W, MAX_W = 7.0, 200.0
+DECOY_MIN_W, DECOY_MAX_W = 12.0, 150.0
 
 
 def real_plate_crops(data: Path) -> list[Path]:
@@ -48,11 +50,13 @@ class SynthPaster:
 
     def __init__(
         self, seed: int = 0, pool: int = POOL, real: list[Path] | None = None,
-        real_share: float = 0.0, two_row_share: float = 0.0,
+        real_share: float = 0.0, two_row_share: float = 0.0, decoy_share: float = 0.0,
     ) -> None:
         self._rng = np.random.default_rng(seed)
         self._two_row_share = two_row_share
         self._pool = [self._render() for _ in range(pool)]
+        self._decoy_share = decoy_share
+        self._decoys = [render_decoy(self._rng) for _ in range(pool // 2 if decoy_share else 0)]
         self.rendered = pool
         self._real = real or []
         self._real_share = real_share if self._real else 0.0
@@ -121,26 +125,68 @@ class SynthPaster:
             box = np.array([lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]], np.float32)
             if any(_overlaps(box, t) for t in taken):
                 continue
-            src = np.array([[0, 0], [pw, 0], [pw, ph], [0, ph]], np.float32)
-            m = cv2.getPerspectiveTransform(src, quad.astype(np.float32))
-            warped = cv2.warpPerspective(
-                img.astype(np.float32), m, (size, size), flags=cv2.INTER_AREA
-            )
-            alpha = cv2.warpPerspective(
-                np.ones((ph, pw), np.float32), m, (size, size), flags=cv2.INTER_LINEAR
-            )
-            gain = rng.uniform(0.45, 1.1)
-            out = out * (1 - alpha) + warped * gain * alpha
+            out = _warp_in(out, img, np.ones((ph, pw), np.float32), quad, rng)
             boxes.append(box)
             quads.append(quad)
             taken.append(box)
+        if self._decoys and rng.random() < self._decoy_share:
+            out = self._decoy(out, rng, vehicles, taken)
         if not boxes:
-            return crop, np.zeros((0, 4), np.float32), np.zeros((0, 4, 2), np.float32)
+            return np.clip(out, 0, 255).astype(np.uint8), *_no_plates()
         return (
             np.clip(out, 0, 255).astype(np.uint8),
             np.stack(boxes),
             np.stack(quads).astype(np.float32),
         )
+
+
+    def _decoy(
+        self,
+        out: np.ndarray,
+        rng: np.random.Generator,
+        vehicles: np.ndarray,
+        taken: list[np.ndarray],
+    ) -> np.ndarray:
+        """One decoy (training.detector.decoys) pasted with no label, clear of every plate."""
+        if rng.random() < 0.1:
+            self._decoys[int(rng.integers(len(self._decoys)))] = render_decoy(self._rng)
+        img, alpha = self._decoys[int(rng.integers(len(self._decoys)))]
+        size = out.shape[0]
+        ph, pw = img.shape
+        w = math.exp(rng.uniform(math.log(DECOY_MIN_W), math.log(DECOY_MAX_W)))
+        if len(vehicles) and rng.random() < 0.5:  # a van's side, a bus's back, a sticker
+            v = vehicles[int(rng.integers(len(vehicles)))]
+            w = float(np.clip(w, DECOY_MIN_W, max(DECOY_MIN_W, v[2] * 0.6)))
+            cx, cy = v[0] + v[2] * rng.uniform(0.2, 0.8), v[1] + v[3] * rng.uniform(0.15, 0.7)
+        else:
+            cx, cy = rng.uniform(0, size), rng.uniform(0, size)
+        quad = _quad(rng, cx, cy, w, w * ph / pw)
+        lo, hi = quad.min(0), quad.max(0)
+        if (lo < 1).any() or (hi > size - 1).any():
+            return out
+        box = np.array([lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]], np.float32)
+        if any(_overlaps(box, t) for t in taken):
+            return out
+        return _warp_in(out, img, alpha, quad, rng)
+
+
+def _no_plates() -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros((0, 4), np.float32), np.zeros((0, 4, 2), np.float32)
+
+
+def _warp_in(
+    out: np.ndarray, img: np.ndarray, alpha: np.ndarray, quad: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """``img`` blended into ``out`` (float32) through ``alpha``, its corners on ``quad``."""
+    size = out.shape[0]
+    ph, pw = img.shape
+    src = np.array([[0, 0], [pw, 0], [pw, ph], [0, ph]], np.float32)
+    m = cv2.getPerspectiveTransform(src, quad.astype(np.float32))
+    warped = cv2.warpPerspective(img.astype(np.float32), m, (size, size), flags=cv2.INTER_AREA)
+    a = cv2.warpPerspective(alpha, m, (size, size), flags=cv2.INTER_LINEAR)
+    gain = rng.uniform(0.45, 1.1)
+    return out * (1 - a) + warped * gain * a
 
 
 def _quad(rng: np.random.Generator, cx: float, cy: float, w: float, h: float) -> np.ndarray:

@@ -73,12 +73,15 @@ class Schedule(tf.keras.optimizers.schedules.LearningRateSchedule):
         return {"peak": self.peak, "warmup": self.warmup, "total": self.total}
 
 
-def make_paste(seed: int, real_share: float = 0.0, two_row_share: float = 0.0) -> SynthPaster:
+def make_paste(
+    seed: int, real_share: float = 0.0, two_row_share: float = 0.0, decoy_share: float = 0.0
+) -> SynthPaster:
     from training.detector.composite import SynthPaster, real_plate_crops
     from training.recognizer.splits import DATASETS
 
     real = real_plate_crops(DATASETS) if real_share > 0 else None
-    return SynthPaster(seed=seed, real=real, real_share=real_share, two_row_share=two_row_share)
+    return SynthPaster(seed=seed, real=real, real_share=real_share, two_row_share=two_row_share,
+                       decoy_share=decoy_share)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--two-row-share", type=float, default=0.0,
                    help="share of synthetic plates drawn as two-row plates (square European, "
                         "Mercosur motorcycle); 0 keeps the region and style mix")
+    p.add_argument("--decoy-share", type=float, default=0.0,
+                   help="share of pasted crops that also get a block of lettering that is not a "
+                        "plate, unlabelled (training.detector.decoys)")
     p.add_argument("--freeze-bn", action="store_true",
                    help="keep every batch norm as it is (inference mode): needed when --init "
                         "comes from training.detector.from_tflite, whose norms hold folded biases")
@@ -121,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     # A resumed run seeds its plate pool by the epoch it starts at, so its renders are new ones
     # (and the count of distinct renders in state.json stays true).
     paste = (
-        make_paste(1234 + state["epoch"], args.real_share, args.two_row_share)
+        make_paste(1234 + state["epoch"], args.real_share, args.two_row_share, args.decoy_share)
         if args.synth else None
     )
     probs = None
