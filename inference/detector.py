@@ -41,11 +41,9 @@ class DetectorSettings:
     """Detection thresholds and passes (not configurable: the defaults are the measured ones;
     still photos get windows and close-ups through ``PlateEngine.load``).
 
-    ``plate_threshold`` / ``vehicle_threshold``: minimum heatmap score, 0..1 (lower finds more
-    distant plates and more false ones). Plate 0.5 since the detector learnt two-row plates
-    beside lettering that is not a plate (sixteenth session): chosen against 0.4 on the dev sets,
-    where it kept that model's two-row gains and gave back the false plates it had added
-    (``docs/models-detector.md``); vehicle 0.2 from the held-out sweep there. ``nms_iou``: boxes of one class
+    ``plate_threshold`` / ``vehicle_threshold``: minimum heatmap score, 0..1 (defaults 0.4 / 0.2,
+    from the held-out threshold sweep in ``docs/models-detector.md``; lower finds more distant
+    plates and more false ones). ``nms_iou``: boxes of one class
     overlapping more than this are merged, 0..1. ``max_detections``: per class and frame.
     ``refine_plate_px``: each plate found is looked at again in a window of the frame scaled so
     the plate spans this many model-input pixels, and takes that pass's tighter box (0: off;
@@ -67,7 +65,7 @@ class DetectorSettings:
     pass runs in the window model in any case: the same answers on the smaller canvas).
     """
 
-    plate_threshold: float = 0.5
+    plate_threshold: float = 0.4
     vehicle_threshold: float = 0.2
     nms_iou: float = 0.5
     max_detections: int = 32
