@@ -7,6 +7,12 @@ Split rules (the test split is never trained on):
   time instead: per video, the last 20 % of its timeline is test, and training frames within
   ``GAP_S`` seconds before that block are dropped, so no test frame has a training twin.
 * openimages-plates-roboflow-f8vsn: a deterministic 15 % by SHA-1 of the image name is test.
+
+Validation (``split_validation``, ``train.py --hold-out-val``): the same two rules inside the
+training split, so that a detector change can be chosen on scenes the detector was not trained
+on (the real-scene ``dev`` part is the training split): per Romanian video the last 15 % of its
+training timeline, with the training frames within ``GAP_S`` before it dropped; 15 % of the
+Open Images training scenes by other bytes of the same digest.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ OPENIMAGES = "openimages-plates-roboflow-f8vsn"
 TEST_FRACTION_RO = 0.20
 GAP_S = 20.0
 TEST_PERCENT_OI = 15
+VAL_FRACTION_RO = 0.15
+VAL_PERCENT_OI = 15
 
 
 @dataclass(frozen=True)
@@ -119,6 +127,36 @@ def split_romanian(scenes: list[Scene]) -> tuple[list[Scene], list[Scene]]:
 def is_test_openimages(scene: Scene) -> bool:
     digest = hashlib.sha1(scene.key.encode()).digest()
     return int.from_bytes(digest[:4], "big") % 100 < TEST_PERCENT_OI
+
+
+def is_val_openimages(scene: Scene) -> bool:
+    """A training scene of Open Images held out for validation (independent of the test rule)."""
+    digest = hashlib.sha1(scene.key.encode()).digest()
+    return int.from_bytes(digest[4:8], "big") % 100 < VAL_PERCENT_OI
+
+
+def split_validation(train: list[Scene]) -> tuple[list[Scene], list[Scene]]:
+    """``train`` (the training split of :func:`splits`) as ``(fit, val)``: the scenes to train on
+    and those held out to choose by. Romanian frames just before the validation block, near-twins
+    of it, are in neither."""
+    fit: list[Scene] = []
+    val: list[Scene] = []
+    by_video: dict[str, list[Scene]] = defaultdict(list)
+    for s in train:
+        if s.source == ROMANIAN:
+            by_video[s.video].append(s)
+        else:
+            (val if is_val_openimages(s) else fit).append(s)
+    for video in sorted(by_video):
+        items = sorted(by_video[video], key=lambda s: s.time_s)
+        t0, t1 = items[0].time_s, items[-1].time_s
+        cut = t1 - VAL_FRACTION_RO * (t1 - t0)
+        for s in items:
+            if s.time_s >= cut:
+                val.append(s)
+            elif s.time_s < cut - GAP_S:
+                fit.append(s)
+    return fit, val
 
 
 def splits(root: Path = DATASETS) -> tuple[list[Scene], list[Scene]]:

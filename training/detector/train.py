@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from training.detector.data import OPENIMAGES, splits  # noqa: E402
+from training.detector.data import OPENIMAGES, split_validation, splits  # noqa: E402
 from training.detector.model import build  # noqa: E402
 from training.detector.sampler import CROP, batch, load_all  # noqa: E402
 
@@ -112,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--openimages-share", type=float, default=None,
                    help="share of crops drawn from openimages (default: by scene count)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hold-out-val", action="store_true",
+                   help="leave the validation scenes out (data.split_validation), so that the "
+                        "result can be judged on build/realscenes/val; not for a model to ship")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
@@ -122,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     state = json.loads(state_path.read_text()) if state_path.exists() else {"epoch": 0}
 
     train, test = splits()
+    if state.get("hold_out_val", False) != args.hold_out_val and state["epoch"] > 0:
+        raise SystemExit(f"{args.work} was trained with hold_out_val={state.get('hold_out_val')}")
+    if args.hold_out_val:
+        train, val = split_validation(train)
+        log.info("%d validation scenes left out", len(val))
     items = load_all(train)
     log.info("loaded %d training scenes (%d held out)", len(items), len(test))
     # A resumed run seeds its plate pool by the epoch it starts at, so its renders are new ones
@@ -183,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         if paste is not None:
             paste.rendered = 0
         state = {"epoch": epoch + 1, "steps_per_epoch": args.steps, "epochs": args.epochs,
-                 "synth_rendered": rendered}
+                 "synth_rendered": rendered, "hold_out_val": args.hold_out_val}
         state_path.write_text(json.dumps(state))
         log.info(
             "epoch %d/%d %.0fs %s",

@@ -7,11 +7,14 @@ Writes, under ``--out`` (default ``build/realscenes``), folders in ``vigil eval`
   (``training.detector.data``): the last 20 % of each Romanian dashcam video's timeline, and a
   fixed 15 % of the Open Images scenes by SHA-1 of the name.
 * ``dev``: every other scene, except the Romanian frames of the 20 s before each test block
-  (near-twins of test frames; in neither part). Tune on this.
-* ``sweep-test`` / ``sweep-dev``: the scale and framing sweep made from that part's scenes: each
-  scene resized so its widest readable plate spans 30 to 500 px (never upscaled more than 4x),
-  cut to portrait, square, 4:3 or 16:9 frames of 400 to 1,920 px around it, and re-encoded as
-  JPEG of quality 40 to 95. Deterministic (seeded by scene name).
+  (near-twins of test frames; in neither part). Tune on this. It is the detector's training
+  split, so a detector change is not judged on it:
+* ``val``: the dev scenes that ``training.detector.train --hold-out-val`` leaves out
+  (``training.detector.data.split_validation``), to compare detectors trained that way.
+* ``sweep-test`` / ``sweep-dev`` / ``sweep-val``: the scale and framing sweep made from that
+  part's scenes: each scene resized so its widest readable plate spans 30 to 500 px (never
+  upscaled more than 4x), cut to portrait, square, 4:3 or 16:9 frames of 400 to 1,920 px around
+  it, and re-encoded as JPEG of quality 40 to 95. Deterministic (seeded by scene name).
 
     PYTHONPATH=. .venv/bin/python -m training.realscenes.build [--out build/realscenes]
 """
@@ -38,6 +41,7 @@ from training.detector.data import (
     is_test_openimages,
     load_openimages,
     load_romanian,
+    split_validation,
 )
 
 LABELS = Path(__file__).resolve().parent / "plates.jsonl"
@@ -215,8 +219,13 @@ def main() -> None:
     stale = [k for k in labels if k not in parts]
     if stale:
         raise SystemExit(f"labels name {len(stale)} scenes that are not in {a.data}: {stale[:3]}")
-    for part in ("test", "dev"):
-        chosen = [s for s in scenes if parts[s.key] == part]
+    dev = [s for s in scenes if parts[s.key] == "dev"]
+    val_keys = {s.key for s in split_validation(dev)[1]}
+    for part in ("test", "dev", "val"):
+        if part == "val":  # a subset of dev: the detector's validation scenes
+            chosen = [s for s in dev if s.key in val_keys]
+        else:
+            chosen = [s for s in scenes if parts[s.key] == part]
         for sub, fn in ((part, write_part), (f"sweep-{part}", write_sweep)):
             dest = a.out / sub
             if dest.exists():

@@ -28,7 +28,7 @@ GRID = 3
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--part", choices=("dev", "test"), required=True)
+    p.add_argument("--part", choices=("dev", "val", "test"), required=True)
     p.add_argument("--root", type=Path, default=Path("build/realscenes"))
     p.add_argument("--quality", type=int, default=92, help="JPEG quality of the mosaics")
     a = p.parse_args()

@@ -54,7 +54,7 @@ def pasted(
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--part", choices=("dev", "test"), required=True)
+    p.add_argument("--part", choices=("dev", "val", "test"), required=True)
     p.add_argument("--split", choices=("val", "test"), required=True)
     p.add_argument("--data", type=Path, default=DATASETS)
     p.add_argument("--root", type=Path, default=Path("build/realscenes"))

@@ -35,7 +35,7 @@ def angle_for(name: str) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--part", choices=("dev", "test"), required=True)
+    p.add_argument("--part", choices=("dev", "val", "test"), required=True)
     p.add_argument("--root", type=Path, default=Path("build/realscenes"))
     a = p.parse_args()
     src, out = a.root / a.part, a.root / f"tilt-{a.part}"
