@@ -4,7 +4,8 @@ BR) and, with ``real_share``, real plate photos from the crop sets (their train 
 This adds plate styles the two real scene sets lack (US above all), many more distant small
 plates, and exact corners for the corner head (a real crop is the plate edge to edge, so its
 corners are the image's). Plates go onto the lower part of labelled vehicles when the crop has
-some, else anywhere not covering a real plate.
+some, else anywhere not covering a real plate. With ``decoy_share``, that share of the crops
+also gets one block of lettering that is not a plate (``training.detector.decoys``), unlabelled.
 """
 
 from __future__ import annotations
