@@ -120,11 +120,8 @@ class SynthPaster:
                 cx, cy = rng.uniform(0, size), rng.uniform(0, size)
             h = w * ph / pw * rng.uniform(0.85, 1.15)
             quad = _quad(rng, cx, cy, w, h)
-            lo, hi = quad.min(0), quad.max(0)
-            if (lo < 1).any() or (hi > size - 1).any():
-                continue
-            box = np.array([lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]], np.float32)
-            if any(_overlaps(box, t) for t in taken):
+            box = _placed(quad, size, taken)
+            if box is None:
                 continue
             out = _warp_in(out, img, np.ones((ph, pw), np.float32), quad, rng)
             boxes.append(box)
@@ -162,13 +159,18 @@ class SynthPaster:
         else:
             cx, cy = rng.uniform(0, size), rng.uniform(0, size)
         quad = _quad(rng, cx, cy, w, w * ph / pw)
-        lo, hi = quad.min(0), quad.max(0)
-        if (lo < 1).any() or (hi > size - 1).any():
-            return out
-        box = np.array([lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]], np.float32)
-        if any(_overlaps(box, t) for t in taken):
+        if _placed(quad, size, taken) is None:
             return out
         return _warp_in(out, img, alpha, quad, rng)
+
+
+def _placed(quad: np.ndarray, size: int, taken: list[np.ndarray]) -> np.ndarray | None:
+    """The box round ``quad`` when it lies inside the crop and clear of every ``taken`` box."""
+    lo, hi = quad.min(0), quad.max(0)
+    if (lo < 1).any() or (hi > size - 1).any():
+        return None
+    box = np.array([lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]], np.float32)
+    return None if any(_overlaps(box, t) for t in taken) else box
 
 
 def _no_plates() -> tuple[np.ndarray, np.ndarray]:

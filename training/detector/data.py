@@ -107,21 +107,25 @@ def load_openimages(root: Path = DATASETS) -> list[Scene]:
     return out
 
 
-def split_romanian(scenes: list[Scene]) -> tuple[list[Scene], list[Scene]]:
+def split_romanian(
+    scenes: list[Scene], fraction: float = TEST_FRACTION_RO
+) -> tuple[list[Scene], list[Scene]]:
+    """``(before, after)``: per video, the last ``fraction`` of its timeline is ``after``; frames
+    within ``GAP_S`` before that block are in neither."""
     by_video: dict[str, list[Scene]] = defaultdict(list)
     for s in scenes:
         by_video[s.video].append(s)
-    train, test = [], []
+    before, after = [], []
     for video in sorted(by_video):
         items = sorted(by_video[video], key=lambda s: s.time_s)
         t0, t1 = items[0].time_s, items[-1].time_s
-        cut = t1 - TEST_FRACTION_RO * (t1 - t0)
+        cut = t1 - fraction * (t1 - t0)
         for s in items:
             if s.time_s >= cut:
-                test.append(s)
+                after.append(s)
             elif s.time_s < cut - GAP_S:
-                train.append(s)
-    return train, test
+                before.append(s)
+    return before, after
 
 
 def is_test_openimages(scene: Scene) -> bool:
@@ -139,23 +143,10 @@ def split_validation(train: list[Scene]) -> tuple[list[Scene], list[Scene]]:
     """``train`` (the training split of :func:`splits`) as ``(fit, val)``: the scenes to train on
     and those held out to choose by. Romanian frames just before the validation block, near-twins
     of it, are in neither."""
-    fit: list[Scene] = []
-    val: list[Scene] = []
-    by_video: dict[str, list[Scene]] = defaultdict(list)
-    for s in train:
-        if s.source == ROMANIAN:
-            by_video[s.video].append(s)
-        else:
-            (val if is_val_openimages(s) else fit).append(s)
-    for video in sorted(by_video):
-        items = sorted(by_video[video], key=lambda s: s.time_s)
-        t0, t1 = items[0].time_s, items[-1].time_s
-        cut = t1 - VAL_FRACTION_RO * (t1 - t0)
-        for s in items:
-            if s.time_s >= cut:
-                val.append(s)
-            elif s.time_s < cut - GAP_S:
-                fit.append(s)
+    others = [s for s in train if s.source != ROMANIAN]
+    ro_fit, ro_val = split_romanian([s for s in train if s.source == ROMANIAN], VAL_FRACTION_RO)
+    fit = [s for s in others if not is_val_openimages(s)] + ro_fit
+    val = [s for s in others if is_val_openimages(s)] + ro_val
     return fit, val
 
 

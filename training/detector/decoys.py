@@ -10,13 +10,10 @@ even, same-size characters inside a plate's outline. Decoys are grey like the de
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 
-from training.synth.assets import font_path
+from training.synth.render import text_mask
 
 # No plate font (GL-Nummernschild) and not the reader's held-out face.
 FONTS = (
@@ -43,22 +40,6 @@ KIND_WEIGHTS = (0.35, 0.3, 0.15, 0.2)
 # A logo or emblem stays squarish; a sign or lettering may be one line of words, as wide as a
 # shop's name over its door (the first decoy run still took "RESTAURANT" for a plate).
 MAX_ASPECT = {"logo": 2.2, "emblem": 2.2, "sign": 4.5, "lettering": 4.5}
-
-
-@lru_cache(maxsize=32)
-def _font(name: str) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(str(font_path(name)), 64)
-
-
-def _line_mask(text: str, font: str) -> np.ndarray:
-    """Tight float mask (0..1) of one line of ``text``."""
-    f = _font(font)
-    left, top, right, bottom = f.getbbox(text)
-    img = Image.new("L", (right - left + 4, bottom - top + 4), 0)
-    ImageDraw.Draw(img).text((2 - left, 2 - top), text, font=f, fill=255)
-    a = np.asarray(img, dtype=np.float32) / 255.0
-    ys, xs = np.nonzero(a > 0.05)
-    return a[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
 
 
 def _lines(rng: np.random.Generator, kind: str) -> list[str]:
@@ -94,7 +75,7 @@ def render_decoy(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         kind = str(rng.choice(KINDS, p=KIND_WEIGHTS))
         font = str(rng.choice(FONTS))
         lines = _lines(rng, kind)
-        masks = [_line_mask(t, font) for t in lines]
+        masks = [text_mask(t, font, 64) for t in lines]
         h0 = 48
         heights = [h0] + [round(h0 * rng.uniform(0.35, 1.0)) for _ in masks[1:]]
         if kind == "logo":  # tall, squeezed display lettering

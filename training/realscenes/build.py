@@ -33,14 +33,13 @@ import numpy as np
 
 from training.detector.data import (
     DATASETS,
-    GAP_S,
     OPENIMAGES,
     ROMANIAN,
-    TEST_FRACTION_RO,
     Scene,
     is_test_openimages,
     load_openimages,
     load_romanian,
+    split_romanian,
     split_validation,
 )
 
@@ -53,19 +52,13 @@ MAX_UPSCALE = 4.0
 
 def part_of(scenes: list[Scene]) -> dict[str, str]:
     """Scene key -> ``test`` / ``dev`` / ``gap`` (the detector's held-out rule, see module doc)."""
-    out: dict[str, str] = {}
-    by_video: dict[str, list[Scene]] = defaultdict(list)
-    for s in scenes:
-        if s.source == ROMANIAN:
-            by_video[s.video].append(s)
-        elif s.source == OPENIMAGES:
-            out[s.key] = "test" if is_test_openimages(s) else "dev"
-    for items in by_video.values():
-        t0 = min(s.time_s for s in items)
-        t1 = max(s.time_s for s in items)
-        cut = t1 - TEST_FRACTION_RO * (t1 - t0)
-        for s in items:
-            out[s.key] = "test" if s.time_s >= cut else "dev" if s.time_s < cut - GAP_S else "gap"
+    out = {s.key: "test" if is_test_openimages(s) else "dev"
+           for s in scenes if s.source == OPENIMAGES}
+    romanian = [s for s in scenes if s.source == ROMANIAN]
+    dev, test = split_romanian(romanian)
+    out.update({s.key: "gap" for s in romanian})
+    out.update({s.key: "dev" for s in dev})
+    out.update({s.key: "test" for s in test})
     return out
 
 

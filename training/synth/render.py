@@ -68,9 +68,9 @@ def _pick_font(rng: np.random.Generator, split: str) -> str:
     return TRAIN_FONTS[int(rng.choice(len(TRAIN_FONTS), p=TRAIN_FONT_WEIGHTS))]
 
 
-def _text_mask(text: str, font: str) -> np.ndarray:
-    """Tight float mask (0..1) of ``text`` drawn large; resized later to the plate's box."""
-    f = _font(font, 96)
+def text_mask(text: str, font: str, size: int = 96) -> np.ndarray:
+    """Tight float mask (0..1) of ``text`` drawn at ``size`` px; resized later to its box."""
+    f = _font(font, size)
     left, t, r, b = f.getbbox(text)
     img = Image.new("L", (r - left + 8, b - t + 8), 0)
     ImageDraw.Draw(img).text((4 - left, 4 - t), text, font=f, fill=255)
@@ -93,7 +93,7 @@ def _draw_text(
     """Draw ``text`` to fill the height of ``box`` (x0, y0, x1, y1), squeezed to fit its width."""
     if not text:
         return
-    mask = _text_mask(text, font)
+    mask = text_mask(text, font)
     x0, y0, x1, y1 = box
     bh = max(2, int(round(y1 - y0)))
     w = mask.shape[1] * bh / mask.shape[0] * float(rng.uniform(0.85, 1.1))
