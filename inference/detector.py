@@ -21,6 +21,7 @@ from inference.geometry import (
     decode_centernet,
     distinct_plates,
     letterbox,
+    letterbox_scale,
     nms,
     quad_is_plausible,
 )
@@ -34,6 +35,9 @@ MODEL_NAME = "detector"
 # part of a frame (a plate's second look, the zoom-out pass) fit in it and cost a quarter.
 WINDOW_MODEL_NAME = "detector_window"
 MIN_FRAME_SIDE = 16
+# A second look's plate whose centre is within this many plate widths + heights of the first
+# box's is the same plate.
+SAME_PLATE_DIST = 0.6
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,11 @@ class DetectorSettings:
     above 0, the zoom-out pass runs even when the whole-frame pass found plates, and adds those
     it finds at least this share of the frame wide: in a close-up photo the whole-frame pass
     boxes the plate's stickers, county name or half its registration, never the plate itself
-    (still photos only; one more pass per photo). ``tile_scale``: when the
+    (still photos only; one more pass per photo). ``zoom_wins_px``: a plate the whole-frame
+    pass saw wider than this many input pixels, beyond the sizes it was trained on, takes its
+    second look in the frame shrunk until the plate spans ``refine_plate_px`` (0: off; the
+    second look's window would otherwise be the whole frame, and the box stays as the
+    whole-frame pass made it: shifted, cut short or swollen). ``tile_scale``: when the
     whole-frame pass sees the frame at less than two thirds of this scale, look at it again in
     overlapping windows at this scale (0: off): a 4K frame is seen at a sixth of its size, where
     a plate 80 px wide spans 13 input pixels and is lost. ``window_refine``: the second look
@@ -73,6 +81,7 @@ class DetectorSettings:
     refine_max: int = 4
     zoom_out: float = 4.0
     close_up_width: float = 0.0
+    zoom_wins_px: float = 200.0
     tile_scale: float = 0.0
     window_refine: bool = True
 
@@ -93,6 +102,8 @@ class DetectorSettings:
             raise ValueError(f"close_up_width must be 0 or 0.2..1, got {self.close_up_width}")
         if self.close_up_width and not self.zoom_out:
             raise ValueError("close_up_width needs the zoom-out pass (zoom_out > 0)")
+        if not (self.zoom_wins_px == 0 or 100 <= self.zoom_wins_px <= 640):
+            raise ValueError(f"zoom_wins_px must be 0 or 100..640, got {self.zoom_wins_px}")
         if not (self.tile_scale == 0 or 0.2 <= self.tile_scale <= 1.0):
             raise ValueError(f"tile_scale must be 0 or 0.2..1, got {self.tile_scale}")
 
@@ -328,10 +339,18 @@ class PlateDetector(Closing):
                 found.append(Detection(Box(bx0, by0, bx1 - bx0, by1 - by0), d.score, "plate"))
         return found
 
+    def _refine_shrunk(self, frame: np.ndarray, det: Detection) -> Detection:
+        """``det`` re-measured in ``frame`` shrunk until it spans ``refine_plate_px`` input pixels,
+        when the whole-frame pass saw it wider than ``zoom_wins_px``; else unchanged."""
+        seen = det.box.w * letterbox_scale(frame.shape[:2], self.input_hw)
+        if not self.settings.zoom_wins_px or seen < self.settings.zoom_wins_px:
+            return det
+        return _nearest(det, self.zoomed_out(frame, seen / self.settings.refine_plate_px))
+
     def refine(self, frame: np.ndarray, det: Detection) -> Detection:
         """``det`` re-measured in a window where the plate spans ``refine_plate_px`` input
-        pixels; unchanged when the window would be the whole frame or the pass finds no plate
-        near the first box."""
+        pixels (:meth:`_refine_shrunk` when that window would be the whole frame); unchanged
+        when the pass finds no plate near the first box."""
         b = det.box
         in_window = self.settings.window_refine
         ih, iw = self.window_hw if in_window else self.input_hw
@@ -339,24 +358,14 @@ class PlateDetector(Closing):
         scale = self.settings.refine_plate_px / max(b.w, 1.0)
         win_w, win_h = iw / scale, ih / scale
         if win_w >= fw and win_h >= fh:
-            return det
+            return self._refine_shrunk(frame, det)
         x0 = int(max(0.0, min(b.cx - win_w / 2, fw - win_w)))
         y0 = int(max(0.0, min(b.cy - win_h / 2, fh - win_h)))
         window = frame[y0 : y0 + int(np.ceil(win_h)), x0 : x0 + int(np.ceil(win_w))]
         if min(window.shape[:2]) < MIN_FRAME_SIDE:
             return det
         out, lb = self.raw(window, in_window)
-        best: Detection | None = None
-        best_dist = 0.6  # centre distance, in plate widths + heights, to count as the same plate
-        for e in self.decode(out, lb):
-            if e.label != "plate":
-                continue
-            dist = abs(e.box.cx + x0 - b.cx) / b.w + abs(e.box.cy + y0 - b.cy) / b.h
-            if dist < best_dist:
-                best, best_dist = e, dist
-        if best is None:
-            return det
-        return replace(best.moved(x0, y0), score=det.score)
+        return _nearest(det, [e.moved(x0, y0) for e in self.decode(out, lb)])
 
     def decode(
         self,
@@ -412,6 +421,21 @@ class PlateDetector(Closing):
         self._model.close()
         if self._window is not None:
             self._window.close()
+
+
+def _nearest(det: Detection, found: list[Detection]) -> Detection:
+    """The plate of ``found`` (frame pixels) nearest ``det``, with ``det``'s score, or ``det``
+    when none is within :data:`SAME_PLATE_DIST` of it."""
+    b = det.box
+    best: Detection | None = None
+    best_dist = SAME_PLATE_DIST
+    for e in found:
+        if e.label != "plate":
+            continue
+        dist = abs(e.box.cx - b.cx) / b.w + abs(e.box.cy - b.cy) / b.h
+        if dist < best_dist:
+            best, best_dist = e, dist
+    return det if best is None else replace(best, score=det.score)
 
 
 def _window_hw(window: TFLiteModel, model: TFLiteModel) -> tuple[int, int]:

@@ -226,3 +226,43 @@ def test_the_daemon_takes_a_plates_second_look_in_the_window_model_still_photos_
         daemon_reads = {o.ocr.text for o in engine.observe(_rgb(name)).plates}
         still_reads = {o.ocr.text for o in still.observe(_rgb(name)).plates}
         assert daemon_reads and daemon_reads <= still_reads
+
+
+def test_a_plate_seen_beyond_the_trained_sizes_takes_its_second_look_shrunk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``zoom_wins_px``: a plate the whole-frame pass saw wider than that many input pixels
+    (there its box is shifted, cut short or swollen) is boxed again in the frame shrunk until it
+    spans ``refine_plate_px``; the nearest plate of that pass replaces it, keeping its score."""
+    from inference.detector import DetectorSettings, PlateDetector
+    from inference.engine import DEFAULT_MODEL_DIR
+    from inference.records import Detection
+
+    frame = np.full((120, 160, 3), 128, np.uint8)  # letterboxed 3.2 x into 384 x 640
+    swollen = Detection(Box(40, 40, 100, 60), 0.8, "plate")  # 320 input pixels wide
+    small = Detection(Box(10, 10, 30, 10), 0.7, "plate")  # 96: in range
+    tight = Detection(Box(30, 50, 96, 30), 0.5, "plate")
+    far = Detection(Box(0, 0, 20, 10), 0.9, "plate")
+    factors: list[float] = []
+
+    def zoomed(frame: np.ndarray, factor: float) -> list[Detection]:
+        factors.append(factor)
+        return [far, tight]
+
+    for wins, expected in ((0.0, [swollen, small]), (200.0, [replace(tight, score=0.8), small])):
+        factors.clear()
+        with PlateDetector.load(
+            DEFAULT_MODEL_DIR, settings=DetectorSettings(zoom_wins_px=wins)
+        ) as det:
+            monkeypatch.setattr(det, "decode", lambda out, lb: [swollen, small])
+            monkeypatch.setattr(det, "zoomed_out", zoomed)
+            assert det.detect(frame) == expected
+        assert factors == ([] if not wins else [pytest.approx(320 / 120)])
+    # nothing of the shrunk pass near the plate: the first box stays
+    with PlateDetector.load(DEFAULT_MODEL_DIR) as det:
+        monkeypatch.setattr(det, "decode", lambda out, lb: [swollen])
+        monkeypatch.setattr(det, "zoomed_out", lambda frame, factor: [far])
+        assert det.detect(frame) == [swollen]
+    for bad in (50.0, 700.0):
+        with pytest.raises(ValueError):
+            DetectorSettings(zoom_wins_px=bad)
