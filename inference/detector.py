@@ -59,11 +59,13 @@ class DetectorSettings:
     above 0, the zoom-out pass runs even when the whole-frame pass found plates, and adds those
     it finds at least this share of the frame wide: in a close-up photo the whole-frame pass
     boxes the plate's stickers, county name or half its registration, never the plate itself
-    (still photos only; one more pass per photo). ``zoom_wins_px``: a plate the whole-frame
-    pass saw wider than this many input pixels, beyond the sizes it was trained on, takes its
-    second look in the frame shrunk until the plate spans ``refine_plate_px`` (0: off; the
+    (still photos only; one more pass per photo). ``max_trained_px``: the widest plate, in input
+    pixels, the model was trained to box (about 200; 0: no limit). A plate the whole-frame pass
+    saw wider takes its second look in the frame shrunk until it spans ``refine_plate_px`` (the
     second look's window would otherwise be the whole frame, and the box stays as the
-    whole-frame pass made it: shifted, cut short or swollen). ``tile_scale``: when the
+    whole-frame pass made it: shifted, cut short or swollen); a window of the tile pass ignores
+    plates it sees wider (the whole-frame pass sees them in range; the window boxes their
+    county names, slogans and rows). ``tile_scale``: when the
     whole-frame pass sees the frame at less than two thirds of this scale, look at it again in
     overlapping windows at this scale (0: off): a 4K frame is seen at a sixth of its size, where
     a plate 80 px wide spans 13 input pixels and is lost. ``window_refine``: the second look
@@ -81,7 +83,7 @@ class DetectorSettings:
     refine_max: int = 4
     zoom_out: float = 4.0
     close_up_width: float = 0.0
-    zoom_wins_px: float = 200.0
+    max_trained_px: float = 200.0
     tile_scale: float = 0.0
     window_refine: bool = True
 
@@ -102,8 +104,8 @@ class DetectorSettings:
             raise ValueError(f"close_up_width must be 0 or 0.2..1, got {self.close_up_width}")
         if self.close_up_width and not self.zoom_out:
             raise ValueError("close_up_width needs the zoom-out pass (zoom_out > 0)")
-        if not (self.zoom_wins_px == 0 or 100 <= self.zoom_wins_px <= 640):
-            raise ValueError(f"zoom_wins_px must be 0 or 100..640, got {self.zoom_wins_px}")
+        if not (self.max_trained_px == 0 or 100 <= self.max_trained_px <= 640):
+            raise ValueError(f"max_trained_px must be 0 or 100..640, got {self.max_trained_px}")
         if not (self.tile_scale == 0 or 0.2 <= self.tile_scale <= 1.0):
             raise ValueError(f"tile_scale must be 0 or 0.2..1, got {self.tile_scale}")
 
@@ -260,7 +262,8 @@ class PlateDetector(Closing):
     def tiled(self, frame: np.ndarray, scale: float) -> tuple[list[Detection], int]:
         """Plates in overlapping windows of ``frame``, each seen at ``scale``, boxes in frame
         pixels, and how many windows. A box touching a window edge inside the frame is a plate
-        the window cuts: the overlapping window has it whole."""
+        the window cuts: the overlapping window has it whole; one wider than ``max_trained_px``
+        input pixels is the whole-frame pass's to box."""
         grey = as_grey(frame)
         fh, fw = grey.shape
         ih, iw = self.input_hw
@@ -272,6 +275,8 @@ class PlateDetector(Closing):
                 out, lb = self.raw(grey[y0 : y0 + wh, x0 : x0 + ww])
                 for d in self.decode(out, lb):
                     b = d.box
+                    if self._beyond_trained(b.w * lb.scale):
+                        continue
                     cut = (
                         (x0 > 0 and b.x <= 1)
                         or (y0 > 0 and b.y <= 1)
@@ -339,11 +344,15 @@ class PlateDetector(Closing):
                 found.append(Detection(Box(bx0, by0, bx1 - bx0, by1 - by0), d.score, "plate"))
         return found
 
+    def _beyond_trained(self, input_px: float) -> bool:
+        """Whether a plate ``input_px`` wide in the model input is wider than it was trained on."""
+        return bool(self.settings.max_trained_px) and input_px > self.settings.max_trained_px
+
     def _refine_shrunk(self, frame: np.ndarray, det: Detection) -> Detection:
         """``det`` re-measured in ``frame`` shrunk until it spans ``refine_plate_px`` input pixels,
-        when the whole-frame pass saw it wider than ``zoom_wins_px``; else unchanged."""
+        when the whole-frame pass saw it wider than ``max_trained_px``; else unchanged."""
         seen = det.box.w * letterbox_scale(frame.shape[:2], self.input_hw)
-        if not self.settings.zoom_wins_px or seen < self.settings.zoom_wins_px:
+        if not self._beyond_trained(seen):
             return det
         return _nearest(det, self.zoomed_out(frame, seen / self.settings.refine_plate_px))
 

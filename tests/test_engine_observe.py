@@ -231,7 +231,7 @@ def test_the_daemon_takes_a_plates_second_look_in_the_window_model_still_photos_
 def test_a_plate_seen_beyond_the_trained_sizes_takes_its_second_look_shrunk(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """``zoom_wins_px``: a plate the whole-frame pass saw wider than that many input pixels
+    """``max_trained_px``: a plate the whole-frame pass saw wider than that many input pixels
     (there its box is shifted, cut short or swollen) is boxed again in the frame shrunk until it
     spans ``refine_plate_px``; the nearest plate of that pass replaces it, keeping its score."""
     from inference.detector import DetectorSettings, PlateDetector
@@ -252,7 +252,7 @@ def test_a_plate_seen_beyond_the_trained_sizes_takes_its_second_look_shrunk(
     for wins, expected in ((0.0, [swollen, small]), (200.0, [replace(tight, score=0.8), small])):
         factors.clear()
         with PlateDetector.load(
-            DEFAULT_MODEL_DIR, settings=DetectorSettings(zoom_wins_px=wins)
+            DEFAULT_MODEL_DIR, settings=DetectorSettings(max_trained_px=wins)
         ) as det:
             monkeypatch.setattr(det, "decode", lambda out, lb: [swollen, small])
             monkeypatch.setattr(det, "zoomed_out", zoomed)
@@ -265,4 +265,25 @@ def test_a_plate_seen_beyond_the_trained_sizes_takes_its_second_look_shrunk(
         assert det.detect(frame) == [swollen]
     for bad in (50.0, 700.0):
         with pytest.raises(ValueError):
-            DetectorSettings(zoom_wins_px=bad)
+            DetectorSettings(max_trained_px=bad)
+
+
+def test_a_window_leaves_plates_wider_than_the_trained_sizes_to_the_whole_frame_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A window of the tile pass sees a large plate beyond ``max_trained_px`` and boxes its
+    county name or a row of it; the whole-frame pass sees the same plate in range."""
+    from inference.detector import DetectorSettings, PlateDetector
+    from inference.engine import DEFAULT_MODEL_DIR
+    from inference.records import Detection
+
+    frame = np.zeros((720, 1280, 3), np.uint8)  # one window at scale 1: letterbox scale 0.5
+    county = Detection(Box(100, 100, 420, 60), 0.9, "plate")  # 210 input pixels
+    plate = Detection(Box(600, 300, 380, 120), 0.8, "plate")  # 190: kept
+    for limit, expected in ((200.0, [plate]), (0.0, [county, plate])):
+        with PlateDetector.load(
+            DEFAULT_MODEL_DIR, settings=DetectorSettings(max_trained_px=limit)
+        ) as det:
+            monkeypatch.setattr(det, "decode", lambda out, lb: [county, plate])
+            found, windows = det.tiled(frame, 0.5)
+        assert (found, windows) == (expected, 1)
