@@ -249,15 +249,15 @@ def test_a_plate_seen_beyond_the_trained_sizes_takes_its_second_look_shrunk(
         factors.append(factor)
         return [far, tight]
 
-    for wins, expected in ((0.0, [swollen, small]), (200.0, [replace(tight, score=0.8), small])):
+    for limit, expected in ((0.0, [swollen, small]), (200.0, [replace(tight, score=0.8), small])):
         factors.clear()
         with PlateDetector.load(
-            DEFAULT_MODEL_DIR, settings=DetectorSettings(max_trained_px=wins)
+            DEFAULT_MODEL_DIR, settings=DetectorSettings(max_trained_px=limit)
         ) as det:
             monkeypatch.setattr(det, "decode", lambda out, lb: [swollen, small])
             monkeypatch.setattr(det, "zoomed_out", zoomed)
             assert det.detect(frame) == expected
-        assert factors == ([] if not wins else [pytest.approx(320 / 120)])
+        assert factors == ([] if not limit else [pytest.approx(320 / 120)])
     # nothing of the shrunk pass near the plate: the first box stays
     with PlateDetector.load(DEFAULT_MODEL_DIR) as det:
         monkeypatch.setattr(det, "decode", lambda out, lb: [swollen])
@@ -277,7 +277,7 @@ def test_a_window_leaves_plates_wider_than_the_trained_sizes_to_the_whole_frame_
     from inference.engine import DEFAULT_MODEL_DIR
     from inference.records import Detection
 
-    frame = np.zeros((720, 1280, 3), np.uint8)  # one window at scale 1: letterbox scale 0.5
+    frame = np.zeros((720, 1280, 3), np.uint8)  # at scale 0.5 one window holds it all
     county = Detection(Box(100, 100, 420, 60), 0.9, "plate")  # 210 input pixels
     plate = Detection(Box(600, 300, 380, 120), 0.8, "plate")  # 190: kept
     for limit, expected in ((200.0, [plate]), (0.0, [county, plate])):
