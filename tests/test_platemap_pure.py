@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inference.engine import EngineSettings, PlateCandidate, PlateEngine, merge_mapped
+from inference.engine import (
+    EngineSettings,
+    PlateCandidate,
+    PlateEngine,
+    merge_mapped,
+    reported_box,
+)
 from inference.records import Box, Candidate, Detection, OcrResult
 from inference.textlines import TextLine, TextLineSettings, lines_from_probability, preprocess
 from tests.kit.turned import turned_bar
@@ -415,3 +421,31 @@ def test_a_failed_frame_leaves_nothing_running_on_the_second_thread() -> None:
     with pytest.raises(FrameError):
         eng.observe(np.zeros((100, 300, 3), np.uint8))
     assert mapper.done
+
+
+_DET = Detection(Box(100, 100, 120, 24), 0.9, "plate")
+_MAP_TALL = Detection(Box(98, 92, 124, 40), 0.8, "plate")  # IoU 0.58 with _DET
+_MAP_SHORT = Detection(Box(104, 102, 114, 18), 0.8, "plate")  # IoU 0.71 with _DET
+
+
+def test_a_plate_both_boxed_is_reported_in_the_shorter_box_whichever_read_it() -> None:
+    tall = PlateCandidate(_DET, "both", _MAP_TALL)
+    assert reported_box(tall, _MAP_TALL, read_more=False) is _DET
+    assert reported_box(tall, _DET, read_more=False) is _DET
+    short = PlateCandidate(_DET, "both", _MAP_SHORT)
+    assert reported_box(short, _DET, read_more=False) is _MAP_SHORT
+    assert reported_box(short, _MAP_SHORT, read_more=False) is _MAP_SHORT
+
+
+def test_the_read_box_stays_when_the_boxes_disagree_or_the_read_needed_it() -> None:
+    apart = Detection(Box(100, 100, 120, 80), 0.8, "plate")  # IoU 0.3
+    cand = PlateCandidate(_DET, "both", apart)
+    assert reported_box(cand, apart, read_more=False) is apart
+    # the map's box read the whole of a plate the detector's box cut short: it stays
+    tall = PlateCandidate(_DET, "both", _MAP_TALL)
+    assert reported_box(tall, _MAP_TALL, read_more=True) is _MAP_TALL
+    # a box grown to take in a second row is the plate's
+    grown = Detection(Box(100, 76, 120, 48), 0.9, "plate")
+    assert reported_box(tall, grown, read_more=False) is grown
+    alone = PlateCandidate(_DET, "detector")
+    assert reported_box(alone, _DET, read_more=False) is _DET
