@@ -435,9 +435,9 @@ def reported_box(cand: PlateCandidate, read_in: Detection, read_more: bool) -> D
     On a sixth of the dev sweep, of the plates both boxed, reported in the shorter box 96.7 %
     were found at IoU >= 0.5 and 82.4 % at 0.7, against 96.3 / 77.5 % as read (the map's box
     when a sure read agreed with it, else the box of the kept read); a third of the dev part
-    95.0 / 75.1 % against 93.9 / 70.5 %. A box grown to take in a second
-    row (``read_in`` neither of the two) stays, and so does the map's box when its read took in
-    more of the plate than the detector's box had (``read_more``: a box cut short of its ends).
+    95.0 / 75.1 % against 93.9 / 70.5 %. A box grown to take in a second row (``read_in``
+    neither of the two) stays, and so does the map's box when its read took in more of the
+    plate than the detector's box had (``read_more``: a box cut short of its ends).
     """
     other = cand.other
     if other is None or read_more or not (read_in is cand.detection or read_in is other):
