@@ -53,15 +53,25 @@ SMALL_MIN_WIDTH = 40
 
 
 def photometric(
-    rng: np.random.Generator, img: np.ndarray, small_min: int = SMALL_MIN_WIDTH
+    rng: np.random.Generator,
+    img: np.ndarray,
+    small_min: int = SMALL_MIN_WIDTH,
+    small_jpeg: float = 0.0,
 ) -> np.ndarray:
+    """Camera-like damage to a BGR crop. ``small_jpeg``: the share of shrunk crops compressed
+    while small, as a distant plate in a compressed photo is (blocks of 8 of its own pixels),
+    instead of after scaling back up."""
     out = img
+    compressed = False
     if rng.random() < 0.5:  # a small, distant plate
         h, w = out.shape[:2]
         target_w = int(rng.uniform(small_min, 110))
         if w > target_w:
             s = target_w / w
             small = cv2.resize(out, (target_w, max(4, int(h * s))), interpolation=cv2.INTER_AREA)
+            if small_jpeg and rng.random() < small_jpeg:
+                small = _jpeg(small, int(rng.integers(30, 90)))
+                compressed = True
             out = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     if rng.random() < 0.3:
         k = int(rng.choice([3, 5]))
@@ -71,7 +81,7 @@ def photometric(
         out = cv2.cvtColor(g, cv2.COLOR_GRAY2BGR)
     a, b = rng.uniform(0.6, 1.3), rng.uniform(-40, 40)
     out = np.clip(out.astype(np.float32) * a + b, 0, 255).astype(np.uint8)
-    if rng.random() < 0.5:
+    if not compressed and rng.random() < 0.5:
         out = _jpeg(out, int(rng.integers(30, 90)))
     return out
 

@@ -142,6 +142,7 @@ TWO_ROW_SHIFT = (0.05, 0.06)
 def two_row_crop(
     rng: np.random.Generator, scenes: list[dict], style: str, split: str = "train",
     small_min: int = SMALL_MIN_WIDTH,
+    small_jpeg: float = 0.0,
 ) -> tuple[np.ndarray, str]:
     """A rendered two-row plate of ``style`` cut as the engine cuts it (loose or tight, on a real
     scene half the time, else on the renderer's own background, in perspective), touched like the
@@ -170,7 +171,7 @@ def two_row_crop(
             rng, cv2.cvtColor(pic, cv2.COLOR_RGB2BGR), box, TWO_ROW_LOOSE, TWO_ROW_SHIFT
         )
     if rng.random() < 0.8:
-        crop = photometric(rng, crop, small_min)
+        crop = photometric(rng, crop, small_min, small_jpeg)
     return stitched(crop), plate.text
 
 
@@ -182,10 +183,12 @@ def draw(  # type: ignore[no-untyped-def]
     hard: float = 0.0,
     small_min: int = SMALL_MIN_WIDTH,
     two_row: float = 0.0,
+    small_jpeg: float = 0.0,
 ):
     """``n`` augmented inputs; a ``hard`` share of them rolled, and as many at IR night or in
     glare (``hard_cases``); half of those ``photometric`` touches shrunk to a plate
-    ``small_min`` to 110 px wide first; a ``two_row`` share rendered two-row plates read with
+    ``small_min`` to 110 px wide first (a ``small_jpeg`` share of those compressed while small);
+    a ``two_row`` share rendered two-row plates read with
     their rows side by side (:func:`two_row_crop`)."""
     xs, texts, regions = [], [], []
     share = np.array([mix[i] if pool[s] else 0.0 for i, s in enumerate(SOURCES)])
@@ -193,7 +196,9 @@ def draw(  # type: ignore[no-untyped-def]
     while len(xs) < n:
         if two_row and rng.random() < two_row:
             style = list(TWO_ROW_STYLES)[int(rng.integers(len(TWO_ROW_STYLES)))]
-            crop, text = two_row_crop(rng, pool["scene"], style, small_min=small_min)
+            crop, text = two_row_crop(
+                rng, pool["scene"], style, small_min=small_min, small_jpeg=small_jpeg
+            )
             if min(crop.shape[:2]) >= 2:
                 xs.append(to_input(crop))
                 texts.append(text)
@@ -210,7 +215,7 @@ def draw(  # type: ignore[no-untyped-def]
         else:
             crop = it["image"] if rng.random() < 0.2 else jitter_plate_crop(rng, it["image"])
         if rng.random() < 0.8:
-            crop = photometric(rng, crop, small_min)
+            crop = photometric(rng, crop, small_min, small_jpeg)
         if crop.shape[0] < 2 or crop.shape[1] < 2:
             continue
         if rng.random() < hard:
@@ -247,6 +252,8 @@ def _extra_args(a: argparse.Namespace) -> str:
         out += f" --small-min {a.small_min}"
     if a.two_row:
         out += f" --two-row {a.two_row}"
+    if a.small_jpeg:
+        out += f" --small-jpeg {a.small_jpeg}"
     if a.average:
         out += " --average " + ",".join(str(k) for k in a.average)
     if a.heads != WORK / "heads.npz":
@@ -281,6 +288,8 @@ def main() -> None:
         default=SMALL_MIN_WIDTH,
         help="narrowest plate (px) the small-plate augmentation shrinks to",
     )
+    p.add_argument("--small-jpeg", type=float, default=0.0,
+                   help="share of the shrunk crops JPEG-compressed while small")
     p.add_argument("--two-row", type=float, default=0.0,
                    help="share of rendered two-row plates, read with their rows side by side")
     p.add_argument("--average", type=_steps, default=(), metavar="STEP,STEP,...",
@@ -386,7 +395,9 @@ def main() -> None:
     sums = np.zeros(3)
     t0 = time.time()
     for s in range(step0, a.steps):
-        x, texts, regions = draw(rng, pool, a.batch, mix, a.hard, a.small_min, a.two_row)
+        x, texts, regions = draw(
+            rng, pool, a.batch, mix, a.hard, a.small_min, a.two_row, a.small_jpeg
+        )
         labels, lengths = encode(np.array(texts), MAX_LABEL)
         has_text = np.array([len(t) > 0 for t in texts], np.float32)
         warm = min(1.0, (s + 1) / 50)
@@ -438,6 +449,7 @@ def main() -> None:
             "init": None if a.init is None else str(a.init),
             "hard_share": a.hard,
             "small_min_width": a.small_min,
+            "small_jpeg_share": a.small_jpeg,
             "two_row_share": a.two_row,
             "two_row_styles": TWO_ROW_STYLES if a.two_row else None,
             "averaged_steps": averaged,
