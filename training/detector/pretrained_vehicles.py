@@ -124,6 +124,22 @@ def decode(
     return boxes[idx], score[keep][idx]
 
 
+def _quantized(x: np.ndarray, detail: dict) -> np.ndarray:
+    """``x`` as the input tensor wants it (int8 for a fully quantised build)."""
+    if detail["dtype"] == np.float32:
+        return x
+    scale, zero = detail["quantization"]
+    info = np.iinfo(detail["dtype"])
+    return np.clip(np.round(x / scale + zero), info.min, info.max).astype(detail["dtype"])
+
+
+def _real(y: np.ndarray, detail: dict) -> np.ndarray:
+    if detail["dtype"] == np.float32:
+        return y
+    scale, zero = detail["quantization"]
+    return (y.astype(np.float32) - zero) * scale
+
+
 def main() -> None:
     from ai_edge_litert.interpreter import Interpreter
 
@@ -133,8 +149,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tarball", type=Path, required=True, help="npm pack of @mediapipe/objectron")
     p.add_argument("--out", type=Path, default=WORK)
+    p.add_argument("--model", type=Path, default=None,
+                   help="measure this build of the detector instead (e.g. an int8 one)")
     a = p.parse_args()
     model, labels = extract(a.tarball, a.out)
+    if a.model is not None:
+        model = a.model
     classes = [labels.index(n) for n in VEHICLE_LABELS]
     it = Interpreter(str(model), num_threads=1)
     it.allocate_tensors()
@@ -148,12 +168,12 @@ def main() -> None:
         rgb = _frame(scene)
         x = cv2.resize(rgb, (INPUT, INPUT), interpolation=cv2.INTER_AREA)
         t0 = time.perf_counter()
-        it.set_tensor(inp["index"], (x.astype(np.float32) / 127.5 - 1.0)[None])
+        it.set_tensor(inp["index"], _quantized(x.astype(np.float32) / 127.5 - 1.0, inp)[None])
         it.invoke()
         times.append((time.perf_counter() - t0) * 1000)
         boxes, sc = decode(
-            it.get_tensor(enc_out["index"])[0],
-            it.get_tensor(cls_out["index"])[0],
+            _real(it.get_tensor(enc_out["index"])[0], enc_out),
+            _real(it.get_tensor(cls_out["index"])[0], cls_out),
             classes,
             (rgb.shape[1], rgb.shape[0]),
             anchor,
@@ -164,7 +184,7 @@ def main() -> None:
         n_gt += len(scene.vehicles)
     s_arr, h_arr = np.asarray(scores), np.asarray(hits, bool)
     result = {
-        "model": MODEL_NAME,
+        "model": str(model.name),
         "classes": list(VEHICLE_LABELS),
         "frames": len(frames),
         "vehicles": n_gt,
