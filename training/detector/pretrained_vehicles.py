@@ -28,11 +28,14 @@ import statistics
 import tarfile
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 from inference.geometry import nms
+from inference.manifest import TensorSpec
+from inference.runtime import dequantize, quantize
 
 MODEL_NAME = "object_detection_ssd_mobilenetv2_oidv4_fp16.tflite"
 MODEL_SHA256 = "d0a5255bf8c4f5a0bc4240741a76c41d5e939f7655078f945f50ab53a9375da6"
@@ -124,20 +127,22 @@ def decode(
     return boxes[idx], score[keep][idx]
 
 
-def _quantized(x: np.ndarray, detail: dict) -> np.ndarray:
+def _spec(detail: dict[str, Any]) -> TensorSpec:
+    """An interpreter's tensor detail as the runtime's spec (for its (de)quantisation)."""
+    scale, zero = detail["quantization"]
+    return TensorSpec(detail["name"], tuple(detail["shape"]), np.dtype(detail["dtype"]).name,
+                      (float(scale), int(zero)))
+
+
+def _quantized(x: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     """``x`` as the input tensor wants it (int8 for a fully quantised build)."""
-    if detail["dtype"] == np.float32:
-        return x
-    scale, zero = detail["quantization"]
-    info = np.iinfo(detail["dtype"])
-    return np.clip(np.round(x / scale + zero), info.min, info.max).astype(detail["dtype"])
+    spec = _spec(detail)
+    return quantize(x, spec) if spec.quantized else x
 
 
-def _real(y: np.ndarray, detail: dict) -> np.ndarray:
-    if detail["dtype"] == np.float32:
-        return y
-    scale, zero = detail["quantization"]
-    return (y.astype(np.float32) - zero) * scale
+def _real(y: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+    spec = _spec(detail)
+    return dequantize(y, spec) if spec.quantized else y
 
 
 def main() -> None:
