@@ -189,7 +189,7 @@ def main() -> None:
         n_gt += len(scene.vehicles)
     s_arr, h_arr = np.asarray(scores), np.asarray(hits, bool)
     result = {
-        "model": str(model.name),
+        "model": model.name,
         "classes": list(VEHICLE_LABELS),
         "frames": len(frames),
         "vehicles": n_gt,

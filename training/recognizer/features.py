@@ -48,6 +48,8 @@ def _jpeg(img: np.ndarray, q: int) -> np.ndarray:
     return cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else img
 
 
+# JPEG qualities of the compression augmentation (upper bound excluded), whenever it compresses.
+JPEG_QUALITY = (30, 90)
 # Narrowest plate, in pixels, that augmentation shrinks a crop to before scaling it back.
 SMALL_MIN_WIDTH = 40
 
@@ -70,7 +72,7 @@ def photometric(
             s = target_w / w
             small = cv2.resize(out, (target_w, max(4, int(h * s))), interpolation=cv2.INTER_AREA)
             if small_jpeg and rng.random() < small_jpeg:
-                small = _jpeg(small, int(rng.integers(30, 90)))
+                small = _jpeg(small, int(rng.integers(*JPEG_QUALITY)))
                 compressed = True
             out = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     if rng.random() < 0.3:
@@ -82,7 +84,7 @@ def photometric(
     a, b = rng.uniform(0.6, 1.3), rng.uniform(-40, 40)
     out = np.clip(out.astype(np.float32) * a + b, 0, 255).astype(np.uint8)
     if not compressed and rng.random() < 0.5:
-        out = _jpeg(out, int(rng.integers(30, 90)))
+        out = _jpeg(out, int(rng.integers(*JPEG_QUALITY)))
     return out
 
 

@@ -188,8 +188,8 @@ def draw(  # type: ignore[no-untyped-def]
     """``n`` augmented inputs; a ``hard`` share of them rolled, and as many at IR night or in
     glare (``hard_cases``); half of those ``photometric`` touches shrunk to a plate
     ``small_min`` to 110 px wide first (a ``small_jpeg`` share of those compressed while small);
-    a ``two_row`` share rendered two-row plates read with
-    their rows side by side (:func:`two_row_crop`)."""
+    a ``two_row`` share rendered two-row plates read with their rows side by side
+    (:func:`two_row_crop`)."""
     xs, texts, regions = [], [], []
     share = np.array([mix[i] if pool[s] else 0.0 for i, s in enumerate(SOURCES)])
     share /= share.sum()
