@@ -2,7 +2,8 @@
 
 :class:`PlateEngine` is what the pipeline and ``vigil read`` call. It owns one detector and one
 reader (both int8 TFLite, see ``docs/models-detector.md`` and ``docs/models-ocr.md``), so one
-engine per worker thread.
+engine per worker thread; still photos add the plate map, a text-line finder and a second reader
+for small and two-row plates.
 """
 
 from __future__ import annotations
@@ -336,6 +337,15 @@ MAP_ONLY_MIN_CONFIDENCE = 0.4
 # A plate the detector found where the map, having looked, saw none, is kept when its read has
 # at least this probability: on the dev part 45 of 65 such reads under 0.05 were not plates.
 DISPUTED_MIN_CONFIDENCE = 0.05
+# Still photos only: a second reader, fine-tuned further on small plates compressed while small
+# and on two-row plates (``training.recognizer.finetune --small-jpeg``), reads every crop
+# narrower than this many frame pixels and every two-row plate's rows put side by side; the
+# main reader reads the rest. Alone it read ordinary one-row plates a little worse, look-alikes
+# the other way; so routed, the val / dev sweeps read 78.6 -> 80.1 % / 79.3 -> 80.3 %, two-row
+# val plates 65.5 -> 75.4 % (square) / 78.9 -> 88.7 % (Mercosur), ordinary plates within one
+# of ~1,200 (docs/models-ocr.md, "Small-plate reader"). Not in the daemon: memory.
+SMALL_READER_MODEL = "ocr_small"
+SMALL_PLATE_MAX_PX = 80
 
 
 def reads_like_plate(ocr: OcrResult) -> bool:
@@ -512,6 +522,7 @@ class PlateEngine(Closing):
         plate_map: TextLineFinder | None = None,
         beside_reader: PlateReader | None = None,
         beside_detector: PlateDetector | None = None,
+        small_reader: PlateReader | None = None,
     ) -> None:
         self.detector = detector
         self.reader = reader
@@ -526,6 +537,8 @@ class PlateEngine(Closing):
         # The native windows (``EngineSettings.native_windows``) are looked at on that thread
         # too, after the map, with a detector of their own.
         self.beside_detector = beside_detector
+        # Used on the caller's thread only, like ``reader`` (:data:`SMALL_READER_MODEL`).
+        self.small_reader = small_reader
         self._beside: ThreadPoolExecutor | None = None
 
     @classmethod
@@ -541,6 +554,7 @@ class PlateEngine(Closing):
         plate_map: bool = False,
         tiles: bool = False,
         photos: bool = False,
+        small_reader: bool = False,
     ) -> PlateEngine:
         """Load both models from ``model_dir`` (default: the package's ``inference/models``).
         ``tiles``: look at frames larger than 1,920 x 1,152 in windows too
@@ -552,6 +566,8 @@ class PlateEngine(Closing):
         and takes each plate's second look in the whole-frame model
         (``DetectorSettings.window_refine`` off; the window model's look is cheaper and boxes
         a few plates worse, which the vote over a pass's frames absorbs).
+        ``small_reader``: small plates and two-row plates' rows are read by the second reader
+        (:data:`SMALL_READER_MODEL`) when ``model_dir`` holds one.
 
         Raises :class:`~inference.errors.ModelError` when a model is missing or corrupt, and
         ``ValueError`` for settings out of range.
@@ -577,8 +593,11 @@ class PlateEngine(Closing):
         mapper: TextLineFinder | None = None
         beside_reader: PlateReader | None = None
         beside_detector: PlateDetector | None = None
+        small: PlateReader | None = None
         try:
             reader = PlateReader.load(d, threads, top_n=top_n)
+            if small_reader and (d / f"{SMALL_READER_MODEL}.json").exists():
+                small = PlateReader.load(d, threads, top_n=top_n, name=SMALL_READER_MODEL)
             text_lines = TextLineFinder.load(d, threads) if text_fallback else None
             if plate_map:
                 mapper = TextLineFinder.load(d, threads, PLATE_MAP_SETTINGS, PLATE_MAP_MODEL)
@@ -587,25 +606,31 @@ class PlateEngine(Closing):
             if tiles:
                 beside_detector = PlateDetector.load(d, threads, detector.settings)
         except BaseException:
-            for part in (detector, reader, text_lines, mapper, beside_reader, beside_detector):
+            for part in (
+                detector, reader, text_lines, mapper, beside_reader, beside_detector, small
+            ):
                 if part is not None:
                     part.close()
             raise
         log.info(
             "plate engine ready",
-            extra={"model_dir": str(d), "threads": threads, "country": country},
+            extra={
+                "model_dir": str(d), "threads": threads, "country": country,
+                "small_reader": small is not None,
+            },
         )
         return cls(
-            detector, reader, settings, text_lines, mapper, beside_reader, beside_detector
+            detector, reader, settings, text_lines, mapper, beside_reader, beside_detector, small
         )
 
     @classmethod
     def load_still(cls, model_dir: Path | None = None, threads: int = 1) -> PlateEngine:
         """The engine as ``vigil read`` and ``vigil eval`` run it on still photos by default:
-        text-line fallback, plate map, windows on large frames, :data:`STILL_MAX_PLATES`."""
+        text-line fallback, plate map, windows on large frames, the small-plate reader,
+        :data:`STILL_MAX_PLATES`."""
         return cls.load(
             model_dir, threads=threads, text_fallback=True, plate_map=True, tiles=True,
-            max_plates=STILL_MAX_PLATES, photos=True,
+            max_plates=STILL_MAX_PLATES, photos=True, small_reader=True,
         )
 
     def observe(self, frame_rgb: np.ndarray, frame_time_s: float = 0.0) -> FrameResult:
@@ -776,7 +801,8 @@ class PlateEngine(Closing):
 
     def _read_stitched(self, crop: np.ndarray) -> OcrResult:
         """``crop``'s two rows read side by side as one line (``inference.rows``)."""
-        return two_row_formats(self.reader.read(rows.stitched(crop)), self.settings.country)
+        reader = self.small_reader if self.small_reader is not None else self.reader
+        return two_row_formats(reader.read(rows.stitched(crop)), self.settings.country)
 
     def _complete_rows(
         self, rgb: np.ndarray, det: Detection, crop: np.ndarray, ocr: OcrResult
@@ -921,7 +947,10 @@ class PlateEngine(Closing):
         return self._read(crop_rgb)
 
     def _read(self, crop: np.ndarray) -> OcrResult:
-        return self._read_with(self.reader, crop)
+        reader = self.reader
+        if self.small_reader is not None and crop.shape[1] < SMALL_PLATE_MAX_PX:
+            reader = self.small_reader
+        return self._read_with(reader, crop)
 
     def _read_with(self, reader: PlateReader, crop: np.ndarray) -> OcrResult:
         return apply_country(reader.read(crop), self.settings.country)
@@ -931,6 +960,6 @@ class PlateEngine(Closing):
             self._beside.shutdown(wait=True)
             self._beside = None
         for part in (self.detector, self.reader, self.text_lines, self.plate_map,
-                     self.beside_reader, self.beside_detector):
+                     self.beside_reader, self.beside_detector, self.small_reader):
             if part is not None:
                 part.close()

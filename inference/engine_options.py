@@ -38,6 +38,10 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not look at photos in windows too: over 1920x1152 at half "
                              "size, smaller ones the detector sees shrunk at native pixels "
                              "(default: look)")
+    parser.add_argument("--no-small-reader", dest="small_reader", action="store_false",
+                        help="read small plates and two-row plates' rows with the main reader "
+                             "too (default: with the small-plate reader, where the models "
+                             "folder holds one)")
     parser.add_argument("--max-plates", type=int, default=None, metavar="N",
                         help=f"plates read per image or frame, 1-64 (default {STILL_MAX_PLATES}"
                              f", {FRAME_MAX_PLATES} with --frames)")
@@ -59,4 +63,5 @@ def load_engine(args: argparse.Namespace) -> PlateEngine:
         tiles=photos and args.tiles,
         max_plates=max_plates,
         photos=photos,
+        small_reader=photos and args.small_reader,
     )

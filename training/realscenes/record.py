@@ -3,9 +3,9 @@
 Runs the committed models through exactly ``vigil read``'s path on the real-scene sets made by
 ``build.py`` and writes the summary (overall, by plate width, by region) under
 ``metrics.real_scene_test``, ``metrics.sweep_test``, ``metrics.real_scene_dev`` and
-``metrics.mosaic_4k_test`` (``mosaic.py``: run it first) of both
-``detector.json`` and ``ocr.json`` (end-to-end figures belong to the pair). The tflite files
-and their checksums are untouched.
+``metrics.mosaic_4k_test`` (``mosaic.py``: run it first) of ``detector.json``, ``ocr.json``
+and ``ocr_small.json`` (end-to-end figures belong to the models that made them together). The
+tflite files and their checksums are untouched.
 
     PYTHONPATH=. .venv/bin/python -m training.realscenes.record [--sets build/realscenes]
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import cv2
 
-from inference.engine import DEFAULT_MODEL_DIR, PlateEngine
+from inference.engine import DEFAULT_MODEL_DIR, SMALL_READER_MODEL, PlateEngine
 from inference.eval_cli import evaluate_folder, write_montage
 from inference.evaluation import report
 from inference.manifest import parse_manifest
@@ -50,7 +50,7 @@ def main() -> None:
                     cv2.imwrite(str(a.montage_dir / f"eval-failures-{sub}.jpg"), img,
                                 [cv2.IMWRITE_JPEG_QUALITY, 80])
             print(key, json.dumps({k: v for k, v in rep.items() if not isinstance(v, dict)}))
-    for name in ("detector", "ocr"):
+    for name in ("detector", "ocr", SMALL_READER_MODEL):
         path = DEFAULT_MODEL_DIR / f"{name}.json"
         data = json.loads(path.read_text())
         data["metrics"] = {k: v for k, v in data.get("metrics", {}).items() if k not in SETS}

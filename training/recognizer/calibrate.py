@@ -10,7 +10,7 @@ the top read's confidence against "the read is exactly right"; the expected cali
 the model trained on it.
 
     PYTHONPATH=. .venv-train/bin/python -m training.recognizer.calibrate \
-        --model-dir inference/models [--write]
+        --model-dir inference/models [--name ocr_small] [--write]
 """
 
 from __future__ import annotations
@@ -38,9 +38,11 @@ def main() -> None:
     p.add_argument("--model-dir", type=Path, default=Path("inference/models"))
     p.add_argument("--copies", type=int, default=2, help="augmented copies per crop")
     p.add_argument("--data", type=Path, default=DATASETS)
-    p.add_argument("--write", action="store_true", help="store the temperature in ocr.json")
+    p.add_argument("--name", default="ocr",
+                   help="the reader to fit (ocr_small: the engine's small-plate reader)")
+    p.add_argument("--write", action="store_true", help="store the temperature in <name>.json")
     a = p.parse_args()
-    reader = PlateReader.load(a.model_dir, 1, top_n=10)
+    reader = PlateReader.load(a.model_dir, 1, top_n=10, name=a.name)
     base = replace(reader.labels, temperature=1.0)
     rng = np.random.default_rng(7)
     samples: list[tuple[np.ndarray, str]] = []
@@ -72,7 +74,7 @@ def main() -> None:
     print(f"{len(samples)} samples; temperature {best[3]:.2f} (ece {best[1]:.4f}, "
           f"at 1.00: {next(r[1] for r in rows if r[3] == 1.0):.4f})")
     if a.write:
-        path = a.model_dir / "ocr.json"
+        path = a.model_dir / f"{a.name}.json"
         manifest = json.loads(path.read_text())
         manifest["labels"]["temperature"] = best[3]
         path.write_text(json.dumps(manifest, indent=2) + "\n")

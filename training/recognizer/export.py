@@ -12,7 +12,7 @@ post-training quantisation of this backbone is not used: it fell to 6 % exact on
 (``../shared/DEPENDENCIES.md``), see ``docs/models-ocr.md``.
 
     PYTHONPATH=. .venv-train/bin/python -m training.recognizer.export \
-        [--heads training/work/recognizer/heads.npz]
+        [--heads training/work/recognizer/heads.npz | --weights FINETUNED.npz] [--name ocr_small]
 """
 
 from __future__ import annotations
@@ -100,6 +100,9 @@ def main() -> None:
     p.add_argument("--heads", type=Path, default=None, help="npz from train_heads.py")
     p.add_argument("--weights", type=Path, default=None, help="npz from finetune.py (all weights)")
     p.add_argument("--out", type=Path, default=MODEL_DIR)
+    p.add_argument("--name", default=NAME,
+                   help="model name: <name>.tflite + <name>.json (ocr_small for the engine's "
+                   "small-plate reader)")
     p.add_argument("--float", dest="float32", action="store_true",
                    help="write the float32 twin instead (for the int8-vs-float comparison)")
     p.add_argument("--created", default=date.today().isoformat(), help="the manifest's date")
@@ -167,7 +170,7 @@ def main() -> None:
     onnx.save(deploy, str(onnx_path))
     tfl = convert(onnx_path, WORK, quantise=not a.float32)
     a.out.mkdir(parents=True, exist_ok=True)
-    dest = a.out / f"{NAME}.tflite"
+    dest = a.out / f"{a.name}.tflite"
     model = tfl.read_bytes()
     if not (a.float32 or a.hybrid):
         model, rewritten = float16_weights.rewrite(model)
@@ -186,7 +189,7 @@ def main() -> None:
     }
     write_manifest(
         dest,
-        NAME,
+        a.name,
         NORMALISATION,
         labels,
         training_data=[{"set": UPSTREAM, "licence": "Apache-2.0", "count": 0}, *training_data],
