@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -52,29 +53,46 @@ def _jpeg(img: np.ndarray, q: int) -> np.ndarray:
 JPEG_QUALITY = (30, 90)
 # Narrowest plate, in pixels, that augmentation shrinks a crop to before scaling it back.
 SMALL_MIN_WIDTH = 40
+SMALL_MAX_WIDTH = 110
+
+
+@dataclass(frozen=True)
+class SmallPlates:
+    """How :func:`photometric` makes a crop look like a small, distant plate: ``share`` of the
+    crops shrunk to ``min_width`` .. ``max_width`` pixels wide and scaled back; ``jpeg``: the
+    share of those compressed while small, as a distant plate in a compressed photo is (blocks
+    of 8 of its own pixels), instead of after scaling back up."""
+
+    min_width: int = SMALL_MIN_WIDTH
+    share: float = 0.5
+    jpeg: float = 0.0
+    max_width: int = SMALL_MAX_WIDTH
+
+
+# Half the crops shrunk to 40-110 px, none compressed while small: the recipe of the readers
+# before ``--small-jpeg`` (their draws are the same).
+SMALL_PLATES = SmallPlates()
 
 
 def photometric(
-    rng: np.random.Generator,
-    img: np.ndarray,
-    small_min: int = SMALL_MIN_WIDTH,
-    small_jpeg: float = 0.0,
+    rng: np.random.Generator, img: np.ndarray, small: SmallPlates = SMALL_PLATES
 ) -> np.ndarray:
-    """Camera-like damage to a BGR crop. ``small_jpeg``: the share of shrunk crops compressed
-    while small, as a distant plate in a compressed photo is (blocks of 8 of its own pixels),
-    instead of after scaling back up."""
+    """Camera-like damage to a BGR crop: a small plate's loss of detail (``small``), blur,
+    grey, contrast and brightness, JPEG."""
     out = img
     compressed = False
-    if rng.random() < 0.5:  # a small, distant plate
+    if rng.random() < small.share:  # a small, distant plate
         h, w = out.shape[:2]
-        target_w = int(rng.uniform(small_min, 110))
+        target_w = int(rng.uniform(small.min_width, small.max_width))
         if w > target_w:
             s = target_w / w
-            small = cv2.resize(out, (target_w, max(4, int(h * s))), interpolation=cv2.INTER_AREA)
-            if small_jpeg and rng.random() < small_jpeg:
-                small = _jpeg(small, int(rng.integers(*JPEG_QUALITY)))
+            shrunk = cv2.resize(
+                out, (target_w, max(4, int(h * s))), interpolation=cv2.INTER_AREA
+            )
+            if small.jpeg and rng.random() < small.jpeg:
+                shrunk = _jpeg(shrunk, int(rng.integers(*JPEG_QUALITY)))
                 compressed = True
-            out = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+            out = cv2.resize(shrunk, (w, h), interpolation=cv2.INTER_LINEAR)
     if rng.random() < 0.3:
         k = int(rng.choice([3, 5]))
         out = cv2.GaussianBlur(out, (k, k), 0) if rng.random() < 0.5 else cv2.blur(out, (k, 1))

@@ -37,8 +37,10 @@ from training.recognizer.crop_eval import SETS, crops
 from training.recognizer.features import (
     REGIONS,
     SMALL_MIN_WIDTH,
+    SMALL_PLATES,
     WIDTH,
     WORK,
+    SmallPlates,
     items,
     jitter_crop,
     jitter_plate_crop,
@@ -141,8 +143,7 @@ TWO_ROW_SHIFT = (0.05, 0.06)
 
 def two_row_crop(
     rng: np.random.Generator, scenes: list[dict], style: str, split: str = "train",
-    small_min: int = SMALL_MIN_WIDTH,
-    small_jpeg: float = 0.0,
+    small: SmallPlates = SMALL_PLATES,
 ) -> tuple[np.ndarray, str]:
     """A rendered two-row plate of ``style`` cut as the engine cuts it (loose or tight, on a real
     scene half the time, else on the renderer's own background, in perspective), touched like the
@@ -171,7 +172,7 @@ def two_row_crop(
             rng, cv2.cvtColor(pic, cv2.COLOR_RGB2BGR), box, TWO_ROW_LOOSE, TWO_ROW_SHIFT
         )
     if rng.random() < 0.8:
-        crop = photometric(rng, crop, small_min, small_jpeg)
+        crop = photometric(rng, crop, small)
     return stitched(crop), plate.text
 
 
@@ -181,24 +182,20 @@ def draw(  # type: ignore[no-untyped-def]
     n: int,
     mix: tuple[float, ...] = SHARE,
     hard: float = 0.0,
-    small_min: int = SMALL_MIN_WIDTH,
+    small: SmallPlates = SMALL_PLATES,
     two_row: float = 0.0,
-    small_jpeg: float = 0.0,
 ):
     """``n`` augmented inputs; a ``hard`` share of them rolled, and as many at IR night or in
-    glare (``hard_cases``); half of those ``photometric`` touches shrunk to a plate
-    ``small_min`` to 110 px wide first (a ``small_jpeg`` share of those compressed while small);
-    a ``two_row`` share rendered two-row plates read with their rows side by side
-    (:func:`two_row_crop`)."""
+    glare (``hard_cases``); of those ``photometric`` touches, ``small.share`` shrunk to a small
+    plate first (``features.SmallPlates``); a ``two_row`` share rendered two-row plates read with
+    their rows side by side (:func:`two_row_crop`)."""
     xs, texts, regions = [], [], []
     share = np.array([mix[i] if pool[s] else 0.0 for i, s in enumerate(SOURCES)])
     share /= share.sum()
     while len(xs) < n:
         if two_row and rng.random() < two_row:
             style = list(TWO_ROW_STYLES)[int(rng.integers(len(TWO_ROW_STYLES)))]
-            crop, text = two_row_crop(
-                rng, pool["scene"], style, small_min=small_min, small_jpeg=small_jpeg
-            )
+            crop, text = two_row_crop(rng, pool["scene"], style, small=small)
             if min(crop.shape[:2]) >= 2:
                 xs.append(to_input(crop))
                 texts.append(text)
@@ -215,7 +212,7 @@ def draw(  # type: ignore[no-untyped-def]
         else:
             crop = it["image"] if rng.random() < 0.2 else jitter_plate_crop(rng, it["image"])
         if rng.random() < 0.8:
-            crop = photometric(rng, crop, small_min, small_jpeg)
+            crop = photometric(rng, crop, small)
         if crop.shape[0] < 2 or crop.shape[1] < 2:
             continue
         if rng.random() < hard:
@@ -254,6 +251,8 @@ def _extra_args(a: argparse.Namespace) -> str:
         out += f" --two-row {a.two_row}"
     if a.small_jpeg:
         out += f" --small-jpeg {a.small_jpeg}"
+    if a.small_share != SMALL_PLATES.share:
+        out += f" --small-share {a.small_share}"
     if a.average:
         out += " --average " + ",".join(str(k) for k in a.average)
     if a.heads != WORK / "heads.npz":
@@ -290,6 +289,8 @@ def main() -> None:
     )
     p.add_argument("--small-jpeg", type=float, default=0.0,
                    help="share of the shrunk crops JPEG-compressed while small")
+    p.add_argument("--small-share", type=float, default=SMALL_PLATES.share,
+                   help="share of the augmented crops shrunk to a small plate first")
     p.add_argument("--two-row", type=float, default=0.0,
                    help="share of rendered two-row plates, read with their rows side by side")
     p.add_argument("--average", type=_steps, default=(), metavar="STEP,STEP,...",
@@ -303,6 +304,7 @@ def main() -> None:
         help="European crop texts from pseudo_eu.py (default: their region only)",
     )
     a = p.parse_args()
+    small = SmallPlates(a.small_min, a.small_share, a.small_jpeg)
     if any(k % a.save_every or k <= 0 for k in a.average):
         p.error("--average steps must be multiples of --save-every")
     tf.config.threading.set_intra_op_parallelism_threads(a.threads)
@@ -395,9 +397,7 @@ def main() -> None:
     sums = np.zeros(3)
     t0 = time.time()
     for s in range(step0, a.steps):
-        x, texts, regions = draw(
-            rng, pool, a.batch, mix, a.hard, a.small_min, a.two_row, a.small_jpeg
-        )
+        x, texts, regions = draw(rng, pool, a.batch, mix, a.hard, small, a.two_row)
         labels, lengths = encode(np.array(texts), MAX_LABEL)
         has_text = np.array([len(t) > 0 for t in texts], np.float32)
         warm = min(1.0, (s + 1) / 50)
@@ -450,6 +450,7 @@ def main() -> None:
             "hard_share": a.hard,
             "small_min_width": a.small_min,
             "small_jpeg_share": a.small_jpeg,
+            "small_share": a.small_share,
             "two_row_share": a.two_row,
             "two_row_styles": TWO_ROW_STYLES if a.two_row else None,
             "averaged_steps": averaged,
