@@ -128,3 +128,16 @@ def test_the_small_reader_takes_the_main_readers_input_and_alphabet() -> None:
     assert small["labels"]["alphabet"] == main["labels"]["alphabet"]
     assert small["labels"]["regions"] == main["labels"]["regions"]
     assert (DEFAULT_MODEL_DIR / small["file"]).stat().st_size < 8 * 1024 * 1024
+
+
+def test_the_read_benchmark_lists_the_small_reader_where_the_folder_holds_one(
+    tmp_path: Path,
+) -> None:
+    from firmware.benchmarks.read import model_sizes
+
+    with_small = model_sizes(DEFAULT_MODEL_DIR)
+    assert with_small[SMALL_READER_MODEL] > 0
+    assert with_small["total"] == sum(v for k, v in with_small.items() if k != "total")
+    for name in ("detector.tflite", "ocr.tflite"):
+        shutil.copy(DEFAULT_MODEL_DIR / name, tmp_path / name)
+    assert SMALL_READER_MODEL not in model_sizes(tmp_path)
