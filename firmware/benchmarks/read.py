@@ -110,12 +110,10 @@ def observe_median(
 def model_sizes(model_dir: Path) -> dict[str, int]:
     """The plate models' file sizes: the detector and the reader, and the still photos' small-plate
     reader where the folder holds one (``engine.SMALL_READER_MODEL``)."""
-    names = ["detector", "ocr", SMALL_READER_MODEL]
-    sizes = {
-        name: (model_dir / f"{name}.tflite").stat().st_size
-        for name in names
-        if name != SMALL_READER_MODEL or (model_dir / f"{name}.tflite").exists()
-    }
+    names = ["detector", "ocr"]
+    if (model_dir / f"{SMALL_READER_MODEL}.tflite").exists():
+        names.append(SMALL_READER_MODEL)
+    sizes = {name: (model_dir / f"{name}.tflite").stat().st_size for name in names}
     return {**sizes, "total": sum(sizes.values())}
 
 
