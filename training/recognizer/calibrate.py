@@ -31,14 +31,14 @@ GRID = tuple(round(t, 2) for t in np.arange(0.7, 2.51, 0.05))
 
 def main() -> None:
     from inference.evaluation import calibration_error
-    from inference.ocr import PlateReader, decode
+    from inference.ocr import MODEL_NAME, PlateReader, decode
     from training.recognizer.features import jitter_plate_crop, photometric
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model-dir", type=Path, default=Path("inference/models"))
     p.add_argument("--copies", type=int, default=2, help="augmented copies per crop")
     p.add_argument("--data", type=Path, default=DATASETS)
-    p.add_argument("--name", default="ocr",
+    p.add_argument("--name", default=MODEL_NAME,
                    help="the reader to fit (ocr_small: the engine's small-plate reader)")
     p.add_argument("--write", action="store_true", help="store the temperature in <name>.json")
     a = p.parse_args()

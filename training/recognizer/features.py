@@ -64,9 +64,9 @@ class SmallPlates:
     of 8 of its own pixels), instead of after scaling back up."""
 
     min_width: int = SMALL_MIN_WIDTH
+    max_width: int = SMALL_MAX_WIDTH
     share: float = 0.5
     jpeg: float = 0.0
-    max_width: int = SMALL_MAX_WIDTH
 
 
 # Half the crops shrunk to 40-110 px, none compressed while small: the recipe of the readers

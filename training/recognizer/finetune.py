@@ -304,7 +304,7 @@ def main() -> None:
         help="European crop texts from pseudo_eu.py (default: their region only)",
     )
     a = p.parse_args()
-    small = SmallPlates(a.small_min, a.small_share, a.small_jpeg)
+    small = SmallPlates(min_width=a.small_min, share=a.small_share, jpeg=a.small_jpeg)
     if any(k % a.save_every or k <= 0 for k in a.average):
         p.error("--average steps must be multiples of --save-every")
     tf.config.threading.set_intra_op_parallelism_threads(a.threads)
