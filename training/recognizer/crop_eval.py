@@ -25,29 +25,28 @@ import numpy as np
 
 from inference.engine import region_family
 from inference.records import OcrResult
-from training.recognizer.splits import DATASETS, split_of, trusted_text
+from training.recognizer.splits import DATASETS, labelled
 
 SETS = (("us", "us-plate-photos"), ("br", "openalpr-traindetector-br-crops"))
 
 
 def crops(data: Path, name: str, split: str) -> list[tuple[np.ndarray, str]]:
-    """The crops of ``split`` whose text label is trusted (``splits.trusted_text``)."""
+    """The crops of ``split`` whose text label is trusted (``splits.labelled``)."""
     return [(rgb, text) for rgb, text in labelled_crops(data, name, split) if text is not None]
 
 
 def labelled_crops(data: Path, name: str, split: str) -> list[tuple[np.ndarray, str | None]]:
-    """Every crop of ``split`` with a text label, the label None where it is not trusted (the
-    split still goes by the label as written, so no crop changes side)."""
+    """Every crop of ``split`` with a text label, the text corrected where a person read it again
+    and None where it is not trusted (``splits.labelled``; the split still goes by the label
+    as written, so no crop changes side)."""
     region = dict((n, r) for r, n in SETS)[name]
     out: list[tuple[np.ndarray, str | None]] = []
-    for line in (data / name / "labels.jsonl").read_text().splitlines():
-        r = json.loads(line)
-        text = r.get("plate_text")
-        if not text or split_of(text) != split:
+    for c in labelled(name, region, data):
+        if c.split != split:
             continue
-        bgr = cv2.imread(str(data / name / r["image"]), cv2.IMREAD_COLOR)
+        bgr = cv2.imread(str(data / name / c.image), cv2.IMREAD_COLOR)
         if bgr is not None:
-            out.append((cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), trusted_text(region, text)))
+            out.append((cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), c.text))
     return out
 
 

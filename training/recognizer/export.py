@@ -139,6 +139,15 @@ def main() -> None:
                     "count": eu["labelled"],
                 },
             ]
+        fixes = meta.get("finetune", {}).get("label_fixes")
+        if fixes:
+            training_data = [
+                {**t, "set": f"{t['set']}; the labels of {fixes['photos']} real photos read "
+                 f"again by eye (training/recognizer/{fixes['file']})"}
+                if str(t["set"]).startswith("openalpr-traindetector-br-crops")
+                and "read again" not in str(t["set"]) else t
+                for t in training_data
+            ]
         if two_row:
             training_data = [
                 *training_data,

@@ -35,7 +35,7 @@ import numpy as np
 from training.realscenes.build import load_labels, part_of
 from training.recognizer import graph
 from training.recognizer.crop_eval import SETS as CROP_SETS
-from training.recognizer.splits import DATASETS, split_of, trusted_text
+from training.recognizer.splits import DATASETS, labelled
 
 WIDTH = 240
 SYNTH_SEED = 20261202
@@ -140,12 +140,10 @@ def jitter_plate_crop(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
 def items(data: Path) -> list[dict]:
     out: list[dict] = []
     for region, name in CROP_SETS:
-        for line in (data / name / "labels.jsonl").read_text().splitlines():
-            r = json.loads(line)
-            text = trusted_text(region, r.get("plate_text"))
-            if text and split_of(r["plate_text"]) == "train":
+        for c in labelled(name, region, data):
+            if c.text and c.split == "train":
                 out.append(
-                    {"path": data / name / r["image"], "text": text, "region": region,
+                    {"path": data / name / c.image, "text": c.text, "region": region,
                      "kind": "crop"}
                 )
     eu = data / "openalpr-traindetector-eu-crops"

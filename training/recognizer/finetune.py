@@ -48,7 +48,7 @@ from training.recognizer.features import (
 )
 from training.recognizer.hard_cases import glare, night_ir, rolled, rolled_plate
 from training.recognizer.pseudo_eu import EU
-from training.recognizer.splits import DATASETS
+from training.recognizer.splits import DATASETS, LABEL_FIXES, label_fixes
 from training.recognizer.train_heads import encode
 
 OUT = WORK / "finetune"
@@ -456,6 +456,7 @@ def main() -> None:
             "averaged_steps": averaged,
             "val_exact_us_br_crops": round(score, 4),
             "pool": {k: len(v) for k, v in pool.items()},
+            "label_fixes": {"file": LABEL_FIXES.name, "photos": len(label_fixes())},
             "eu_texts": None
             if a.eu_texts is None
             else {

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 DATASETS = Path(
@@ -40,3 +42,50 @@ def trusted_text(region: str, text: str | None) -> str | None:
     if region == "us":
         return text if len(text) >= 2 else None
     return text
+
+
+# Labels of the Brazilian crops' real photos that were read again by eye (2026-12-05): every
+# photo whose label the committed reader disagreed with, and every one labelled with a leading D
+# or Q (Rio Grande do Sul's I-series plates had been named with a D or a Q). ``text`` null: not
+# legible enough to say. The rendered crops (.png) were never wrong.
+LABEL_FIXES = Path(__file__).with_name("label_fixes.jsonl")
+
+
+def label_fixes(path: Path = LABEL_FIXES) -> dict[tuple[str, str], str | None]:
+    """(set name, image) -> the text a person read on it, None where unreadable."""
+    out: dict[tuple[str, str], str | None] = {}
+    for line in path.read_text().splitlines():
+        r = json.loads(line)
+        out[(r["set"], r["image"])] = r["text"]
+    return out
+
+
+@dataclass(frozen=True)
+class LabelledCrop:
+    image: str  # relative to the set's folder
+    split: str  # by the label as written, so no crop ever changes side
+    text: str | None  # the trusted, corrected text; None: never trained or scored on
+
+
+def labelled(name: str, region: str, data: Path = DATASETS,
+             fixes: dict[tuple[str, str], str | None] | None = None) -> list[LabelledCrop]:
+    """Every crop of ``name`` that has a text label, with its split and corrected text.
+
+    A held-out crop whose corrected text is also a training crop's (the same plate named two
+    ways, `HTS3074` and `MTS3074`) gets no text, so no plate is read on both sides."""
+    fixes = label_fixes() if fixes is None else fixes
+    rows = []
+    for line in (data / name / "labels.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        label = r.get("plate_text")
+        if not label:
+            continue
+        key = (name, r["image"])
+        text = fixes[key] if key in fixes else trusted_text(region, label)
+        rows.append(LabelledCrop(r["image"], split_of(label), text))
+    trained = {c.text for c in rows if c.split == "train" and c.text}
+    return [
+        LabelledCrop(c.image, c.split, None)
+        if c.split != "train" and c.text in trained else c
+        for c in rows
+    ]
