@@ -41,6 +41,8 @@ def main() -> None:
     p.add_argument("--name", default=MODEL_NAME,
                    help="the reader to fit (ocr_small: the engine's small-plate reader)")
     p.add_argument("--write", action="store_true", help="store the temperature in <name>.json")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="store this temperature instead of the fitted one (printed beside it)")
     a = p.parse_args()
     reader = PlateReader.load(a.model_dir, 1, top_n=10, name=a.name)
     base = replace(reader.labels, temperature=1.0)
@@ -74,11 +76,12 @@ def main() -> None:
     print(f"{len(samples)} samples; temperature {best[3]:.2f} (ece {best[1]:.4f}, "
           f"at 1.00: {next(r[1] for r in rows if r[3] == 1.0):.4f})")
     if a.write:
+        chosen = best[3] if a.temperature is None else a.temperature
         path = a.model_dir / f"{a.name}.json"
         manifest = json.loads(path.read_text())
-        manifest["labels"]["temperature"] = best[3]
+        manifest["labels"]["temperature"] = chosen
         path.write_text(json.dumps(manifest, indent=2) + "\n")
-        print(f"wrote labels.temperature = {best[3]} into {path}")
+        print(f"wrote labels.temperature = {chosen} into {path}")
 
 
 if __name__ == "__main__":

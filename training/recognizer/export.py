@@ -149,8 +149,9 @@ def main() -> None:
                 for t in training_data
             ]
         if two_row:
+            # as with the pseudo-texts: a read-back reader's entry gives way to this run's
             training_data = [
-                *training_data,
+                *(t for t in training_data if not str(t["set"]).startswith("two-row plates")),
                 {
                     "set": "two-row plates rendered here (training.synth: Mercosur and grey "
                     "Brazilian motorcycle plates, square European plates; training fonts), pasted "
