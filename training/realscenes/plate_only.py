@@ -5,8 +5,9 @@ plate. These folders put the US and Brazilian crop photos of the reader's held-o
 (``training.recognizer.splits``, by plate text) in ``vigil eval``'s format with the whole image
 as the plate's box, so the whole engine (detector, text lines, reader) is scored on them. Not the
 headline (the crops come from the reader's training sources); a check that close-ups are found.
-A photo whose label cannot be right (``splits.trusted_text``) is kept with its text unknown: it
-counts for finding the plate, not for reading it.
+A photo whose label cannot be right (``splits.trusted_text``) or that a person could not read
+again (``splits.labelled``) is kept with its text unknown: it counts for finding the plate, not
+for reading it; a label a person read again carries what they read.
 
     PYTHONPATH=. .venv/bin/python -m training.realscenes.plate_only [--split val] [--frame 4:3]
 
