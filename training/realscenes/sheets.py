@@ -33,6 +33,12 @@ def cell(crop: np.ndarray, caption: str) -> np.ndarray:
     return out
 
 
+def grid(cells: list[np.ndarray], cols: int = COLS) -> np.ndarray:
+    """``cells`` in rows of ``cols``, the last row filled with blank cells."""
+    cells = cells + [np.full_like(cells[0], 255)] * (-len(cells) % cols)
+    return np.vstack([np.hstack(cells[i : i + cols]) for i in range(0, len(cells), cols)])
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", type=Path, required=True)
@@ -48,11 +54,8 @@ def main() -> None:
             proposal = r["paddle"] if r["agree"] or r["paddle"] else r["tesseract"]
             cells.append(cell(crop, f"{r['id']}  P:{r['paddle']}  T:{r['tesseract']}"))
             lines.append(f"{r['id']}\t{proposal}\t{r['paddle']}\t{r['tesseract']}")
-        while len(cells) % COLS:
-            cells.append(np.full_like(cells[0], 255))
-        grid = np.vstack([np.hstack(cells[i : i + COLS]) for i in range(0, len(cells), COLS)])
         name = f"sheet_{k // PER_SHEET:03d}"
-        cv2.imwrite(str(out / f"{name}.png"), grid)
+        cv2.imwrite(str(out / f"{name}.png"), grid(cells))
         (out / f"{name}.tsv").write_text("\n".join(lines) + "\n")
     print(f"{len(rows)} plates on {(len(rows) + PER_SHEET - 1) // PER_SHEET} sheets in {out}")
 

@@ -22,25 +22,9 @@ import json
 from pathlib import Path
 
 import cv2
-import numpy as np
 
+from training.realscenes.sheets import PER_SHEET, cell, grid
 from training.recognizer.splits import DATASETS, split_of
-
-TILE_W, TILE_H, BAR_H, COLUMNS, PER_SHEET = 330, 110, 24, 3, 18
-
-
-def tile(bgr: np.ndarray, caption: str, read: str) -> np.ndarray:
-    img = cv2.resize(bgr, (TILE_W, TILE_H), interpolation=cv2.INTER_CUBIC)
-    bar = np.full((BAR_H, TILE_W, 3), 255, np.uint8)
-    cv2.putText(bar, caption, (2, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 255), 2)
-    cv2.putText(bar, read, (200, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (200, 0, 0), 1)
-    return np.vstack([bar, img, np.full((4, TILE_W, 3), 255, np.uint8)])
-
-
-def sheet(tiles: list[np.ndarray]) -> np.ndarray:
-    blank = np.full_like(tiles[0], 255)
-    tiles = tiles + [blank] * (-len(tiles) % COLUMNS)
-    return np.vstack([np.hstack(tiles[i : i + COLUMNS]) for i in range(0, len(tiles), COLUMNS)])
 
 
 def main() -> None:
@@ -55,7 +39,7 @@ def main() -> None:
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     reader = PlateReader.load(DEFAULT_MODEL_DIR)
-    listed, tiles = [], []
+    listed, cells = [], []
     for line in (a.data / a.set / "labels.jsonl").read_text().splitlines():
         r = json.loads(line)
         label = r.get("plate_text")
@@ -67,12 +51,12 @@ def main() -> None:
         read = reader.read(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).text
         if read == label and label[0] not in a.first:
             continue
-        tiles.append(tile(bgr, f"{len(listed)} {label}", read))
+        cells.append(cell(bgr, f"{len(listed)} {label}  read: {read}"))
         listed.append({"image": r["image"], "label": label, "read": read,
                        "split": split_of(label)})
     reader.close()
-    for n in range(0, len(tiles), PER_SHEET):
-        cv2.imwrite(str(a.out / f"sheet-{n // PER_SHEET:02d}.png"), sheet(tiles[n : n + PER_SHEET]))
+    for n in range(0, len(cells), PER_SHEET):
+        cv2.imwrite(str(a.out / f"sheet-{n // PER_SHEET:02d}.png"), grid(cells[n : n + PER_SHEET]))
     (a.out / "listed.jsonl").write_text("".join(json.dumps(x) + "\n" for x in listed))
     print(f"{len(listed)} photos listed in {a.out}")
 
