@@ -96,3 +96,26 @@ def test_text_helpers() -> None:
     assert canonical("ab-12 c.d") == "AB12CD"
     assert split_rows("AB 123 CD") in (("AB", "123 CD"), ("AB 123", "CD"))
     assert split_rows("ABCDEF") == ("ABC", "DEF")
+
+
+def test_font_given_is_drawn_and_a_missing_one_named() -> None:
+    from training.synth.render import MERCOSUR_FONT
+
+    p = render_plate(np.random.default_rng(8), style="mercosur", font=MERCOSUR_FONT)
+    assert p.font == MERCOSUR_FONT and re.fullmatch(r"[A-Z]{3}[0-9][A-Z][0-9]{2}", p.text)
+    with pytest.raises(FileNotFoundError, match="no-such-face"):
+        render_plate(np.random.default_rng(8), style="mercosur", font="no-such-face.ttf")
+
+
+def test_rendered_mercosur_crops_for_the_reader_stay_one_row() -> None:
+    pytest.importorskip("onnx")  # the trainer's graph module; training venv only
+    from training.recognizer.finetune import rendered_crop
+
+    rng = np.random.default_rng(9)
+    for _ in range(6):
+        crop, text = rendered_crop(rng, [], "mercosur")
+        h, w = crop.shape[:2]
+        assert re.fullmatch(r"[A-Z]{3}[0-9][A-Z][0-9]{2}", text)
+        assert 2.0 < w / h < 5.0  # one row, not two put side by side
+    two, text2 = rendered_crop(rng, [], "mercosur2")
+    assert two.shape[1] / two.shape[0] > 3.0 and len(text2) == 7  # rows side by side

@@ -141,25 +141,41 @@ TWO_ROW_LOOSE = ((-0.05, 0.25), (-0.05, 0.3))
 TWO_ROW_SHIFT = (0.05, 0.06)
 
 
-def two_row_crop(
+# One-row Mercosur plates (``--mercosur``), Brazil's plate since 2018 (ABC1D23): every real
+# Brazilian photo here shows the older grey plate (ABC1234), so without rendered ones the reader
+# learns that a Brazilian plate's fifth character is a digit and reads ``SFR4O42`` as
+# ``SFR4042`` at 1.00 (docs/models-ocr.md, "Mercosur plates"). Most are lettered in FE-Schrift,
+# as real ones are; the rest in the training faces.
+MERCOSUR_FE_SHARE = 0.7
+# A one-row plate pasted over a real plate's box covers most of its width.
+ONE_ROW_PASTE_WIDTH = (0.85, 1.0)
+
+
+def rendered_crop(
     rng: np.random.Generator, scenes: list[dict], style: str, split: str = "train",
     small: SmallPlates = SMALL_PLATES,
 ) -> tuple[np.ndarray, str]:
-    """A rendered two-row plate of ``style`` cut as the engine cuts it (loose or tight, on a real
-    scene half the time, else on the renderer's own background, in perspective), touched like the
-    other crops, then its rows put side by side (``inference.rows.stitched``) as the engine
-    reads it: (BGR picture, text)."""
+    """A rendered plate of ``style`` cut as the engine cuts it (loose or tight, on a real scene
+    half the time, else on the renderer's own background, in perspective), touched like the
+    other crops; a two-row plate's rows then put side by side (``inference.rows.stitched``) as
+    the engine reads them: (BGR picture, text)."""
     from inference.rows import stitched
     from training.realscenes.on_cars import pasted
     from training.synth import augment_plate, render_plate
+    from training.synth.render import MERCOSUR_FONT
+    from training.synth.render import TWO_ROW_STYLES as RENDERED_TWO_ROWS
 
-    plate = render_plate(rng, style=style, split=split)
+    two = style in RENDERED_TWO_ROWS
+    font = None
+    if style == "mercosur" and split == "train" and rng.random() < MERCOSUR_FE_SHARE:
+        font = MERCOSUR_FONT
+    plate = render_plate(rng, style=style, split=split, font=font)
     crop = None
     if scenes and rng.random() < 0.5:
         it = scenes[int(rng.integers(len(scenes)))]
         img = it["image"].copy()
         x, y, w, h = it["box"]
-        f = rng.uniform(*TWO_ROW_PASTE_WIDTH)
+        f = rng.uniform(*(TWO_ROW_PASTE_WIDTH if two else ONE_ROW_PASTE_WIDTH))
         box = pasted(img, cv2.cvtColor(plate.image, cv2.COLOR_RGB2BGR),
                      (x + w * (1 - f) / 2, y, w * f, h))
         if box is not None:
@@ -173,7 +189,7 @@ def two_row_crop(
         )
     if rng.random() < 0.8:
         crop = photometric(rng, crop, small)
-    return stitched(crop), plate.text
+    return (stitched(crop) if two else crop), plate.text
 
 
 def draw(  # type: ignore[no-untyped-def]
@@ -184,22 +200,31 @@ def draw(  # type: ignore[no-untyped-def]
     hard: float = 0.0,
     small: SmallPlates = SMALL_PLATES,
     two_row: float = 0.0,
+    mercosur: float = 0.0,
 ):
     """``n`` augmented inputs; a ``hard`` share of them rolled, and as many at IR night or in
     glare (``hard_cases``); of those ``photometric`` touches, ``small.share`` shrunk to a small
     plate first (``features.SmallPlates``); a ``two_row`` share rendered two-row plates read with
-    their rows side by side (:func:`two_row_crop`)."""
+    their rows side by side (:func:`rendered_crop`), a ``mercosur`` share rendered one-row
+    Mercosur plates."""
     xs, texts, regions = [], [], []
     share = np.array([mix[i] if pool[s] else 0.0 for i, s in enumerate(SOURCES)])
     share /= share.sum()
     while len(xs) < n:
         if two_row and rng.random() < two_row:
             style = list(TWO_ROW_STYLES)[int(rng.integers(len(TWO_ROW_STYLES)))]
-            crop, text = two_row_crop(rng, pool["scene"], style, small=small)
+            crop, text = rendered_crop(rng, pool["scene"], style, small=small)
             if min(crop.shape[:2]) >= 2:
                 xs.append(to_input(crop))
                 texts.append(text)
                 regions.append(REGIONS.index(TWO_ROW_STYLES[style]))
+            continue
+        if mercosur and rng.random() < mercosur:
+            crop, text = rendered_crop(rng, pool["scene"], "mercosur", small=small)
+            if min(crop.shape[:2]) >= 2:
+                xs.append(to_input(crop))
+                texts.append(text)
+                regions.append(REGIONS.index("br"))
             continue
         src = SOURCES[int(rng.choice(len(SOURCES), p=share))]
         it = pool[src][int(rng.integers(len(pool[src])))]
@@ -249,6 +274,8 @@ def _extra_args(a: argparse.Namespace) -> str:
         out += f" --small-min {a.small_min}"
     if a.two_row:
         out += f" --two-row {a.two_row}"
+    if a.mercosur:
+        out += f" --mercosur {a.mercosur}"
     if a.small_jpeg:
         out += f" --small-jpeg {a.small_jpeg}"
     if a.small_share != SMALL_PLATES.share:
@@ -293,6 +320,8 @@ def main() -> None:
                    help="share of the augmented crops shrunk to a small plate first")
     p.add_argument("--two-row", type=float, default=0.0,
                    help="share of rendered two-row plates, read with their rows side by side")
+    p.add_argument("--mercosur", type=float, default=0.0,
+                   help="share of rendered one-row Mercosur plates (ABC1D23)")
     p.add_argument("--average", type=_steps, default=(), metavar="STEP,STEP,...",
                    help="write the mean of the weights at these steps (multiples of "
                    "--save-every; those past --steps are only saved) instead of the last ones")
@@ -380,16 +409,22 @@ def main() -> None:
     mix = SHARE if a.eu_texts is None else EU_TEXT_SHARE
     print({k: len(v) for k, v in pool.items()}, f"loaded in {time.time() - t0:.0f} s", flush=True)
     # Diagnostic only: rendered in the held-out font, on the same scenes the training pastes on.
-    two_row_val = []
+    two_row_val, mercosur_val = [], []
     if a.two_row:
         vrng = np.random.default_rng(20261204)
         for style in TWO_ROW_STYLES:
             for _ in range(50):
-                crop, text = two_row_crop(vrng, pool["scene"], style, split="test")
+                crop, text = rendered_crop(vrng, pool["scene"], style, split="test")
                 two_row_val.append((crop[:, :, ::-1].copy(), text))
+    if a.mercosur:
+        vrng = np.random.default_rng(20261206)
+        for _ in range(100):
+            crop, text = rendered_crop(vrng, pool["scene"], "mercosur", split="test")
+            mercosur_val.append((crop[:, :, ::-1].copy(), text))
 
     def validate_two_rows() -> str:
-        return f", two-row rendered {exact(two_row_val):.3f}" if two_row_val else ""
+        out = f", two-row rendered {exact(two_row_val):.3f}" if two_row_val else ""
+        return out + (f", Mercosur rendered {exact(mercosur_val):.3f}" if mercosur_val else "")
 
     if step0 == 0:
         print(f"val exact before: {validate():.3f}{validate_two_rows()}", flush=True)
@@ -397,7 +432,7 @@ def main() -> None:
     sums = np.zeros(3)
     t0 = time.time()
     for s in range(step0, a.steps):
-        x, texts, regions = draw(rng, pool, a.batch, mix, a.hard, small, a.two_row)
+        x, texts, regions = draw(rng, pool, a.batch, mix, a.hard, small, a.two_row, a.mercosur)
         labels, lengths = encode(np.array(texts), MAX_LABEL)
         has_text = np.array([len(t) > 0 for t in texts], np.float32)
         warm = min(1.0, (s + 1) / 50)
@@ -453,6 +488,7 @@ def main() -> None:
             "small_share": a.small_share,
             "two_row_share": a.two_row,
             "two_row_styles": TWO_ROW_STYLES if a.two_row else None,
+            "mercosur_share": a.mercosur,
             "averaged_steps": averaged,
             "val_exact_us_br_crops": round(score, 4),
             "pool": {k: len(v) for k, v in pool.items()},

@@ -31,6 +31,10 @@ EU2_SIZE = (340, 200)  # two-row EU (e.g. 340 x 200 mm)
 BR_SIZE = (400, 130)  # Mercosur 400 x 130 mm, ~3.1:1
 BR2_SIZE = (200, 170)  # Mercosur motorcycle, two rows
 
+# Brazil's Mercosur plates are lettered in FE-Schrift, the German anti-forgery face (its letters
+# and digits differ where generic faces' do not: O / 0, I / 1, B / 8); GL-Nummernschild draws it.
+MERCOSUR_FONT = "GL-Nummernschild-Mtl.ttf"
+
 STYLES = ("us", "paper", "eu1", "eu2", "mercosur", "mercosur2", "grey", "grey2")
 TWO_ROW_STYLES = frozenset(("eu2", "mercosur2", "grey2"))
 _STYLE_BY_REGION = {
@@ -332,15 +336,21 @@ def render_plate(
     style: str | None = None,
     *,
     split: str = "train",
+    font: str | None = None,
 ) -> SynthPlate:
     """Render one clean frontal plate.
 
     ``region``: ``us-ca`` style state code, ``us`` (any state), ``eu-de`` / ``eu`` or ``br``;
     ``None`` draws one. ``text``: printed text (spaces/dashes allowed, they are not read);
     ``None`` draws one in the region's format. ``style``: one of :data:`STYLES`. ``split``:
-    ``"train"`` uses the training fonts, ``"test"`` only the held-out font.
+    ``"train"`` uses the training fonts, ``"test"`` only the held-out font. ``font``: draw in
+    this font file (of the data's ``fonts/``) instead of one picked for ``split``: real Mercosur
+    plates are lettered in FE-Schrift (:data:`MERCOSUR_FONT`), none of the generic faces.
     """
-    font = _pick_font(rng, split)
+    if font is None:
+        font = _pick_font(rng, split)
+    else:
+        font_path(font)  # a missing file is named now, not at the first glyph
     region, style = _choose(rng, region, style)
     state = region[3:]
     rows = 2 if style in TWO_ROW_STYLES else 1
