@@ -161,6 +161,21 @@ def main() -> None:
                     "count": 0,
                 },
             ]
+        mercosur = meta.get("finetune", {}).get("mercosur_share")
+        if mercosur:
+            training_data = [
+                *(t for t in training_data
+                  if not str(t["set"]).startswith("one-row Mercosur plates")),
+                {
+                    "set": "one-row Mercosur plates (ABC1D23) rendered here (training.synth; "
+                    "70% lettered in FE-Schrift, GL-Nummernschild, the rest in the training "
+                    "fonts), pasted on the real-scene dev part or on rendered backgrounds; "
+                    f"{mercosur:.0%} of every batch",
+                    "licence": "generated (fonts: see ../shared/datasets/fonts/licenses; "
+                    "GL-Nummernschild: unlimited permission)",
+                    "count": 0,
+                },
+            ]
     elif a.heads:
         h = np.load(a.heads, allow_pickle=False)
         head_w, head_b = h["char_w"], h["char_b"]
