@@ -119,3 +119,35 @@ def test_rendered_mercosur_crops_for_the_reader_stay_one_row() -> None:
         assert 2.0 < w / h < 5.0  # one row, not two put side by side
     two, text2 = rendered_crop(rng, [], "mercosur2")
     assert two.shape[1] / two.shape[0] > 3.0 and len(text2) == 7  # rows side by side
+
+
+def test_pasted_mercosur_set_keeps_one_row_plates_and_unreadable_ones(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import sys
+
+    import cv2
+
+    from training.realscenes import two_rows
+
+    part = tmp_path / "val"
+    (part / "images").mkdir(parents=True)
+    cv2.imwrite(str(part / "images" / "a.jpg"), np.full((360, 640, 3), 90, np.uint8))
+    plates = [
+        {"box": [100.0, 200.0, 120.0, 28.0], "text": "B123ABC", "region": "eu"},
+        {"box": [400.0, 200.0, 100.0, 24.0], "text": None, "region": "eu"},
+    ]
+    (part / "labels.jsonl").write_text(json.dumps({"image": "images/a.jpg", "plates": plates}))
+    argv = ["two_rows", "--part", "val", "--style", "mercosur", "--font", "fe",
+            "--root", str(tmp_path)]
+    monkeypatch.setattr(sys, "argv", argv)
+    two_rows.main()
+    out = tmp_path / "one-row-mercosur-fe-val"
+    [line] = (out / "labels.jsonl").read_text().splitlines()
+    got = json.loads(line)["plates"]
+    assert re.fullmatch(r"[A-Z]{3}[0-9][A-Z][0-9]{2}", got[0]["text"])
+    assert got[0]["region"] == "br" and got[1]["text"] is None
+    w, h = got[0]["box"][2:]
+    assert abs(w - 0.9 * 120) <= 1 and 2.8 < w / h < 3.4  # one row, 0.9 of the box wide
+    assert cv2.imread(str(out / "images" / "a.jpg")) is not None
