@@ -34,6 +34,7 @@ from training.realscenes.parts import labelled_photos, write_labels
 from training.synth.render import MERCOSUR_FONT, TWO_ROW_STYLES, render_plate
 
 STYLES = {"mercosur2": "br", "eu2": "eu", "grey2": "br", "mercosur": "br"}
+TWO_ROW_WIDTH = 0.6
 ONE_ROW_WIDTH = 0.9
 
 
@@ -42,8 +43,8 @@ def main() -> None:
     p.add_argument("--part", required=True, help="a folder under --root (dev-q, test, ...)")
     p.add_argument("--style", choices=sorted(STYLES), required=True)
     p.add_argument("--width", type=float, default=None,
-                   help="the plate's width as a fraction of the real plate's box (default 0.6 "
-                   f"for two-row plates, {ONE_ROW_WIDTH} for one-row)")
+                   help="the plate's width as a fraction of the real plate's box (default "
+                   f"{TWO_ROW_WIDTH} for two-row plates, {ONE_ROW_WIDTH} for one-row)")
     p.add_argument("--font", choices=("heldout", "fe"), default="heldout",
                    help="the reader's held-out face, or FE-Schrift (Mercosur's own lettering)")
     p.add_argument("--seed", type=int, default=7)
@@ -52,7 +53,7 @@ def main() -> None:
     region = STYLES[a.style]
     rng = np.random.default_rng(a.seed)
     two = a.style in TWO_ROW_STYLES
-    width = a.width if a.width is not None else (0.6 if two else ONE_ROW_WIDTH)
+    width = a.width if a.width is not None else (TWO_ROW_WIDTH if two else ONE_ROW_WIDTH)
     font = MERCOSUR_FONT if a.font == "fe" else None
     name = f"two-rows-{a.style}" if two else f"one-row-{a.style}"
     out = a.root / f"{name}{'-fe' if font else ''}-{a.part}"

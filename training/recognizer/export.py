@@ -95,6 +95,13 @@ def convert(
     return path
 
 
+def with_entry(training_data: list[dict[str, object]], entry: dict[str, object],
+               replaces: str) -> list[dict[str, object]]:
+    """``training_data`` with ``entry`` last, in place of any entry whose set name starts with
+    ``replaces``: a read-back reader's entry gives way to this run's."""
+    return [*(t for t in training_data if not str(t["set"]).startswith(replaces)), entry]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--heads", type=Path, default=None, help="npz from train_heads.py")
@@ -149,33 +156,25 @@ def main() -> None:
                 for t in training_data
             ]
         if two_row:
-            # as with the pseudo-texts: a read-back reader's entry gives way to this run's
-            training_data = [
-                *(t for t in training_data if not str(t["set"]).startswith("two-row plates")),
-                {
-                    "set": "two-row plates rendered here (training.synth: Mercosur and grey "
-                    "Brazilian motorcycle plates, square European plates; training fonts), pasted "
-                    "on the real-scene dev part or on rendered backgrounds, read with their rows "
-                    f"side by side; {two_row:.0%} of every batch",
-                    "licence": "generated (fonts: see ../shared/datasets/fonts/licenses)",
-                    "count": 0,
-                },
-            ]
+            training_data = with_entry(training_data, {
+                "set": "two-row plates rendered here (training.synth: Mercosur and grey "
+                "Brazilian motorcycle plates, square European plates; training fonts), pasted "
+                "on the real-scene dev part or on rendered backgrounds, read with their rows "
+                f"side by side; {two_row:.0%} of every batch",
+                "licence": "generated (fonts: see ../shared/datasets/fonts/licenses)",
+                "count": 0,
+            }, replaces="two-row plates")
         mercosur = meta.get("finetune", {}).get("mercosur_share")
         if mercosur:
-            training_data = [
-                *(t for t in training_data
-                  if not str(t["set"]).startswith("one-row Mercosur plates")),
-                {
-                    "set": "one-row Mercosur plates (ABC1D23) rendered here (training.synth; "
-                    "70% lettered in FE-Schrift, GL-Nummernschild, the rest in the training "
-                    "fonts), pasted on the real-scene dev part or on rendered backgrounds; "
-                    f"{mercosur:.0%} of every batch",
-                    "licence": "generated (fonts: see ../shared/datasets/fonts/licenses; "
-                    "GL-Nummernschild: unlimited permission)",
-                    "count": 0,
-                },
-            ]
+            training_data = with_entry(training_data, {
+                "set": "one-row Mercosur plates (ABC1D23) rendered here (training.synth; "
+                "70% lettered in FE-Schrift, GL-Nummernschild, the rest in the training "
+                "fonts), pasted on the real-scene dev part or on rendered backgrounds; "
+                f"{mercosur:.0%} of every batch",
+                "licence": "generated (fonts: see ../shared/datasets/fonts/licenses; "
+                "GL-Nummernschild: unlimited permission)",
+                "count": 0,
+            }, replaces="one-row Mercosur plates")
     elif a.heads:
         h = np.load(a.heads, allow_pickle=False)
         head_w, head_b = h["char_w"], h["char_b"]

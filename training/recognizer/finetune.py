@@ -144,11 +144,13 @@ TWO_ROW_SHIFT = (0.05, 0.06)
 # One-row Mercosur plates (``--mercosur``), Brazil's plate since 2018 (ABC1D23): every real
 # Brazilian photo here shows the older grey plate (ABC1234), so without rendered ones the reader
 # learns that a Brazilian plate's fifth character is a digit and reads ``SFR4O42`` as
-# ``SFR4042`` at 1.00 (docs/models-ocr.md, "Mercosur plates"). Most are lettered in FE-Schrift,
+# ``SFR4042`` at 1.00 (docs/models-ocr.md, "Mercosur car plates"). Most are lettered in FE-Schrift,
 # as real ones are; the rest in the training faces.
 MERCOSUR_FE_SHARE = 0.7
 # A one-row plate pasted over a real plate's box covers most of its width.
 ONE_ROW_PASTE_WIDTH = (0.85, 1.0)
+# Every rendered style the trainer draws, with the region its plates teach the region head.
+RENDERED_REGIONS = {**TWO_ROW_STYLES, "mercosur": "br"}
 
 
 def rendered_crop(
@@ -163,9 +165,8 @@ def rendered_crop(
     from training.realscenes.on_cars import pasted
     from training.synth import augment_plate, render_plate
     from training.synth.render import MERCOSUR_FONT
-    from training.synth.render import TWO_ROW_STYLES as RENDERED_TWO_ROWS
 
-    two = style in RENDERED_TWO_ROWS
+    two = style in TWO_ROW_STYLES
     font = None
     if style == "mercosur" and split == "train" and rng.random() < MERCOSUR_FE_SHARE:
         font = MERCOSUR_FONT
@@ -211,20 +212,17 @@ def draw(  # type: ignore[no-untyped-def]
     share = np.array([mix[i] if pool[s] else 0.0 for i, s in enumerate(SOURCES)])
     share /= share.sum()
     while len(xs) < n:
+        style = None
         if two_row and rng.random() < two_row:
             style = list(TWO_ROW_STYLES)[int(rng.integers(len(TWO_ROW_STYLES)))]
+        elif mercosur and rng.random() < mercosur:
+            style = "mercosur"
+        if style is not None:
             crop, text = rendered_crop(rng, pool["scene"], style, small=small)
             if min(crop.shape[:2]) >= 2:
                 xs.append(to_input(crop))
                 texts.append(text)
-                regions.append(REGIONS.index(TWO_ROW_STYLES[style]))
-            continue
-        if mercosur and rng.random() < mercosur:
-            crop, text = rendered_crop(rng, pool["scene"], "mercosur", small=small)
-            if min(crop.shape[:2]) >= 2:
-                xs.append(to_input(crop))
-                texts.append(text)
-                regions.append(REGIONS.index("br"))
+                regions.append(REGIONS.index(RENDERED_REGIONS[style]))
             continue
         src = SOURCES[int(rng.choice(len(SOURCES), p=share))]
         it = pool[src][int(rng.integers(len(pool[src])))]
