@@ -21,9 +21,9 @@ import cv2
 import numpy as np
 
 from drivers.resource import Closing
-from inference.ctc import best_path, prefix_beam_search
+from inference.ctc import best_in_format, best_path, format_probability, prefix_beam_search
 from inference.errors import FrameError, ModelError
-from inference.records import Candidate, OcrResult
+from inference.records import Candidate, OcrResult, StepProbs
 from inference.runtime import TFLiteModel
 
 log = logging.getLogger(__name__)
@@ -164,11 +164,7 @@ def decode(
     else:  # the beam's best differs from the greedy path: no per-step alignment to show
         confs = char_marginals(best_text, candidates)
     chars = [c if p >= partial_threshold else "?" for c, p in zip(best_text, confs, strict=True)]
-    region: str | None = None
-    region_conf = 0.0
-    if region_probs is not None and labels.regions:
-        i = int(np.argmax(region_probs))
-        region, region_conf = labels.regions[i], float(region_probs[i])
+    region, region_conf, design, design_conf = region_and_design(region_probs, labels.regions)
     return OcrResult(
         text="".join(chars),
         confidence=candidates[0].confidence if candidates else 0.0,
@@ -177,7 +173,59 @@ def decode(
         region=region,
         region_confidence=region_conf,
         plate_class="partial" if "?" in chars else "full",
+        steps=StepProbs(probs.astype(np.float32), labels.alphabet, blank),
+        design=design,
+        design_confidence=design_conf,
     )
+
+
+def region_and_design(
+    probs: np.ndarray | None, names: Sequence[str]
+) -> tuple[str | None, float, str | None, float]:
+    """(region, its confidence, design, its confidence) from the region head's softmax.
+
+    Classes named ``<region>-<design>`` (``br-mercosur``) are plate designs within a region,
+    added to a head whose other columns were kept (``training.recognizer.region_head``). The
+    region is read over the other classes alone, their probabilities renormalised, which gives
+    exactly what the head gave before the design was added; the design is the likeliest design
+    class with its probability over every class."""
+    if probs is None or not names:
+        return None, 0.0, None, 0.0
+    p = np.asarray(probs, np.float64)
+    regions = [i for i, n in enumerate(names) if "-" not in n]
+    designs = [i for i, n in enumerate(names) if "-" in n]
+    region: str | None = None
+    region_conf = 0.0
+    if regions:
+        mass = float(p[regions].sum())
+        i = max(regions, key=lambda k: p[k])
+        region, region_conf = names[i], float(p[i] / mass) if mass > 0 else 0.0
+    if not designs:
+        return region, region_conf, None, 0.0
+    j = max(designs, key=lambda k: p[k])
+    return region, region_conf, names[j], float(p[j])
+
+
+def in_format(ocr: OcrResult, places: Sequence[str]) -> tuple[Candidate, float] | None:
+    """The likeliest text the reader's probabilities give with exactly one character per place,
+    each from its place's characters (``places[i]``, e.g. ``"0123456789"``), with its
+    probability, and the probability of all texts that fit; None when ``ocr`` kept no
+    probabilities or no text fits. Pure.
+
+    Unlike choosing among ``ocr.candidates``, this finds a format's reading however far down the
+    reader put it: a digit read at 0.99 where the format has a letter becomes the likeliest
+    letter there (:func:`inference.ctc.best_in_format`)."""
+    steps = ocr.steps
+    if steps is None:
+        return None
+    index = {ch: i for i, ch in enumerate(steps.alphabet) if i != steps.blank}
+    allowed = [[index[ch] for ch in place if ch in index] for place in places]
+    found = best_in_format(steps.probs, allowed, steps.blank)
+    if found is None:
+        return None
+    p, symbols = found
+    text = "".join(steps.alphabet[c] for c in symbols)
+    return Candidate(text, p), format_probability(steps.probs, allowed, steps.blank)
 
 
 def char_marginals(text: str, candidates: Sequence[Candidate]) -> tuple[float, ...]:

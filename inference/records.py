@@ -78,12 +78,24 @@ class Candidate:
     confidence: float
 
 
+@dataclass(frozen=True, eq=False)
+class StepProbs:
+    """The reader's per-step class probabilities behind a read (softmax temperature applied),
+    kept so the read can be decoded again under a plate format (``inference.ocr.in_format``)."""
+
+    probs: np.ndarray  # (steps, classes) float32
+    alphabet: str  # class i's symbol; the blank's symbol at ``blank``
+    blank: int
+
+
 @dataclass(frozen=True)
 class OcrResult:
     """What the plate reader makes of one rectified plate crop.
 
     ``text`` may contain ``?`` for a character position the reader could not tell (a partial read).
-    ``plate_class`` is one of ``full``, ``partial``, ``paper``.
+    ``plate_class`` is one of ``full``, ``partial``, ``paper``. ``steps``: the probabilities the
+    read was decoded from, where the reader kept them (not compared, not shown). ``design``: a
+    plate design the region head recognised (``br-mercosur``), with its probability.
     """
 
     text: str
@@ -93,6 +105,9 @@ class OcrResult:
     region: str | None = None
     region_confidence: float = 0.0
     plate_class: str = "full"
+    steps: StepProbs | None = field(default=None, compare=False, repr=False)
+    design: str | None = None
+    design_confidence: float = 0.0
 
 
 @dataclass(frozen=True, eq=False)
