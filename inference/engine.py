@@ -60,6 +60,10 @@ _FORMATS = {
 # two real ones (a grey Brazilian plate and a European one), at 0.9 128 / 124 Mercosur plates.
 MERCOSUR_REGION = "br-mercosur"
 MERCOSUR_CONFIDENCE = 0.8
+# ...and whose own read is 6-8 characters (seven, one dropped or one doubled): a line of blue
+# lettering (``METROPOLITAN`` over ``POLICE`` on a car in the dev part, read ``1ETR0P01TAN``) is
+# called Mercosur at 0.94 with a band, and read in the format it became ``ETR0P01`` at 0.89.
+MERCOSUR_READ_LENGTHS = (6, 8)
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _DIGITS = "0123456789"
 # Brazil's Mercosur car plate: three letters, a digit, a letter, two digits (ABC1D23).
@@ -257,8 +261,14 @@ def apply_country(ocr: OcrResult, country: str, mercosur_band: bool = False) -> 
 
 
 def is_mercosur(ocr: OcrResult) -> bool:
-    """Whether the region head calls ``ocr``'s plate a Mercosur plate surely enough."""
-    return ocr.design == MERCOSUR_REGION and ocr.design_confidence >= MERCOSUR_CONFIDENCE
+    """Whether the region head calls ``ocr``'s plate a Mercosur plate surely enough, and the
+    reader's own read is about a Mercosur plate's length (:data:`MERCOSUR_READ_LENGTHS`)."""
+    lo, hi = MERCOSUR_READ_LENGTHS
+    return (
+        ocr.design == MERCOSUR_REGION
+        and ocr.design_confidence >= MERCOSUR_CONFIDENCE
+        and lo <= len(ocr.text) <= hi
+    )
 
 
 def as_mercosur(ocr: OcrResult) -> OcrResult | None:

@@ -139,6 +139,10 @@ def test_the_mercosur_rule_needs_brazil_the_head_and_the_band() -> None:
     assert apply_country(grey, "auto", mercosur_band=True).text == "FTQ8018"
     us = decode(probs, LABELS, region_probs=_region("us", 0.99))
     assert apply_country(us, "auto", mercosur_band=True).text == "FTQ8018"
+    # a read far longer than a plate (a line of blue lettering) is not forced into seven places
+    long = decode(steps_for("METROPOLIT", p=0.99), LABELS,
+                  region_probs=_region(MERCOSUR_REGION, 0.97))
+    assert apply_country(long, "auto", mercosur_band=True).text == "METROPOLIT"
     # a unit configured for another country never reads the Mercosur format
     assert apply_country(sure, "us", mercosur_band=True).text == "FTQ8018"
 
