@@ -53,11 +53,11 @@ _FORMATS = {
 }
 # The region head's design class for Brazil's Mercosur plate (``training.recognizer.region_head``,
 # ``OcrResult.design``), and the region of a plate read as one (family ``br``). A read the head
-# gives it at least ``MERCOSUR_CONFIDENCE``, whose crop shows
-# the plate's blue band too, is read in the Mercosur format alone (:func:`as_mercosur`). On the
-# val part's sets (every plate the engine reported, 1,415 on real photos): at 0.8 no real plate
-# and 153 / 149 of the 194 / 195 pasted Mercosur plates in FE-Schrift / the held-out face; at 0.7
-# two real ones (a grey Brazilian plate and a European one), at 0.9 128 / 124 Mercosur plates.
+# gives it at least ``MERCOSUR_CONFIDENCE``, whose crop shows the plate's blue band too, is read
+# in the Mercosur format alone (:func:`as_mercosur`). On the val part's sets (every plate the
+# engine reported, 1,415 on real photos): at 0.8 no real plate and 153 / 149 of the 194 / 195
+# pasted Mercosur plates in FE-Schrift / the held-out face; at 0.7 two real ones (a grey
+# Brazilian plate and a European one), at 0.9 128 / 124 Mercosur plates.
 MERCOSUR_REGION = "br-mercosur"
 MERCOSUR_CONFIDENCE = 0.8
 # ...and whose own read is 6-8 characters (seven, one dropped or one doubled): a line of blue
@@ -68,6 +68,7 @@ _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _DIGITS = "0123456789"
 # Brazil's Mercosur car plate: three letters, a digit, a letter, two digits (ABC1D23).
 MERCOSUR_PLACES = (_LETTERS, _LETTERS, _LETTERS, _DIGITS, _LETTERS, _DIGITS, _DIGITS)
+_MERCOSUR_FORMAT = re.compile(r"^[A-Z]{3}[0-9][A-Z][0-9]{2}$")
 
 
 @dataclass(frozen=True)
@@ -289,11 +290,10 @@ def as_mercosur(ocr: OcrResult) -> OcrResult | None:
     best, mass = found
     if mass <= 0.0:
         return None
-    fits = _FORMATS["br"].match
     others = [
         Candidate(c.text, c.confidence / mass)
         for c in ocr.candidates
-        if c.text != best.text and fits(c.text) and c.text[4].isalpha()
+        if c.text != best.text and _MERCOSUR_FORMAT.match(c.text)
     ]
     conf = min(1.0, best.confidence / mass)
     top = ocr.candidates[0].text if ocr.candidates else ""
