@@ -100,6 +100,15 @@ def prefix_beam_search(
     return out
 
 
+def _place_mask(allowed: Sequence[Sequence[int]], classes: int, blank: int) -> np.ndarray:
+    """(places, classes) bool: which symbols each place of a format takes (never the blank)."""
+    fits = np.zeros((len(allowed), classes), bool)
+    for i, a in enumerate(allowed):
+        fits[i, list(a)] = True
+    fits[:, blank] = False
+    return fits
+
+
 def text_probability(probs: np.ndarray, symbols: tuple[int, ...], blank: int = 0) -> float:
     """The probability of the collapsed text ``symbols``: the sum over all its alignments (the
     CTC forward algorithm), comparable with :func:`prefix_beam_search`'s figures."""
@@ -142,10 +151,7 @@ def best_in_format(
     if n == 0 or n > steps:
         return None
     lp = np.log(np.maximum(probs.astype(np.float64), 1e-300))
-    fits = np.zeros((n, classes), bool)
-    for i, a in enumerate(allowed):
-        fits[i, list(a)] = True
-    fits[:, blank] = False
+    fits = _place_mask(allowed, classes, blank)
     neg = -np.inf
     at_blank = np.full(n + 1, neg)  # best score ending in a blank after k symbols
     at_blank[0] = 0.0
@@ -218,10 +224,7 @@ def format_probability(
     if n == 0 or n > steps:
         return 0.0
     p = probs.astype(np.float64)
-    fits = np.zeros((n, classes), bool)
-    for i, a in enumerate(allowed):
-        fits[i, list(a)] = True
-    fits[:, blank] = False
+    fits = _place_mask(allowed, classes, blank)
     at_blank = np.zeros(n + 1)
     at_blank[0] = 1.0
     at_sym = np.zeros((n, classes))

@@ -68,7 +68,7 @@ _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _DIGITS = "0123456789"
 # Brazil's Mercosur car plate: three letters, a digit, a letter, two digits (ABC1D23).
 MERCOSUR_PLACES = (_LETTERS, _LETTERS, _LETTERS, _DIGITS, _LETTERS, _DIGITS, _DIGITS)
-_MERCOSUR_FORMAT = re.compile(r"^[A-Z]{3}[0-9][A-Z][0-9]{2}$")
+_MERCOSUR_FORMAT = re.compile("^" + "".join(f"[{p}]" for p in MERCOSUR_PLACES) + "$")
 
 
 @dataclass(frozen=True)

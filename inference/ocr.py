@@ -173,7 +173,7 @@ def decode(
         region=region,
         region_confidence=region_conf,
         plate_class="partial" if "?" in chars else "full",
-        steps=StepProbs(probs.astype(np.float32), labels.alphabet, blank),
+        steps=StepProbs(np.asarray(probs, np.float32), labels.alphabet, blank),
         design=design,
         design_confidence=design_conf,
     )

@@ -14,19 +14,9 @@ from inference.ctc import best_in_format, format_probability, text_probability
 from inference.engine import MERCOSUR_PLACES, MERCOSUR_REGION, apply_country, as_mercosur
 from inference.ocr import OcrLabels, decode, in_format, region_and_design
 from inference.plate_design import blue_band, shows_mercosur_band
+from tests.test_ocr_decode import ALPHA, collapse, steps_for
 
-ALPHA = "_0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 LABELS = OcrLabels(ALPHA, "_", ("us", "eu", "br", MERCOSUR_REGION))
-
-
-def _collapse(path: tuple[int, ...]) -> tuple[int, ...]:
-    out: list[int] = []
-    prev = 0
-    for c in path:
-        if c != 0 and c != prev:
-            out.append(c)
-        prev = c
-    return tuple(out)
 
 
 def _alignments(probs: np.ndarray) -> tuple[dict, dict]:
@@ -35,8 +25,8 @@ def _alignments(probs: np.ndarray) -> tuple[dict, dict]:
     best: dict[tuple[int, ...], float] = defaultdict(float)
     for path in itertools.product(range(probs.shape[1]), repeat=probs.shape[0]):
         p = float(np.prod([probs[t, c] for t, c in enumerate(path)]))
-        total[_collapse(path)] += p
-        best[_collapse(path)] = max(best[_collapse(path)], p)
+        total[collapse(path)] += p
+        best[collapse(path)] = max(best[collapse(path)], p)
     return total, best
 
 
@@ -65,17 +55,6 @@ def test_format_searches_are_exact_on_small_problems() -> None:
         p, text = found
         assert best[text] == pytest.approx(max(best[t] for t in fit), rel=1e-12)
         assert p == pytest.approx(total[text], rel=1e-9)
-
-
-def steps_for(text: str, p: float = 0.98, steps: int = 30) -> np.ndarray:
-    probs = np.full((steps, len(ALPHA)), (1 - p) / (len(ALPHA) - 1), np.float32)
-    path = []
-    for ch in text:
-        path += [ALPHA.index(ch)] * 2 + [0]
-    path += [0] * (steps - len(path))
-    for t, c in enumerate(path[:steps]):
-        probs[t, c] = p
-    return probs
 
 
 def _mercosur_read(text: str = "FTQ8018", o_share: float = 1e-5) -> np.ndarray:

@@ -28,7 +28,7 @@ def steps_for(text: str, p: float = 0.98, steps: int = 30) -> np.ndarray:
     return probs
 
 
-def _collapse(path: tuple[int, ...]) -> tuple[int, ...]:
+def collapse(path: tuple[int, ...]) -> tuple[int, ...]:
     out: list[int] = []
     prev = 0
     for c in path:
@@ -42,7 +42,7 @@ def _brute_force(probs: np.ndarray) -> dict[tuple[int, ...], float]:
     """Every alignment of a tiny problem, summed per collapsed text."""
     texts: dict[tuple[int, ...], float] = defaultdict(float)
     for path in itertools.product(range(probs.shape[1]), repeat=probs.shape[0]):
-        texts[_collapse(path)] += float(np.prod([probs[t, c] for t, c in enumerate(path)]))
+        texts[collapse(path)] += float(np.prod([probs[t, c] for t, c in enumerate(path)]))
     return texts
 
 

@@ -27,6 +27,8 @@ import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
+from training.tflite_ops import op_builtin
+
 CHAIN = ("SOFTMAX", "ADD", "MEAN", "FULLY_CONNECTED")
 
 
@@ -49,8 +51,7 @@ def graft(blob: bytes, region_w: np.ndarray, region_b: np.ndarray) -> bytes:
     chain, t = [], heads[0]
     for want in CHAIN:
         op = g.operators[made_by[t]]
-        code = model.operatorCodes[op.opcodeIndex]
-        got = names.get(max(code.builtinCode, code.deprecatedBuiltinCode))
+        got = names.get(op_builtin(model, op))
         if got != want:
             raise SystemExit(f"region head: expected {want} making tensor {t}, found {got}")
         chain.append((op, t))

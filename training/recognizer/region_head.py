@@ -31,12 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
+from inference.engine import MERCOSUR_REGION as MERCOSUR
 from training.recognizer import graph
 from training.recognizer.features import REGIONS, WIDTH
 from training.recognizer.finetune import SHARE, draw, load_pool, rendered_crop, to_input
 from training.recognizer.splits import DATASETS
 
-MERCOSUR = "br-mercosur"
 TRAINER = (
     "PYTHONPATH=. .venv-train/bin/python -m training.recognizer.region_head --weights {weights} "
     "--heads {heads} --crops {crops} --mercosur {mercosur} --seed {seed} --epochs {epochs}"
@@ -174,7 +174,7 @@ def main() -> None:
     before = softmax(f @ w0 + b0)
     new_w, new_b = fit(f, y, w0, b0, a.epochs)
     held = {
-        "before": report(softmax(fh @ w0 + b0), yh, names[:-1] + [MERCOSUR]),
+        "before": report(softmax(fh @ w0 + b0), yh, names),
         "after": report(softmax(fh @ new_w + new_b), yh, names),
     }
     print(json.dumps({"train_before_agree": float((before.argmax(1) == y)[y < 3].mean()),
